@@ -1,0 +1,49 @@
+"""rq jobs of the camera queue. Arguments are small values; frames travel through the store."""
+
+from __future__ import annotations
+
+import random
+
+from rq import get_current_job
+
+from shared.camera_client import CameraClient
+from shared.config import load_settings
+from shared.keys import Keys
+from shared.progress import JobProgress
+from shared.redis import client_for
+from shared.store import store_for
+
+from services.camera.sweep import run_sweep
+
+
+def collect_sweep(iterations: int | None = None, movements: int | None = None,
+                  seed: int | None = None) -> dict:
+    """The random sweep: frames and one manifest per round into the store; returns a summary."""
+    settings = load_settings()
+    iterations = settings.collect.iterations if iterations is None else iterations
+    movements = settings.collect.movements if movements is None else movements
+    seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+    job = get_current_job()
+    redis_client = job.connection if job else client_for(settings)
+    store = store_for(settings)
+    progress = JobProgress(redis_client, Keys(settings.redis_prefix), settings.node, "collect",
+                           iterations * (movements + 1))
+
+    def on_frame(done: int, _total: int) -> None:
+        progress.update(done)
+        progress.check_stop()
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    outcome = "failed"
+    try:
+        with CameraClient(settings.services.camera_base_url(), token=token,
+                          timeout_s=settings.camera.timeout_s + 30) as camera:
+            result = run_sweep(camera, store, node=settings.node, camera=settings.camera.name,
+                               iterations=iterations, movements=movements, seed=seed,
+                               collection_id=f"sweep-{job.id[:8]}" if job else None,
+                               on_frame=on_frame)
+        outcome = "stopped" if result.stopped else "ok"
+        summary = result.summary(store, settings.node) | {"seed": seed}
+    finally:
+        progress.finish(outcome)
+    return summary

@@ -1,0 +1,117 @@
+"""The random sweep of the first cycle (REFERENCE.md, "Random sweep").
+
+`iterations` rounds; each round moves to a random absolute pose and grabs a frame, then makes
+`movements` random moves from the 21 discrete actions, grabbing a frame after each. Moves are
+computed with shared.pose (wrap and clamp), so a round's consecutive frames are real camera moves
+that the world model learns from. Each round's manifest is written when the round ends, and a
+round cut short by a failure still gets its manifest for the frames it has: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import timezone
+from typing import Callable
+
+from shared.camera_client import CameraClient
+from shared.contact_sheet import contact_sheet
+from shared.metrics import FRAMES_COLLECTED
+from shared.progress import StopRequested
+from shared.pose import ACTIONS, Pose, PoseRanges, apply_action
+from shared.schemas import FrameRecord, PoseModel
+from shared.store import Store, decode_image, frame_path, manifest_path, report_path
+
+
+@dataclass
+class SweepResult:
+    collection_id: str
+    frames: int = 0
+    rounds: int = 0
+    manifests: list[str] = field(default_factory=list)
+    dynamic_fractions: list[float] = field(default_factory=list)
+    contact_sheet: str | None = None
+    stopped: bool = False
+
+    def summary(self, store: Store, node: str) -> dict:
+        dyn = self.dynamic_fractions
+        return {
+            "collection_id": self.collection_id,
+            "frames": self.frames,
+            "rounds": self.rounds,
+            "manifests": self.manifests,
+            "frames_dir": store.full(f"frames/{node}"),
+            "contact_sheet": self.contact_sheet,
+            "mean_dynamic_fraction": round(sum(dyn) / len(dyn), 4) if dyn else None,
+            "stopped": self.stopped,
+        }
+
+
+def random_pose(rng: random.Random, ranges: PoseRanges) -> Pose:
+    """Uniform pan and tilt; zoom log-uniform, so wide and narrow views are equally likely."""
+    zoom = math.exp(rng.uniform(math.log(ranges.zoom_min), math.log(ranges.zoom_max)))
+    return Pose(rng.uniform(ranges.pan_min, ranges.pan_max), rng.uniform(ranges.tilt_min, ranges.tilt_max),
+                zoom)
+
+
+def run_sweep(client: CameraClient, store: Store, *, node: str, camera: str, iterations: int,
+              movements: int, seed: int, collection_id: str | None = None,
+              on_frame: Callable[[int, int], None] | None = None) -> SweepResult:
+    """Drive the camera through the sweep.
+
+    `on_frame(done, total)` runs after each frame; raising StopRequested there ends the sweep
+    early with everything collected so far kept (`result.stopped`).
+    """
+    rng = random.Random(seed)
+    ranges = client.info().ranges.to_ranges()
+    result = SweepResult(collection_id or f"sweep-{uuid.uuid4().hex[:10]}")
+    total = iterations * (movements + 1)
+    thumbs: list = []
+    try:
+        for i in range(iterations):
+            _run_round(client, store, rng, ranges, result, thumbs, node=node, camera=camera,
+                       round_id=f"{result.collection_id}-r{i:03d}", movements=movements,
+                       total=total, on_frame=on_frame)
+    except StopRequested:
+        result.stopped = True
+    finally:  # a sweep cut short still shows what it saw
+        if thumbs:
+            result.contact_sheet = store.write_image(
+                report_path(node, f"contact_sheet-{result.collection_id}.png"), contact_sheet(thumbs))
+    return result
+
+
+def _run_round(client: CameraClient, store: Store, rng: random.Random, ranges: PoseRanges,
+               result: SweepResult, thumbs: list, *, node: str, camera: str, round_id: str,
+               movements: int, total: int, on_frame: Callable[[int, int], None] | None) -> None:
+    records: list[FrameRecord] = []
+    try:
+        pose = client.move("absolute", *ranges.apply(random_pose(rng, ranges)).as_tuple())
+        for step in range(movements + 1):
+            action = None
+            if step > 0:
+                action = rng.randrange(len(ACTIONS))
+                pose = client.move("absolute", *apply_action(pose, action, ranges).as_tuple())
+            snap = client.snapshot()
+            image = decode_image(snap.jpeg, f"snapshot of {round_id} step {step}")
+            frame_id = f"{round_id}-{step:03d}"
+            path = store.write_bytes(frame_path(node, round_id, frame_id), snap.jpeg)
+            captured = snap.captured_at if snap.captured_at.tzinfo else \
+                snap.captured_at.replace(tzinfo=timezone.utc)
+            records.append(FrameRecord(
+                frame_id=frame_id, path=path, pose=PoseModel.of(snap.pose), captured_at=captured,
+                node=node, camera=camera, source="sweep", round_id=round_id, step=step,
+                action=action, sim_time=snap.sim_time, dynamic_fraction=snap.dynamic_fraction))
+            FRAMES_COLLECTED.labels(node, "sweep").inc()
+            if snap.dynamic_fraction is not None:
+                result.dynamic_fractions.append(snap.dynamic_fraction)
+            thumbs.append((image, f"{snap.pose.pan:.0f},{snap.pose.tilt:.0f} x{snap.pose.zoom:.1f}"))
+            result.frames += 1
+            if on_frame:
+                on_frame(result.frames, total)
+    finally:  # the frames of a round cut short are kept and listed
+        if records:
+            result.manifests.append(store.write_manifest(manifest_path(node, round_id), records))
+            result.rounds += 1

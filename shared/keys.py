@@ -1,0 +1,57 @@
+"""Every Redis key and rq queue name of ptzjepa, under one prefix.
+
+Nothing else in the code base spells a key: a service asks this module, so that two services never
+disagree about a name and several deployments can share one Redis under different prefixes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+QUEUE_NAMES = ("camera", "worldmodel", "dreamer", "agent")
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "ptzjepa"
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # rq queues (rq adds its own `rq:queue:` namespace in front of these names).
+    def queue(self, name: str) -> str:
+        if name not in QUEUE_NAMES:
+            raise ValueError(f"unknown queue '{name}', expected one of {QUEUE_NAMES}")
+        return f"{self.prefix}.{name}"
+
+    # Events: one Redis Stream, so a restarted service can read what it missed.
+    def events(self) -> str:
+        return self._k("events")
+
+    # Job progress, written by workers, read by the coordinator (also mirrored in rq job meta).
+    def job_progress(self, job_id: str) -> str:
+        return self._k("job", job_id, "progress")
+
+    def stop_request(self, job_id: str) -> str:
+        return self._k("job", job_id, "stop")
+
+    # Camera ownership: one mover at a time per camera.
+    def camera_lock(self, node: str, camera: str) -> str:
+        return self._k("camera", node, camera, "lock")
+
+    # World-model slots (leases and fencing).
+    def slot_lease(self, slot: str) -> str:
+        return self._k("slot", slot, "lease")
+
+    def slot_fence(self, slot: str) -> str:
+        return self._k("slot", slot, "fence")
+
+    def slot_published(self, slot: str) -> str:
+        return self._k("slot", slot, "published")
+
+    # Registered nodes and services (heartbeats for the status page).
+    def node_heartbeat(self, node: str, service: str) -> str:
+        return self._k("node", node, "service", service)
+
+    def collections(self, node: str) -> str:
+        return self._k("node", node, "collections")

@@ -1,0 +1,26 @@
+"""Prometheus metrics of every service and worker, all named `ptzjepa_*`.
+
+Defined once here so names and labels stay consistent across services and dashboards.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter("ptzjepa_http_requests_total", "HTTP requests served",
+                        ["service", "method", "route", "status"])
+HTTP_LATENCY = Histogram("ptzjepa_http_request_seconds", "HTTP request latency",
+                         ["service", "route"])
+CAMERA_REQUESTS = Counter("ptzjepa_camera_requests_total", "Requests sent to a camera driver",
+                          ["camera", "driver", "op", "outcome"])
+CAMERA_LATENCY = Histogram("ptzjepa_camera_request_seconds", "Camera driver call latency",
+                           ["camera", "driver", "op"])
+FRAMES_COLLECTED = Counter("ptzjepa_frames_collected_total", "Frames written to the store",
+                           ["node", "source"])
+PHASE_SECONDS = Histogram("ptzjepa_phase_seconds", "Wall time of a finished phase",
+                          ["node", "phase", "outcome"],
+                          buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600, 7200))
+PHASE_PROGRESS = Gauge("ptzjepa_phase_progress_ratio", "Fraction of the running phase done",
+                       ["node", "phase"])
+JOB_FAILURES = Counter("ptzjepa_job_failures_total", "Jobs that raised", ["queue", "func"])
+QUEUE_DEPTH = Gauge("ptzjepa_queue_depth", "Jobs waiting in an rq queue", ["queue"])

@@ -1,0 +1,56 @@
+"""Run an rq worker for one or more ptzjepa queues (the entry point of every worker process)."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import start_http_server
+from rq import Queue, Worker
+
+from shared.config import Settings
+from shared.keys import QUEUE_NAMES, Keys
+from shared.redis import client_for
+
+log = logging.getLogger(__name__)
+
+
+def queues_for(settings: Settings, names: list[str]) -> list[Queue]:
+    client = client_for(settings)
+    keys = Keys(settings.redis_prefix)
+    return [Queue(keys.queue(n), connection=client, default_timeout=settings.services.job_timeout_s)
+            for n in names]
+
+
+def run_worker(settings: Settings, names: list[str], burst: bool = False,
+               metrics_port: int | None = None) -> bool:
+    """Work jobs from `names` until stopped (SIGTERM/SIGINT finish the current job first)."""
+    unknown = [n for n in names if n not in QUEUE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown queue(s) {unknown}; known: {list(QUEUE_NAMES)}")
+    port = settings.services.worker_metrics_port if metrics_port is None else metrics_port
+    if port:
+        start_http_server(port, addr=settings.services.host)
+        log.info("worker metrics on http://%s:%d/metrics", settings.services.host, port)
+    queues = queues_for(settings, names)
+    worker = Worker(queues, connection=queues[0].connection)
+    return worker.work(burst=burst, logging_level=settings.log_level)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m shared.worker QUEUE [QUEUE...] [--burst]`: what `ptzjepa up` starts per worker."""
+    import argparse
+
+    from shared.config import load_settings
+    from shared.logs import setup_logging
+
+    parser = argparse.ArgumentParser(prog="python -m shared.worker")
+    parser.add_argument("queues", nargs="+", choices=QUEUE_NAMES)
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    run_worker(settings, args.queues, burst=args.burst)
+
+
+if __name__ == "__main__":
+    main()

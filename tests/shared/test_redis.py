@@ -1,0 +1,52 @@
+import pytest
+
+from shared import events
+from shared.keys import Keys
+from shared.redis import EmbeddedRedis, RedisUnavailable, connect, redacted
+
+
+def test_redacted_hides_passwords():
+    assert redacted("redis://:secret@h:6379/0") == "redis://:***@h:6379/0"
+    assert "pw" not in redacted("redis://user:pw@h/1")
+    assert redacted("unix:///tmp/s.sock?db=2") == "unix:///tmp/s.sock?db=2"
+
+
+def test_unreachable_redis_is_a_clear_error(tmp_path):
+    with pytest.raises(RedisUnavailable, match="cannot reach Redis at redis://:\\*\\*\\*@127.0.0.1:1"):
+        connect("redis://:pw@127.0.0.1:1/0")
+
+
+def test_embedded_server_keeps_data_across_restart(tmp_path):
+    server = EmbeddedRedis(tmp_path)
+    connect(server.url).set("k", "v")
+    server.close()
+    server = EmbeddedRedis(tmp_path)
+    try:
+        assert connect(server.url).get("k") == b"v"
+    finally:
+        server.close()
+
+
+def test_client_reconnects_after_its_connection_drops(redis_client):
+    redis_client.set("a", "1")
+    redis_client.client_kill_filter(_type="normal", skipme=False)
+    assert redis_client.get("a") == b"1"
+
+
+def test_events_stream_catch_up(redis_client):
+    keys = Keys("t")
+    first = events.emit(redis_client, keys, "phase.started", "n1", phase="collect")
+    events.emit(redis_client, keys, "phase.finished", "n1", phase="collect", outcome="ok")
+    all_events = events.read_since(redis_client, keys)
+    assert [e.kind for e in all_events] == ["phase.started", "phase.finished"]
+    missed = events.read_since(redis_client, keys, first)
+    assert [e.data["outcome"] for e in missed] == ["ok"]
+
+
+def test_keys_share_one_prefix():
+    k = Keys("site7")
+    names = [k.events(), k.slot_lease("wm_00_00"), k.job_progress("j"), k.camera_lock("n", "c")]
+    assert all(n.startswith("site7:") for n in names)
+    assert k.queue("camera") == "site7.camera"
+    with pytest.raises(ValueError, match="unknown queue"):
+        k.queue("nope")
