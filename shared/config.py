@@ -92,7 +92,8 @@ class ServiceSettings(BaseModel):
     host: str = "127.0.0.1"
     coordinator_port: int = Field(8700, ge=1, le=65535)
     camera_port: int = Field(8701, ge=1, le=65535)
-    worker_metrics_port: int = Field(0, ge=0, le=65535, description="0 = no metrics server")
+    worker_metrics_port: int = Field(8710, ge=0, le=65535,
+                                     description="first worker's /metrics port (the next get +1...); 0: none")
     camera_url: str | None = Field(None, description="camera service base URL; default from host/port")
     job_timeout_s: int = Field(3600, ge=1)
 

@@ -1,11 +1,16 @@
-"""Run an rq worker for one or more ptzjepa queues (the entry point of every worker process)."""
+"""Run an rq worker for one or more ptzjepa queues (the entry point of every worker process).
+
+Workers are rq `SimpleWorker`s: each job runs in the worker process itself rather than in a forked
+child. That keeps what a job counts in Prometheus metrics (a forked child's counters die with it)
+and lets a worker keep loaded models between jobs; rq still enforces job timeouts.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from prometheus_client import start_http_server
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
 
 from shared.config import Settings
 from shared.keys import QUEUE_NAMES, Keys
@@ -32,7 +37,7 @@ def run_worker(settings: Settings, names: list[str], burst: bool = False,
         start_http_server(port, addr=settings.services.host)
         log.info("worker metrics on http://%s:%d/metrics", settings.services.host, port)
     queues = queues_for(settings, names)
-    worker = Worker(queues, connection=queues[0].connection)
+    worker = SimpleWorker(queues, connection=queues[0].connection)
     return worker.work(burst=burst, logging_level=settings.log_level)
 
 
@@ -46,10 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shared.worker")
     parser.add_argument("queues", nargs="+", choices=QUEUE_NAMES)
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve /metrics on this port (default: services.worker_metrics_port)")
     args = parser.parse_args(argv)
     settings = load_settings()
     setup_logging(settings.log_level)
-    run_worker(settings, args.queues, burst=args.burst)
+    run_worker(settings, args.queues, burst=args.burst, metrics_port=args.metrics_port)
 
 
 if __name__ == "__main__":

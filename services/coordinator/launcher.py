@@ -83,8 +83,7 @@ class Node:
         self.children = [
             Child("camera", _uvicorn("services.camera.app:create_app", s.host, s.camera_port),
                   f"{self.camera_url}/readyz"),
-            *[Child(f"worker-{'-'.join(q)}", [sys.executable, "-m", "shared.worker", *q])
-              for q in self.WORKER_QUEUES],
+            *[self._worker(i, q) for i, q in enumerate(self.WORKER_QUEUES)],
             Child("coordinator", _uvicorn("services.coordinator.app:create_app", s.host,
                                           s.coordinator_port), f"{self.coordinator_url}/readyz"),
         ]
@@ -96,6 +95,16 @@ class Node:
             child.proc = subprocess.Popen(child.argv, env=env, stdout=child._log_file,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._wait_ready()
+
+    def _worker(self, index: int, queues: tuple[str, ...]) -> Child:
+        base = self.settings.services.worker_metrics_port
+        port = base + index if base else 0
+        url = f"http://{self.settings.services.host}:{port}/metrics" if port else None
+        return Child(f"worker-{'-'.join(queues)}",
+                     [sys.executable, "-m", "shared.worker", *queues, "--metrics-port", str(port)], url)
+
+    def worker_metrics_urls(self) -> list[str]:
+        return [c.ready_url for c in self.children if c.name.startswith("worker-") and c.ready_url]
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s

@@ -10,7 +10,8 @@ from tests.support.servers import free_port
 
 
 def make_settings(tmp_path: Path, redis_url: str | None = None, **overrides) -> Settings:
-    services = {"camera_port": free_port(), "coordinator_port": free_port()}
+    services = {"camera_port": free_port(), "coordinator_port": free_port(),
+                "worker_metrics_port": free_port()}
     services.update(overrides.pop("services", {}))
     camera = {"sim": {"seed": 0, "width": 96, "height": 96}}
     camera_over = overrides.pop("camera", {})
