@@ -97,20 +97,19 @@ def up(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt
     settings = _settings(config, data_dir)
     setup_logging(settings.log_level)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM only set a flag: a signal arriving mid-start must not leave half a node.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         with Node(settings) as node:
             console.print(f"[green]node {settings.node} is up[/green]: coordinator {node.coordinator_url}, "
                           f"camera {node.camera_url}, logs in {node.data_dir / 'logs'}; Ctrl-C stops it")
-            try:
-                while not stop.is_set():
-                    failed = node.failed_children()
-                    if failed:
-                        console.print(f"[red]{', '.join(failed)} exited; stopping the node[/red]")
-                        raise typer.Exit(1)
-                    stop.wait(1.0)
-            except KeyboardInterrupt:
-                pass
+            while not stop.is_set():
+                failed = node.failed_children()
+                if failed:
+                    console.print(f"[red]{', '.join(failed)} exited; stopping the node[/red]")
+                    raise typer.Exit(1)
+                stop.wait(1.0)
             console.print("stopping...")
     except LaunchError as exc:
         console.print(f"[red]the node did not start:[/red] {exc}")

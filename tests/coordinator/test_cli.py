@@ -1,0 +1,71 @@
+"""The `ptzjepa` command line as a user runs it: real subprocesses, real ports, real signals."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.servers import free_port, wait_http_ok
+
+pytestmark = pytest.mark.integration
+
+
+def _env(tmp_path: Path) -> tuple[dict, dict]:
+    ports = {"camera": free_port(), "coordinator": free_port(), "worker": free_port()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PTZJEPA_")}
+    env.update({
+        "PTZJEPA_DATA_DIR": str(tmp_path / "data"),
+        "PTZJEPA_SERVICES__CAMERA_PORT": str(ports["camera"]),
+        "PTZJEPA_SERVICES__COORDINATOR_PORT": str(ports["coordinator"]),
+        "PTZJEPA_SERVICES__WORKER_METRICS_PORT": str(ports["worker"]),
+        "PTZJEPA_CAMERA__SIM__WIDTH": "64", "PTZJEPA_CAMERA__SIM__HEIGHT": "64",
+    })
+    return env, ports
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "services.coordinator.cli", *args]
+
+
+def test_demo_collects_and_reports_where_the_frames_are(tmp_path):
+    env, _ = _env(tmp_path)
+    out = subprocess.run(_cli("demo", "--iterations", "2", "--movements", "3"), env=env,
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = " ".join(out.stdout.split())
+    assert "collected 8 frames in 2 rounds" in text
+    sheets = list((tmp_path / "data" / "store" / "reports" / "node0").glob("contact_sheet-*.png"))
+    assert len(sheets) == 1 and sheets[0].stat().st_size > 1000
+    assert len(list((tmp_path / "data" / "store" / "manifests" / "node0").glob("*.jsonl"))) == 2
+
+
+def test_up_serves_until_ctrl_c_then_stops_everything(tmp_path):
+    env, ports = _env(tmp_path)
+    proc = subprocess.Popen(_cli("up"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{ports['coordinator']}/readyz", timeout_s=90)
+        wait_http_ok(f"http://127.0.0.1:{ports['camera']}/readyz", timeout_s=30)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    assert "is up" in output and "stopping" in output
+    time.sleep(0.5)
+    for port in (ports["camera"], ports["coordinator"]):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+def test_bad_config_exits_2_naming_the_field(tmp_path):
+    env, _ = _env(tmp_path)
+    env["PTZJEPA_COLLECT__ITERATIONS"] = "-3"
+    out = subprocess.run(_cli("demo"), env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "collect.iterations" in out.stdout
