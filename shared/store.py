@@ -122,6 +122,15 @@ class Store:
             out.append(rel)
         return sorted(out)
 
+    def read_verified(self, rel: str, expected_sha256: str) -> bytes:
+        """The file's bytes, only if their sha256 matches: CorruptFile on a truncated or tampered file."""
+        data = self.read_bytes(rel)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected_sha256:
+            raise CorruptFile(f"{rel}: content hash {actual[:12]}... does not match the "
+                              f"expected {expected_sha256[:12]}... (truncated or tampered)")
+        return data
+
     # ---- JSON ----------------------------------------------------------------------------------
     def write_json(self, rel: str, obj: Any) -> str:
         return self.write_bytes(rel, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
@@ -182,12 +191,7 @@ class Store:
         from safetensors import SafetensorError
         from safetensors.torch import load
 
-        data = self.read_bytes(rel)
-        if expected_sha256 is not None:
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != expected_sha256:
-                raise CorruptFile(f"{rel}: content hash {actual[:12]}... does not match the "
-                                  f"expected {expected_sha256[:12]}... (truncated or tampered)")
+        data = self.read_bytes(rel) if expected_sha256 is None else self.read_verified(rel, expected_sha256)
         try:
             tensors = load(data)
             metadata = _safetensors_metadata(data)
