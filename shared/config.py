@@ -88,6 +88,51 @@ class CollectSettings(BaseModel):
     jpeg_quality: int = Field(92, ge=10, le=100)
 
 
+class WorldModelSettings(BaseModel):
+    """The world-model phase: slots (shared by all nodes), leases, data and training bounds."""
+
+    slots: int = Field(2, ge=1, le=99, description="world-model slots wm_00.. (memory.models)")
+    lease_ttl_s: float = Field(30.0, gt=0.5, le=3600.0)
+    lease_wait_s: float = Field(60.0, ge=0.0, le=86_400.0, description="bounded wait for a free slot")
+    max_rounds: int = Field(60, ge=1, description="most recent sweep rounds trained on")
+    include_other_nodes: bool = True
+    epochs: int | None = Field(None, ge=1, description="default from the preset")
+    time_budget_s: float | None = Field(300.0, gt=0.0, description="wall-clock bound per job")
+    share_fp16: bool = True
+    model: dict[str, Any] = Field(default_factory=dict,
+                                  description="overrides of the preset's WorldModelConfig, e.g. "
+                                              "{encoder: {dim: 96}}")
+    train: dict[str, Any] = Field(default_factory=dict,
+                                  description="overrides of the preset's TrainConfig, e.g. {lr: 5e-4}")
+
+    def slot_names(self) -> list[str]:
+        return [f"wm_{i:02d}" for i in range(self.slots)]
+
+
+class DreamerSettings(BaseModel):
+    dreams: int = Field(64, ge=1, le=100_000, description="imagined rollouts per job")
+    length: int = Field(10, ge=1, le=1000, description="steps per dream (dream_length)")
+    batch: int = Field(64, ge=1, le=4096, description="dreams advanced together")
+    shard_dreams: int = Field(256, ge=1, description="dreams per safetensors shard")
+    seed: int | None = None
+
+
+class AgentSettings(BaseModel):
+    updates: int | None = Field(None, ge=1, description="gradient updates per job (default: preset)")
+    time_budget_s: float | None = Field(300.0, gt=0.0)
+    reward: Literal["surprise", "surprise_change"] | None = Field(None, description="default: preset")
+    epsilon: float = Field(0.1, ge=0.0, le=1.0, description="exploration while navigating")
+    temperature: float | None = Field(None, gt=0.0, description="softmax sampling instead of epsilon")
+    navigate_iterations: int = Field(10, ge=1, le=10_000)
+    navigate_movements: int = Field(20, ge=1, le=10_000)
+    max_dream_shards: int = Field(32, ge=1, description="most recent dream shards trained on")
+
+
+class CycleSettings(BaseModel):
+    backoff_s: float = Field(30.0, ge=0.0, le=86_400.0, description="lifelong pause after a failed cycle")
+    max_backoff_s: float = Field(900.0, ge=0.0, le=86_400.0)
+
+
 class ServiceSettings(BaseModel):
     host: str = "127.0.0.1"
     coordinator_port: int = Field(8700, ge=1, le=65535)
@@ -164,6 +209,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     camera: CameraSettings = CameraSettings()
     collect: CollectSettings = CollectSettings()
+    worldmodel: WorldModelSettings = WorldModelSettings()
+    dreamer: DreamerSettings = DreamerSettings()
+    agent: AgentSettings = AgentSettings()
+    cycles: CycleSettings = CycleSettings()
     services: ServiceSettings = ServiceSettings()
 
     @field_validator("redis_url")

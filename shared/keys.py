@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-QUEUE_NAMES = ("camera", "worldmodel", "dreamer", "agent")
+# "control" carries the coordinator's own small jobs (the lifelong loop's delayed restarts).
+QUEUE_NAMES = ("camera", "worldmodel", "dreamer", "agent", "control")
 
 
 @dataclass(frozen=True)
@@ -55,3 +56,17 @@ class Keys:
 
     def collections(self, node: str) -> str:
         return self._k("node", node, "collections")
+
+    # Cycles: one hash per cycle, a sorted set of a node's cycles by start time.
+    def cycle(self, cycle_id: str) -> str:
+        return self._k("cycle", cycle_id)
+
+    def cycles(self, node: str) -> str:
+        return self._k("node", node, "cycles")
+
+    def lifelong(self, node: str) -> str:
+        return self._k("node", node, "lifelong")
+
+    # The node's latest trained agent (agents stay local to their node).
+    def agent_latest(self, node: str) -> str:
+        return self._k("node", node, "agent")

@@ -99,6 +99,39 @@ class CollectRequest(Strict):
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="default: random")
 
 
+class WorldModelRequest(Strict):
+    slot: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+                             description="train this slot; default: any free slot")
+
+
+class DreamerRequest(Strict):
+    slot: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+                             description="default: the most recently published slot")
+    version: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="default: the slot's latest")
+    dreams: int | None = Field(None, ge=1, le=100_000)
+
+
+class AgentRequest(Strict):
+    updates: int | None = Field(None, ge=1, le=10_000_000)
+
+
+class NavigateRequest(Strict):
+    iterations: int | None = Field(None, ge=1, le=10_000)
+    movements: int | None = Field(None, ge=1, le=10_000)
+
+
+class CycleRequest(Strict):
+    collect: CollectRequest | None = None
+    navigate: NavigateRequest | None = None
+    worldmodel: WorldModelRequest | None = None
+    dreamer: DreamerRequest | None = None
+    agent: AgentRequest | None = None
+
+
+class LifelongStop(Strict):
+    now: bool = Field(False, description="also stop the running cycle (else: at its end)")
+
+
 class JobAccepted(BaseModel):
     job_id: str
     queue: str

@@ -38,7 +38,9 @@ def run_worker(settings: Settings, names: list[str], burst: bool = False,
         log.info("worker metrics on http://%s:%d/metrics", settings.services.host, port)
     queues = queues_for(settings, names)
     worker = SimpleWorker(queues, connection=queues[0].connection)
-    return worker.work(burst=burst, logging_level=settings.log_level)
+    # The scheduler (moving delayed jobs, e.g. lifelong restarts, onto their queues) runs in
+    # whichever worker takes its lock; every worker offers to.
+    return worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=True)
 
 
 def main(argv: list[str] | None = None) -> None:

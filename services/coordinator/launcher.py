@@ -46,7 +46,10 @@ def _uvicorn(app: str, host: str, port: int) -> list[str]:
 class Node:
     """The processes of one node. Use as a context manager; `stop()` is safe to call twice."""
 
-    WORKER_QUEUES: tuple[tuple[str, ...], ...] = (("camera",),)
+    # One worker process per queue, so a long world-model training never delays a camera move;
+    # the small control queue (lifelong restarts) rides with the camera worker.
+    WORKER_QUEUES: tuple[tuple[str, ...], ...] = (("camera", "control"), ("worldmodel",),
+                                                  ("dreamer",), ("agent",))
 
     def __init__(self, settings: Settings, ready_timeout_s: float = 60.0):
         self.settings = settings

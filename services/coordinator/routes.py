@@ -1,38 +1,114 @@
-"""REST routes of the coordinator (`/v1/...`): trigger phases, follow jobs, read events."""
+"""REST routes of the coordinator (`/v1/...`): phases, cycles, lifelong mode, jobs, events."""
 
 from __future__ import annotations
+
+import re
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from rq import Queue
 
-from shared import events
+from shared import cycles, events
 from shared.config import Settings
 from shared.keys import Keys
+from shared.phases import PHASES
 from shared.progress import request_stop
-from shared.schemas import CollectRequest, JobAccepted, JobView
+from shared.schemas import (AgentRequest, CollectRequest, CycleRequest, DreamerRequest, JobAccepted,
+                            JobView, LifelongStop, NavigateRequest, WorldModelRequest)
 
 from services.coordinator import jobs_view
-from services.coordinator.phases import PHASES
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 
 def build_router(settings: Settings, guard) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["coordinator"])
     keys = Keys(settings.redis_prefix)
+    node = settings.node
 
     def enqueue(request: Request, phase: str, kwargs: dict) -> JobAccepted:
         spec = PHASES[phase]
         queue = Queue(keys.queue(spec.queue), connection=request.app.state.redis)
         job = queue.enqueue(spec.func, kwargs=kwargs, job_timeout=settings.services.job_timeout_s,
-                            result_ttl=7 * 86_400, failure_ttl=7 * 86_400,
-                            meta={"phase": phase, "node": settings.node})
+                            result_ttl=cycles.RESULT_TTL_S, failure_ttl=cycles.RESULT_TTL_S,
+                            meta={"phase": phase, "node": node})
         return JobAccepted(job_id=job.id, queue=queue.name, status="queued")
 
-    @router.post("/phases/collect", response_model=JobAccepted, status_code=202,
-                 dependencies=[Depends(guard)])
-    def collect(request: Request, body: CollectRequest | None = None) -> JobAccepted:
-        body = body or CollectRequest()
-        return enqueue(request, "collect", body.model_dump(exclude_none=True))
+    def check_slot(slot: str | None) -> None:
+        if slot is not None and slot not in settings.worldmodel.slot_names():
+            raise HTTPException(422, f"slot: unknown slot '{slot}'; this deployment has "
+                                     f"{settings.worldmodel.slot_names()}")
 
+    mutating = [Depends(guard)]
+
+    @router.post("/phases/collect", response_model=JobAccepted, status_code=202, dependencies=mutating)
+    def collect(request: Request, body: CollectRequest | None = None) -> JobAccepted:
+        return enqueue(request, "collect", (body or CollectRequest()).model_dump(exclude_none=True))
+
+    @router.post("/phases/navigate", response_model=JobAccepted, status_code=202, dependencies=mutating)
+    def navigate(request: Request, body: NavigateRequest | None = None) -> JobAccepted:
+        return enqueue(request, "navigate",
+                       {"node": node, **(body or NavigateRequest()).model_dump(exclude_none=True)})
+
+    @router.post("/phases/worldmodel", response_model=JobAccepted, status_code=202, dependencies=mutating)
+    def worldmodel(request: Request, body: WorldModelRequest | None = None) -> JobAccepted:
+        body = body or WorldModelRequest()
+        check_slot(body.slot)
+        return enqueue(request, "worldmodel", {"node": node, **body.model_dump(exclude_none=True)})
+
+    @router.post("/phases/dreamer", response_model=JobAccepted, status_code=202, dependencies=mutating)
+    def dreamer(request: Request, body: DreamerRequest | None = None) -> JobAccepted:
+        body = body or DreamerRequest()
+        check_slot(body.slot)
+        if body.version is not None and body.slot is None:
+            raise HTTPException(422, "version: a version needs its slot")
+        return enqueue(request, "dreamer", {"node": node, **body.model_dump(exclude_none=True)})
+
+    @router.post("/phases/agent", response_model=JobAccepted, status_code=202, dependencies=mutating)
+    def agent(request: Request, body: AgentRequest | None = None) -> JobAccepted:
+        return enqueue(request, "agent", {"node": node, **(body or AgentRequest()).model_dump(exclude_none=True)})
+
+    # ---- cycles and lifelong mode ----------------------------------------------------------------
+    @router.post("/cycles", status_code=202, dependencies=mutating)
+    def start_cycle(request: Request, body: CycleRequest | None = None) -> dict:
+        body = body or CycleRequest()
+        check_slot(body.worldmodel.slot if body.worldmodel else None)
+        overrides = {name: part.model_dump(exclude_none=True)
+                     for name, part in body if part is not None}
+        return cycles.start_cycle(request.app.state.redis, settings, overrides=overrides)
+
+    @router.get("/cycles")
+    def list_cycles(request: Request, limit: int = Query(20, ge=1, le=500)) -> list[dict]:
+        return cycles.list_cycles(request.app.state.redis, keys, node, limit)
+
+    @router.get("/cycles/{cycle_id}")
+    def get_cycle(request: Request, cycle_id: str) -> dict:
+        _valid_id(cycle_id, "cycle")
+        try:
+            return cycles.get_cycle(request.app.state.redis, keys, cycle_id)
+        except cycles.CycleError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @router.post("/cycles/{cycle_id}/stop", status_code=202, dependencies=mutating)
+    def stop_cycle(request: Request, cycle_id: str) -> dict:
+        _valid_id(cycle_id, "cycle")
+        try:
+            return cycles.stop_cycle(request.app.state.redis, keys, cycle_id)
+        except cycles.CycleError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    @router.get("/lifelong")
+    def lifelong(request: Request) -> dict:
+        return cycles.lifelong_state(request.app.state.redis, keys, node)
+
+    @router.post("/lifelong/start", status_code=202, dependencies=mutating)
+    def lifelong_start(request: Request) -> dict:
+        return cycles.lifelong_start(request.app.state.redis, settings)
+
+    @router.post("/lifelong/stop", status_code=202, dependencies=mutating)
+    def lifelong_stop(request: Request, body: LifelongStop | None = None) -> dict:
+        return cycles.lifelong_stop(request.app.state.redis, keys, node, now=(body or LifelongStop()).now)
+
+    # ---- jobs and events --------------------------------------------------------------------------
     @router.get("/jobs/{job_id}", response_model=JobView)
     def job(request: Request, job_id: str) -> JobView:
         try:
@@ -42,7 +118,7 @@ def build_router(settings: Settings, guard) -> APIRouter:
         except jobs_view.UnknownJob as exc:
             raise HTTPException(404, str(exc)) from None
 
-    @router.post("/jobs/{job_id}/stop", status_code=202, dependencies=[Depends(guard)])
+    @router.post("/jobs/{job_id}/stop", status_code=202, dependencies=mutating)
     def stop(request: Request, job_id: str) -> dict:
         try:
             jobs_view.fetch(request.app.state.redis, job_id)
@@ -59,3 +135,8 @@ def build_router(settings: Settings, guard) -> APIRouter:
         return [e.__dict__ for e in events.read_since(request.app.state.redis, keys, since, count)]
 
     return router
+
+
+def _valid_id(value: str, what: str) -> None:
+    if not re.match(ID_PATTERN, value):
+        raise HTTPException(422, f"'{value[:80]}' is not a valid {what} id (letters, digits, '-' and '_')")

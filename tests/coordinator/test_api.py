@@ -91,3 +91,17 @@ def test_health_ready_metrics(coordinator):
     assert http.get("/healthz").status_code == 200
     assert http.get("/readyz").json()["status"] == "ready"
     assert "ptzjepa_http_requests_total" in http.get("/metrics").text
+
+
+def test_worldmodel_phase_is_enqueued_and_validated(coordinator):
+    http, redis_client = coordinator
+    r = http.post("/v1/phases/worldmodel", json={"slot": "wm_01"}, headers=AUTH)
+    assert r.status_code == 202
+    job = Queue(Keys("test").queue("worldmodel"), connection=redis_client).fetch_job(r.json()["job_id"])
+    assert job.func_name == "services.worldmodel.jobs.train_world_model"
+    assert job.kwargs == {"node": "node0", "slot": "wm_01"}
+    r = http.post("/v1/phases/worldmodel", json={"slot": "wm_99"}, headers=AUTH)
+    assert r.status_code == 422 and "unknown slot" in r.json()["detail"]
+    r = http.post("/v1/phases/worldmodel", json={"slot": "../x"}, headers=AUTH)
+    assert r.status_code == 422
+    assert http.post("/v1/phases/worldmodel", json={}).status_code == 401

@@ -1,10 +1,17 @@
-"""Camera drivers: one interface (base.CameraDriver), one implementation per camera family."""
+"""Camera drivers: one interface (base.CameraDriver), one implementation per camera family.
+
+`sim` is the simulated camera; `hanwha` (SUNAPI), `axis` (VAPIX) and `onvif` talk to real cameras
+over HTTP (docs/cameras.md). Real drivers are imported only when chosen, and building one sends no
+request: configuration errors (a missing password, unmappable ranges) are raised here, at start-up.
+"""
 
 from __future__ import annotations
 
 from shared.config import ConfigError, Settings
 
 from services.camera.drivers.base import CameraDriver
+
+REAL_DRIVERS = ("hanwha", "axis", "onvif")
 
 
 def make_driver(settings: Settings) -> CameraDriver:
@@ -14,5 +21,25 @@ def make_driver(settings: Settings) -> CameraDriver:
         from services.camera.drivers.sim import SimDriver
 
         return SimDriver.from_settings(settings)
-    raise ConfigError(f"camera.driver: '{driver}' has no driver in this release yet; "
-                      f"use 'sim' (Hanwha, Axis and ONVIF drivers are planned)")
+    if driver in REAL_DRIVERS:
+        from services.camera.drivers.options import DriverOptions
+
+        options = DriverOptions.from_settings(settings)
+        return driver_class(driver)(options)
+    raise ConfigError(f"camera.driver: unknown driver '{driver}'; choose sim, {', '.join(REAL_DRIVERS)}")
+
+
+def driver_class(driver: str) -> type[CameraDriver]:
+    if driver == "hanwha":
+        from services.camera.drivers.hanwha import HanwhaDriver
+
+        return HanwhaDriver
+    if driver == "axis":
+        from services.camera.drivers.axis import AxisDriver
+
+        return AxisDriver
+    if driver == "onvif":
+        from services.camera.drivers.onvif import OnvifDriver
+
+        return OnvifDriver
+    raise ConfigError(f"camera.driver: '{driver}' is not a real-camera driver")

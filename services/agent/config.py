@@ -1,0 +1,87 @@
+"""Agent settings (frozen), with `cpu` and `paper` presets.
+
+The config is stored as JSON in every agent checkpoint, so `from_dict` rejects unknown or missing
+fields instead of guessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+REWARDS = ("surprise", "delta")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    # Network: an MLP over the observation (pooled state features + normalised pose).
+    hidden: tuple[int, ...] = (256, 256)
+    # DQN.
+    gamma: float = 0.99
+    tau: float = 0.005                # Polyak rate of the target network, per update
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    grad_clip: float = 1.0
+    huber_delta: float = 1.0
+    double: bool = True               # double DQN: the policy net picks a', the target net rates it
+    reward: str = "surprise"          # "surprise" or "delta" (its change r_t - r_{t-1})
+    reward_norm: bool = True          # divide rewards by their std over the replay memory
+    replay_capacity: int = 50_000
+    # Bounds of one `train` call.
+    updates: int = 2000
+    time_budget_s: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            raise ValueError(f"hidden must be a non-empty tuple of positive widths, got {self.hidden}")
+        if not 0.0 <= self.gamma < 1.0:
+            raise ValueError(f"gamma must be in [0, 1), got {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip <= 0 or self.huber_delta <= 0:
+            raise ValueError("lr, grad_clip and huber_delta must be positive, weight_decay >= 0")
+        if self.batch_size < 1 or self.replay_capacity < self.batch_size:
+            raise ValueError("batch_size must be >= 1 and replay_capacity >= batch_size")
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        if self.updates < 0:
+            raise ValueError("updates must be >= 0")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError("time_budget_s must be positive")
+
+    @staticmethod
+    def preset(name: str) -> "AgentConfig":
+        """`cpu`: 2 x 256 MLP (~0.2M parameters at the cpu world model). `paper`: 2 x 512
+        (~0.8M parameters, ~3 MB; the original's agent was a 257 MB transformer)."""
+        if name == "cpu":
+            return AgentConfig()
+        if name == "paper":
+            return AgentConfig(hidden=(512, 512), batch_size=256, replay_capacity=100_000,
+                               updates=5000)
+        raise ValueError(f"unknown agent preset {name!r}; choose 'cpu' or 'paper'")
+
+    def replace(self, **changes: Any) -> "AgentConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "AgentConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"agent config must be a JSON object, got {type(d).__name__}")
+        want = {f.name for f in dataclasses.fields(AgentConfig)}
+        missing, extra = want - d.keys(), d.keys() - want
+        if missing or extra:
+            raise ValueError(f"agent config does not match this version: missing {sorted(missing)}, "
+                             f"unknown {sorted(extra)}")
+        return AgentConfig(**{**d, "hidden": tuple(int(h) for h in d["hidden"])})

@@ -1,0 +1,161 @@
+"""Batched imagined rollouts ("dreams") of a world model.
+
+The whole batch advances together: one `WorldModel.predict` call per step for every dream (the
+original looped over dreams in Python, 4 at a time). Actions are sampled per dream, uniformly over
+the 21 actions; poses advance with the same wrap/clamp as `shared.pose.apply_action`, vectorised.
+Each step records the agent's observation of the state it is in (`shared.dreams`), the action, and
+the world model's primary surprise for that transition, from which the two reward variants are
+derived: the surprise itself and its change r_t - r_{t-1} (the original's reward; 0 at t = 0).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from shared.dreams import Dreams, ObservationSpec, observation_from_states
+from shared.models.world_model import WorldModel
+from shared.pose import N_ACTIONS, ActionScale, PoseRanges, action_deltas
+
+Progress = Callable[[int, int], None]
+
+
+def advance_poses(poses: torch.Tensor, actions: torch.Tensor, ranges: PoseRanges,
+                  scale: ActionScale = ActionScale()) -> torch.Tensor:
+    """(B, 3) raw poses after (B,) actions: pan wrapped (or clamped), tilt and zoom clamped.
+
+    Identical to `shared.pose.apply_action` per pose (zoom moves in log steps), in float64.
+    """
+    deltas = torch.from_numpy(action_deltas(scale).astype(np.float64))[actions.long().cpu()]
+    p = poses.detach().cpu().double()
+    return clamp_poses(torch.stack([p[:, 0] + deltas[:, 0], p[:, 1] + deltas[:, 1],
+                                    p[:, 2] * torch.exp(deltas[:, 2])], dim=1), ranges)
+
+
+def clamp_poses(poses: torch.Tensor, ranges: PoseRanges) -> torch.Tensor:
+    """(B, 3) raw poses wrapped/clamped like `PoseRanges.apply`, float64."""
+    p = poses.detach().cpu().double()
+    pan = p[:, 0]
+    if ranges.pan_wraps:
+        span = ranges.pan_max - ranges.pan_min
+        pan = ranges.pan_min + torch.remainder(pan - ranges.pan_min, span)
+    else:
+        pan = pan.clamp(ranges.pan_min, ranges.pan_max)
+    tilt = p[:, 1].clamp(ranges.tilt_min, ranges.tilt_max)
+    zoom = p[:, 2].clamp(ranges.zoom_min, ranges.zoom_max)
+    return torch.stack([pan, tilt, zoom], dim=1)
+
+
+@torch.no_grad()
+def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges: PoseRanges,
+             length: int, generator: torch.Generator | None = None, *,
+             scale: ActionScale = ActionScale(), spec: ObservationSpec = ObservationSpec(),
+             actions: torch.Tensor | None = None, progress: Progress | None = None,
+             meta: dict | None = None) -> Dreams:
+    """Roll `B` dreams of `length` steps forward together from real states.
+
+    start_states: (B, N, D) target-space states (`model.encode_state(frames)`); start_poses: (B, 3)
+    raw poses of those frames (wrapped/clamped here); actions: optional (B, length) to replay
+    given actions instead of sampling them uniformly with `generator`.
+    """
+    if length < 1:
+        raise ValueError("dream length must be at least 1")
+    b = start_states.shape[0]
+    poses = torch.as_tensor(np.asarray(start_poses, dtype=np.float64)
+                            if not isinstance(start_poses, torch.Tensor) else start_poses).double()
+    if poses.shape != (b, 3):
+        raise ValueError(f"start_poses must be ({b}, 3) raw, got {tuple(poses.shape)}")
+    poses = clamp_poses(poses, ranges)
+    if actions is None:
+        actions = torch.randint(N_ACTIONS, (b, length), generator=generator)
+    elif tuple(actions.shape) != (b, length):
+        raise ValueError(f"actions must be ({b}, {length}), got {tuple(actions.shape)}")
+    actions = actions.long()
+    model.eval()
+    state = start_states.float()
+    obs = [observation_from_states(state, poses, ranges, spec).cpu()]
+    all_poses = [poses]
+    surprise = []
+    for t in range(length):
+        nxt = advance_poses(poses, actions[:, t], ranges, scale)
+        state, s = model.predict(state, poses, nxt, ranges)  # one call for the whole batch
+        poses = nxt
+        surprise.append(s.float().cpu())
+        obs.append(observation_from_states(state, poses, ranges, spec).cpu())
+        all_poses.append(poses)
+        if progress is not None:
+            progress(t + 1, length)
+    sur = torch.stack(surprise, dim=1) if surprise else torch.zeros(b, 0)
+    delta = torch.zeros_like(sur)
+    delta[:, 1:] = sur[:, 1:] - sur[:, :-1]
+    return Dreams(observations=torch.stack(obs, dim=1), poses=torch.stack(all_poses, dim=1).float(),
+                  actions=actions, surprise=sur, surprise_delta=delta, spec=spec, ranges=ranges,
+                  scale=scale, meta=dict(meta or {}))
+
+
+@torch.no_grad()
+def encode_frames(model: WorldModel, frames, batch: int = 64) -> torch.Tensor:
+    """uint8 (N, H, W, 3) frames -> (N, N_tok, D) states, in chunks."""
+    model.eval()
+    return torch.cat([model.encode_state(frames[i:i + batch]) for i in range(0, len(frames), batch)])
+
+
+@torch.no_grad()
+def dream_from_frames(model: WorldModel, frames, poses, ranges: PoseRanges, *, n_dreams: int,
+                      length: int, seed: int = 0, batch: int = 32,
+                      scale: ActionScale = ActionScale(), spec: ObservationSpec = ObservationSpec(),
+                      states: torch.Tensor | None = None,
+                      progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+                      meta: dict | None = None) -> Dreams:
+    """`n_dreams` dreams starting from real frames drawn uniformly (with replacement), `batch`
+    dreams advancing together. `states` may be given (precomputed encodings of `frames`).
+    progress(done_dreams, n_dreams) after each batch; should_stop() is polled between batches
+    and ends generation early (what is done is returned; at least one batch is made)."""
+    if n_dreams < 1:
+        raise ValueError("n_dreams must be at least 1")
+    poses = np.asarray(poses, dtype=np.float64)
+    n = len(poses) if states is None else states.shape[0]
+    if n == 0:
+        raise ValueError("no frames to dream from")
+    gen = torch.Generator().manual_seed(seed)
+    starts = torch.randint(n, (n_dreams,), generator=gen)
+    parts = []
+    for i in range(0, n_dreams, batch):
+        idx = starts[i:i + batch]
+        if states is None:
+            s0 = model.encode_state(np.ascontiguousarray(np.asarray(frames)[idx.numpy()]))
+        else:
+            s0 = states[idx]
+        parts.append(generate(model, s0, poses[idx.numpy()], ranges, length, gen, scale=scale,
+                              spec=spec))
+        done = min(i + batch, n_dreams)
+        if progress is not None:
+            progress(done, n_dreams)
+        if should_stop is not None and should_stop() and done < n_dreams:
+            break
+    out = Dreams.concat(parts)
+    out.meta = dict(meta or {})
+    return out
+
+
+def steps_per_second(model: WorldModel, batch: int, length: int, seconds: float = 3.0,
+                     seed: int = 0) -> float:
+    """Measured imagined steps/s of `generate` at a batch size (random start states)."""
+    import time
+
+    cfg = model.cfg.encoder
+    gen = torch.Generator().manual_seed(seed)
+    ranges = PoseRanges()
+    states = torch.randn(batch, cfg.n_tokens, cfg.dim, generator=gen)
+    poses = np.tile([180.0, 0.0, 2.0], (batch, 1))
+    generate(model, states, poses, ranges, 1, gen)  # warm-up
+    steps, start = 0, time.perf_counter()
+    while True:
+        generate(model, states, poses, ranges, length, gen)
+        steps += batch * length
+        el = time.perf_counter() - start
+        if el >= seconds:
+            return steps / el if el > 0 else math.inf

@@ -1,0 +1,81 @@
+"""World-model training settings (frozen), with `cpu` and `paper` presets matching the model's."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Bounds: training stops on whichever comes first.
+    epochs: int = 40
+    time_budget_s: float | None = None
+    patience: int = 0                 # epochs compared for the plateau test; 0 disables it
+    plateau_rel: float = 0.002        # |last - mean(previous `patience`)| <= rel * mean -> plateau
+    steps_per_epoch: int | None = None  # None: about one pass over the frames per epoch
+    # Batches: `windows_per_batch` windows of `window_len` consecutive frames of one round; every
+    # ordered pair inside a window is a one-step transition from the context encoder.
+    window_len: int = 4
+    windows_per_batch: int = 8
+    train_queries: int | None = None  # cells predicted per one-step transition (None: all)
+    # Rollouts from target-space states along each window (what dreams do), fed back into the
+    # predictor; `rollout_bptt` backpropagates through the chain.
+    rollout_horizon: int = 3
+    rollout_chains: int | None = None  # windows per batch that get a rollout (None: all)
+    rollout_weight: float = 1.0
+    rollout_bptt: bool = True
+    surprise_weight: float = 1.0
+    var_weight: float = 1.0           # anti-collapse variance floor on context tokens (0: off)
+    var_gamma: float = 1.0
+    # Optimiser and schedules.
+    lr: float = 1e-3
+    start_lr: float = 1e-4
+    final_lr: float = 1e-5
+    warmup_frac: float = 0.05
+    weight_decay: float = 0.04
+    final_weight_decay: float = 0.2
+    ema_start: float = 0.996
+    ema_end: float = 1.0
+    grad_clip: float = 1.0
+    smooth_l1_beta: float = 1.0
+    # Execution.
+    amp: str = "auto"                 # "auto" | "bf16" | "off"; auto = bf16 on CUDA only (measured)
+    threads: int | None = None        # torch intra-op threads (None: leave torch's default)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError("epochs must be at least 1")
+        if self.window_len < 2 or self.windows_per_batch < 1:
+            raise ValueError("window_len must be >= 2 and windows_per_batch >= 1")
+        if self.train_queries is not None and self.train_queries < 1:
+            raise ValueError("train_queries must be positive or None")
+        if self.rollout_horizon < 0:
+            raise ValueError("rollout_horizon must be >= 0")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError("time_budget_s must be positive")
+        if not 0.0 <= self.ema_start <= self.ema_end <= 1.0:
+            raise ValueError("need 0 <= ema_start <= ema_end <= 1")
+        if self.patience < 0 or self.plateau_rel < 0:
+            raise ValueError("patience and plateau_rel must be non-negative")
+
+    @staticmethod
+    def preset(name: str) -> "TrainConfig":
+        if name == "cpu":
+            return TrainConfig()
+        if name == "paper":
+            # The paper sizes on a small machine: query a random quarter of the cells per one-step
+            # transition and roll out only two windows per batch (see docs/worldmodel.md).
+            return TrainConfig(window_len=4, windows_per_batch=4, train_queries=64,
+                               rollout_horizon=2, rollout_chains=1, lr=5e-4)
+        raise ValueError(f"unknown training preset {name!r}; choose 'cpu' or 'paper'")
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

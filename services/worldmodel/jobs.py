@@ -1,0 +1,42 @@
+"""rq jobs of the worldmodel queue. Arguments are ids; frames and weights travel through the store."""
+
+from __future__ import annotations
+
+from rq import get_current_job
+
+from shared import events
+from shared.config import load_settings
+from shared.keys import Keys
+from shared.leases import LeaseManager
+from shared.progress import JobProgress
+from shared.redis import client_for
+from shared.store import store_for
+
+from services.worldmodel.phase import PhaseHooks, train_slot
+
+
+def train_world_model(node: str | None = None, slot: str | None = None) -> dict:
+    """Train a world-model slot (a free one when `slot` is None) and publish a new version."""
+    settings = load_settings()
+    if node is not None and node != settings.node:
+        settings = settings.model_copy(update={"node": node})
+    job = get_current_job()
+    client = job.connection if job else client_for(settings)
+    keys = Keys(settings.redis_prefix)
+    progress = JobProgress(client, keys, settings.node, "worldmodel", total=1)
+
+    def on_progress(done: int, total: int, info: dict) -> None:
+        progress.total = max(total, 1)
+        progress.update(done, **info)
+
+    leases = LeaseManager(client, keys, settings.node)
+    outcome = "failed"
+    try:
+        result = train_slot(settings, store_for(settings), leases, slot,
+                            PhaseHooks(progress=on_progress, stop_requested=progress.stop_requested))
+        outcome = "stopped" if result["stop_reason"] == "stopped" else "ok"
+        events.emit(client, keys, "model.published", settings.node, slot=result["slot"],
+                    version=result["version"], fence=result["fence"], parent=result["parent"])
+        return result
+    finally:
+        progress.finish(outcome)

@@ -1,0 +1,277 @@
+"""Learning cycles as chained rq jobs, and lifelong mode (DESIGN.md, "Data flow of one cycle").
+
+A cycle is `collect` (or `navigate` once the node has an agent) -> `worldmodel` -> `dreamer` ->
+`agent`, enqueued at once with rq dependencies: each phase starts when the one before it
+succeeded, and reads that phase's result from its dependency (no polling loops). The cycle record
+(a Redis hash) is written before any job is enqueued; job callbacks, which run in the workers,
+close it: the last phase's success finishes it, any failure fails it with the phase's reason and
+cancels the phases still waiting. In lifelong mode a finished cycle starts the next one, a failed
+one schedules the next after an exponential back-off, and `lifelong_stop` ends the loop at the
+next cycle boundary (or at once, stopping the running phase, with `now=True`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import redis
+from rq import Callback, Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from shared import events
+from shared.config import Settings, load_settings
+from shared.keys import Keys
+from shared.phases import PHASES
+from shared.progress import request_stop
+
+log = logging.getLogger(__name__)
+
+CYCLE_PHASES = ("worldmodel", "dreamer", "agent")
+RESULT_TTL_S = 7 * 86_400
+ENDED = ("finished", "failed", "stopped")
+
+
+class CycleError(LookupError):
+    pass
+
+
+def _s(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def plan(client: redis.Redis, settings: Settings) -> list[tuple[str, dict[str, Any]]]:
+    """The phases of the next cycle of this node, with their arguments."""
+    keys, node = Keys(settings.redis_prefix), settings.node
+    if client.exists(keys.agent_latest(node)):
+        first = ("navigate", {"node": node, "iterations": settings.agent.navigate_iterations,
+                              "movements": settings.agent.navigate_movements})
+    else:
+        first = ("collect", {"iterations": settings.collect.iterations,
+                             "movements": settings.collect.movements})
+    return [first, ("worldmodel", {"node": node}), ("dreamer", {"node": node}), ("agent", {"node": node})]
+
+
+def start_cycle(client: redis.Redis, settings: Settings, *, lifelong: bool = False,
+                overrides: dict[str, dict[str, Any]] | None = None) -> dict:
+    """Enqueue one cycle; returns its record. `overrides` add keyword arguments per phase."""
+    keys = Keys(settings.redis_prefix)
+    cycle_id = f"cycle-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    steps = plan(client, settings)
+    for name, extra in (overrides or {}).items():
+        for phase, kwargs in steps:
+            if phase == name:
+                kwargs.update(extra)
+    phases = [{"name": name, "job_id": f"{cycle_id}-{name}", "queue": PHASES[name].queue}
+              for name, _ in steps]
+    record = {"id": cycle_id, "node": settings.node, "status": "running", "created_at": time.time(),
+              "lifelong": int(lifelong), "phases": json.dumps(phases)}
+    client.hset(keys.cycle(cycle_id), mapping=record)
+    client.zadd(keys.cycles(settings.node), {cycle_id: record["created_at"]})
+    previous: Job | None = None
+    for (name, kwargs), info in zip(steps, phases):
+        spec = PHASES[name]
+        queue = Queue(keys.queue(spec.queue), connection=client)
+        previous = queue.enqueue(
+            spec.func, kwargs=kwargs, job_id=info["job_id"], depends_on=previous,
+            job_timeout=settings.services.job_timeout_s, result_ttl=RESULT_TTL_S,
+            failure_ttl=RESULT_TTL_S, meta={"cycle_id": cycle_id, "phase": name, "node": settings.node},
+            on_success=Callback("shared.cycles.on_phase_success"),
+            on_failure=Callback("shared.cycles.on_phase_failure"))
+    events.emit(client, keys, "cycle.started", settings.node, cycle_id=cycle_id,
+                phases=[p["name"] for p in phases], lifelong=lifelong)
+    return get_cycle(client, keys, cycle_id)
+
+
+def _record(client: redis.Redis, keys: Keys, cycle_id: str) -> dict:
+    raw = client.hgetall(keys.cycle(cycle_id))
+    if not raw:
+        raise CycleError(f"no cycle with id '{cycle_id}'")
+    return {_s(k): _s(v) for k, v in raw.items()}
+
+
+def get_cycle(client: redis.Redis, keys: Keys, cycle_id: str) -> dict:
+    """The cycle with each phase's status, timings, progress, result summary and error."""
+    rec = _record(client, keys, cycle_id)
+    phases = []
+    for info in json.loads(rec["phases"]):
+        phases.append({**info, **_job_state(client, info["job_id"])})
+    return {"id": rec["id"], "node": rec["node"], "status": rec["status"],
+            "created_at": float(rec["created_at"]),
+            "ended_at": float(rec["ended_at"]) if rec.get("ended_at") else None,
+            "reason": rec.get("reason"), "lifelong": rec.get("lifelong") == "1", "phases": phases}
+
+
+def _job_state(client: redis.Redis, job_id: str) -> dict:
+    try:
+        job = Job.fetch(job_id, connection=client)
+    except NoSuchJobError:
+        return {"status": "unknown"}
+    status = job.get_status(refresh=False)
+    status = getattr(status, "value", str(status))
+    out: dict[str, Any] = {"status": status, "progress": job.meta.get("progress"),
+                           "started_at": job.started_at.timestamp() if job.started_at else None,
+                           "ended_at": job.ended_at.timestamp() if job.ended_at else None}
+    if job.started_at and job.ended_at:
+        out["seconds"] = round((job.ended_at - job.started_at).total_seconds(), 3)
+    if status == "finished":
+        out["result"] = job.return_value()
+    elif status == "failed":
+        latest = job.latest_result()
+        text = (getattr(latest, "exc_string", None) or "").strip().splitlines()
+        out["error"] = text[-1] if text else "failed"
+    return out
+
+
+def list_cycles(client: redis.Redis, keys: Keys, node: str, limit: int = 20) -> list[dict]:
+    ids = [_s(i) for i in client.zrevrange(keys.cycles(node), 0, limit - 1)]
+    return [get_cycle(client, keys, i) for i in ids if client.exists(keys.cycle(i))]
+
+
+def _end(client: redis.Redis, keys: Keys, cycle_id: str, status: str, reason: str | None) -> bool:
+    """Close a running cycle once (the first closer wins); True if this call closed it."""
+    script = client.register_script(
+        "if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end "
+        "redis.call('HSET', KEYS[1], 'status', ARGV[1], 'ended_at', ARGV[2], 'reason', ARGV[3]) "
+        "return 1")
+    return bool(script(keys=[keys.cycle(cycle_id)], args=[status, repr(time.time()), reason or ""]))
+
+
+def _cancel_waiting(client: redis.Redis, keys: Keys, rec: dict, after: str | None = None) -> None:
+    """Cancel the cycle's phases that have not started (after `after`); ask a running one to stop."""
+    phases = json.loads(rec["phases"])
+    names = [p["name"] for p in phases]
+    start = names.index(after) + 1 if after in names else 0
+    for info in phases[start:]:
+        try:
+            job = Job.fetch(info["job_id"], connection=client)
+        except NoSuchJobError:
+            continue
+        status = getattr(job.get_status(), "value", "")
+        if status in ("deferred", "queued", "scheduled"):
+            job.cancel()
+        elif status == "started":
+            request_stop(client, keys, info["job_id"])
+
+
+# ---- rq callbacks (run inside workers) -------------------------------------------------------
+def on_phase_success(job: Job, connection: redis.Redis, result: Any, *args, **kwargs) -> None:
+    cycle_id, phase = job.meta.get("cycle_id"), job.meta.get("phase")
+    if not cycle_id:
+        return
+    settings = load_settings()
+    keys = Keys(settings.redis_prefix)
+    rec = _record(connection, keys, cycle_id)
+    names = [p["name"] for p in json.loads(rec["phases"])]
+    if phase != names[-1]:
+        return
+    if _end(connection, keys, cycle_id, "finished", None):
+        events.emit(connection, keys, "cycle.finished", rec["node"], cycle_id=cycle_id, outcome="ok")
+        if rec.get("lifelong") == "1":
+            _lifelong_next(connection, settings, failed=False)
+
+
+def on_phase_failure(job: Job, connection: redis.Redis, typ, value, traceback) -> None:
+    cycle_id, phase = job.meta.get("cycle_id"), job.meta.get("phase")
+    if not cycle_id:
+        return
+    settings = load_settings()
+    keys = Keys(settings.redis_prefix)
+    rec = _record(connection, keys, cycle_id)
+    reason = f"{phase} failed: {getattr(typ, '__name__', typ)}: {value}"
+    if _end(connection, keys, cycle_id, "failed", reason):
+        _cancel_waiting(connection, keys, rec, after=phase)
+        events.emit(connection, keys, "cycle.finished", rec["node"], cycle_id=cycle_id,
+                    outcome="failed", reason=reason)
+        if rec.get("lifelong") == "1":
+            _lifelong_next(connection, settings, failed=True)
+
+
+def stop_cycle(client: redis.Redis, keys: Keys, cycle_id: str, reason: str = "stopped on request") -> dict:
+    rec = _record(client, keys, cycle_id)
+    if _end(client, keys, cycle_id, "stopped", reason):
+        _cancel_waiting(client, keys, rec)
+        events.emit(client, keys, "cycle.finished", rec["node"], cycle_id=cycle_id, outcome="stopped")
+    return get_cycle(client, keys, cycle_id)
+
+
+# ---- lifelong mode ------------------------------------------------------------------------
+def lifelong_state(client: redis.Redis, keys: Keys, node: str) -> dict:
+    raw = {_s(k): _s(v) for k, v in client.hgetall(keys.lifelong(node)).items()}
+    return {"node": node, "enabled": raw.get("enabled") == "1",
+            "cycles_started": int(raw.get("cycles_started", 0)),
+            "consecutive_failures": int(raw.get("consecutive_failures", 0)),
+            "current_cycle": raw.get("current_cycle"),
+            "next_attempt_at": float(raw["next_attempt_at"]) if raw.get("next_attempt_at") else None}
+
+
+def _running_cycle(client: redis.Redis, keys: Keys, node: str) -> str | None:
+    for cycle_id in client.zrevrange(keys.cycles(node), 0, 0):
+        cycle_id = _s(cycle_id)
+        if _s(client.hget(keys.cycle(cycle_id), "status")) == "running":
+            return cycle_id
+    return None
+
+
+def _start_lifelong_cycle(client: redis.Redis, settings: Settings) -> dict:
+    keys = Keys(settings.redis_prefix)
+    cycle = start_cycle(client, settings, lifelong=True)
+    client.hset(keys.lifelong(settings.node), mapping={"current_cycle": cycle["id"], "next_attempt_at": ""})
+    client.hincrby(keys.lifelong(settings.node), "cycles_started", 1)
+    return cycle
+
+
+def lifelong_start(client: redis.Redis, settings: Settings) -> dict:
+    keys = Keys(settings.redis_prefix)
+    client.hset(keys.lifelong(settings.node), mapping={"enabled": "1", "consecutive_failures": 0})
+    events.emit(client, keys, "lifelong.started", settings.node)
+    if _running_cycle(client, keys, settings.node) is None:
+        _start_lifelong_cycle(client, settings)
+    return lifelong_state(client, keys, settings.node)
+
+
+def lifelong_stop(client: redis.Redis, keys: Keys, node: str, now: bool = False) -> dict:
+    client.hset(keys.lifelong(node), mapping={"enabled": "0", "next_attempt_at": ""})
+    events.emit(client, keys, "lifelong.stopped", node, now=now)
+    if now:
+        running = _running_cycle(client, keys, node)
+        if running:
+            stop_cycle(client, keys, running, "lifelong mode stopped")
+    return lifelong_state(client, keys, node)
+
+
+def _lifelong_next(client: redis.Redis, settings: Settings, failed: bool) -> None:
+    keys = Keys(settings.redis_prefix)
+    state = lifelong_state(client, keys, settings.node)
+    if not state["enabled"]:
+        return
+    if not failed:
+        client.hset(keys.lifelong(settings.node), "consecutive_failures", 0)
+        _start_lifelong_cycle(client, settings)
+        return
+    failures = client.hincrby(keys.lifelong(settings.node), "consecutive_failures", 1)
+    delay = min(settings.cycles.max_backoff_s, settings.cycles.backoff_s * 2 ** (failures - 1))
+    client.hset(keys.lifelong(settings.node), "next_attempt_at", repr(time.time() + delay))
+    Queue(keys.queue("control"), connection=client).enqueue_in(
+        timedelta(seconds=delay), "shared.cycles.lifelong_tick", settings.node,
+        result_ttl=RESULT_TTL_S, failure_ttl=RESULT_TTL_S)
+
+
+def lifelong_tick(node: str) -> str | None:
+    """Delayed restart after a failed cycle (a job on the control queue): starts the next cycle
+    if lifelong mode is still on and nothing is running."""
+    settings = load_settings()
+    if node != settings.node:
+        settings = settings.model_copy(update={"node": node})
+    from rq import get_current_job
+
+    client = get_current_job().connection
+    keys = Keys(settings.redis_prefix)
+    if not lifelong_state(client, keys, node)["enabled"] or _running_cycle(client, keys, node):
+        return None
+    return _start_lifelong_cycle(client, settings)["id"]

@@ -1,0 +1,344 @@
+"""Dreams: the agent's observation function and the dream shard format (dreamer writes, agent reads).
+
+The observation (one space for dreams, agent training and run time)
+------------------------------------------------------------------
+A world-model *state* is the target encoder's layer-normed tokens (B, N, D): `encode_state` makes
+one from a camera frame at run time and `predict` makes the next one in a dream. The agent does not
+need all N x D numbers (256 x 192 at the paper preset: 200 KB per step in fp32), so it observes
+
+    observation = [ mean over all tokens (D) | mean over each cell of a g x g grid of tokens (g*g*D)
+                    | normalised pose (sin pan, cos pan, tilt, log zoom) (4) ]
+
+`observation_from_states` is that function, and it is the only one: the dreamer applies it to
+imagined states, `services.agent.observe` applies it to `encode_state(frame)`. Because the world
+model's states are one space (target-encoder space, in which the predictor is trained to roll out),
+dream observations and run-time observations are the same space too. The pooling grid keeps
+coarse spatial layout (where in the view something is), the global mean the overall content; the
+pose tells the agent where it is pointing, which the original agent never saw.
+
+Shard format
+------------
+A dream job writes a few safetensors shards (not a file per dream) through `Store.write_tensors`
+(atomic, immutable), then one `index.json` listing them with their sha256, so a reader never sees a
+half-written job (no index: the job did not finish). Each shard holds, for `count` dreams of
+`length` steps:
+
+    observations   float16 (count, length + 1, obs_dim)
+    poses          float32 (count, length + 1, 3)      raw (pan, tilt, zoom), wrapped/clamped
+    actions        int64   (count, length)             indices into shared.pose.ACTIONS
+    surprise       float32 (count, length)             WM primary surprise of transition t
+    surprise_delta float32 (count, length)             surprise[t] - surprise[t-1] (0 at t = 0)
+
+and JSON metadata: format, format_version, slot, version, node, length, count, obs_dim, the
+observation spec, the action scale and the pose ranges. `read_shard` checks all of it and raises
+`DreamShardError` (a `shared.store.CorruptFile`) naming the file when anything is off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shared.pose import N_ACTIONS, ActionScale, PoseRanges, normalise_batch
+from shared.store import CorruptFile, MissingFile
+
+if TYPE_CHECKING:  # torch is heavy; only the model services load it
+    import torch
+
+    from shared.store import Store
+
+FORMAT = "ptzjepa.dreams"
+FORMAT_VERSION = "1"
+INDEX_NAME = "index.json"
+POSE_FEATURES = 4
+
+
+class DreamShardError(CorruptFile):
+    """A dream shard (or index) that cannot be used; the message names the file."""
+
+
+# ----- observation ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ObservationSpec:
+    """How a state (B, N, D) becomes the agent's observation vector (see the module docstring)."""
+
+    pool_grid: int = 2          # g: the token grid is average-pooled to g x g cells
+    include_mean: bool = True   # also the mean over all tokens
+
+    def __post_init__(self) -> None:
+        if self.pool_grid < 0:
+            raise ValueError(f"pool_grid must be >= 0, got {self.pool_grid}")
+        if self.pool_grid == 0 and not self.include_mean:
+            raise ValueError("the observation would hold no state features")
+
+    def feature_dim(self, token_dim: int) -> int:
+        return (int(self.include_mean) + self.pool_grid ** 2) * token_dim
+
+    def obs_dim(self, token_dim: int) -> int:
+        return self.feature_dim(token_dim) + POSE_FEATURES
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "ObservationSpec":
+        want = {f.name for f in dataclasses.fields(ObservationSpec)}
+        if not isinstance(d, dict) or set(d) != want:
+            raise ValueError(f"observation spec must have exactly the fields {sorted(want)}, got {d!r}")
+        return ObservationSpec(pool_grid=int(d["pool_grid"]), include_mean=bool(d["include_mean"]))
+
+
+def state_features(states: "torch.Tensor", spec: ObservationSpec) -> "torch.Tensor":
+    """(B, N, D) state tokens on a square grid -> (B, feature_dim) float32 pooled features."""
+    import torch
+    import torch.nn.functional as F
+
+    if states.ndim != 3:
+        raise ValueError(f"states must be (B, N, D), got {tuple(states.shape)}")
+    b, n, d = states.shape
+    grid = math.isqrt(n)
+    if grid * grid != n:
+        raise ValueError(f"states must hold a square grid of tokens, got N = {n}")
+    x = states.float()
+    parts = []
+    if spec.include_mean:
+        parts.append(x.mean(dim=1))
+    if spec.pool_grid:
+        if spec.pool_grid > grid:
+            raise ValueError(f"pool_grid {spec.pool_grid} is finer than the token grid {grid}")
+        img = x.transpose(1, 2).reshape(b, d, grid, grid)
+        parts.append(F.adaptive_avg_pool2d(img, spec.pool_grid).flatten(2).transpose(1, 2)
+                     .reshape(b, -1))
+    return torch.cat(parts, dim=1)
+
+
+def observation_from_states(states: "torch.Tensor", poses, ranges: PoseRanges,
+                            spec: ObservationSpec = ObservationSpec()) -> "torch.Tensor":
+    """The agent's observation: pooled state features + normalised pose, (B, obs_dim) float32.
+
+    states: (B, N, D) world-model states (target space); poses: (B, 3) raw (pan, tilt, zoom).
+    """
+    import torch
+
+    feats = state_features(states, spec)
+    p = poses.detach().cpu().numpy() if isinstance(poses, torch.Tensor) else np.asarray(poses)
+    if p.shape != (feats.shape[0], 3):
+        raise ValueError(f"poses must be ({feats.shape[0]}, 3) raw, got {p.shape}")
+    pose_feats = torch.from_numpy(normalise_batch(p, ranges)).to(feats.device)
+    return torch.cat([feats, pose_feats], dim=1)
+
+
+# ----- pose helpers --------------------------------------------------------------------------------
+def ranges_to_dict(ranges: PoseRanges) -> dict[str, Any]:
+    return dataclasses.asdict(ranges)
+
+
+def ranges_from_dict(d: dict[str, Any]) -> PoseRanges:
+    return PoseRanges(**d)
+
+
+def scale_to_dict(scale: ActionScale) -> dict[str, float]:
+    return dataclasses.asdict(scale)
+
+
+# ----- dreams --------------------------------------------------------------------------------------
+TENSORS = {  # name -> (dtype name, shape as a function of (count, length, obs_dim))
+    "observations": ("float16", lambda c, l, o: (c, l + 1, o)),
+    "poses": ("float32", lambda c, l, o: (c, l + 1, 3)),
+    "actions": ("int64", lambda c, l, o: (c, l)),
+    "surprise": ("float32", lambda c, l, o: (c, l)),
+    "surprise_delta": ("float32", lambda c, l, o: (c, l)),
+}
+REWARDS = ("surprise", "delta")
+
+
+@dataclass(eq=False)
+class Dreams:
+    """A batch of imagined rollouts (shapes as in the module docstring; float32 observations in
+    memory, float16 on disk). `meta` carries provenance (slot, version, node, ...)."""
+
+    observations: "torch.Tensor"
+    poses: "torch.Tensor"
+    actions: "torch.Tensor"
+    surprise: "torch.Tensor"
+    surprise_delta: "torch.Tensor"
+    spec: ObservationSpec = field(default_factory=ObservationSpec)
+    ranges: PoseRanges = field(default_factory=PoseRanges)
+    scale: ActionScale = field(default_factory=ActionScale)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        c, l1, o = self.observations.shape
+        _check_shapes(self._tensors(), c, l1 - 1, o, "dreams")
+
+    @property
+    def count(self) -> int:
+        return int(self.observations.shape[0])
+
+    @property
+    def length(self) -> int:
+        return int(self.actions.shape[1])
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.observations.shape[2])
+
+    def rewards(self, kind: str = "surprise") -> "torch.Tensor":
+        """(count, length) reward of each transition: the surprise or its change."""
+        if kind == "surprise":
+            return self.surprise
+        if kind == "delta":
+            return self.surprise_delta
+        raise ValueError(f"unknown reward {kind!r}; choose from {REWARDS}")
+
+    def transitions(self, reward: str = "surprise") -> dict[str, "torch.Tensor"]:
+        """Flat (count * length, ...) transitions: obs, action, reward, next_obs."""
+        o = self.observations.float()
+        return {"obs": o[:, :-1].reshape(-1, self.obs_dim), "action": self.actions.reshape(-1),
+                "reward": self.rewards(reward).reshape(-1).float(),
+                "next_obs": o[:, 1:].reshape(-1, self.obs_dim)}
+
+    def _tensors(self) -> dict[str, "torch.Tensor"]:
+        return {k: getattr(self, k) for k in TENSORS}
+
+    def select(self, index) -> "Dreams":
+        return dataclasses.replace(self, **{k: v[index] for k, v in self._tensors().items()})
+
+    @staticmethod
+    def concat(parts: list["Dreams"]) -> "Dreams":
+        import torch
+
+        if not parts:
+            raise ValueError("no dreams to concatenate")
+        first = parts[0]
+        for p in parts[1:]:
+            if p.length != first.length or p.obs_dim != first.obs_dim or p.spec != first.spec:
+                raise ValueError("dreams of different length, observation size or spec")
+        return dataclasses.replace(first, **{k: torch.cat([getattr(p, k) for p in parts])
+                                             for k in TENSORS})
+
+
+def _check_shapes(tensors: dict, count: int, length: int, obs_dim: int, where: str,
+                  dtypes: bool = False) -> None:
+    for name, (dtype, shape_fn) in TENSORS.items():
+        if name not in tensors:
+            raise ValueError(f"{where}: tensor {name!r} is missing")
+        t = tensors[name]
+        want = shape_fn(count, length, obs_dim)
+        if tuple(t.shape) != want:
+            raise ValueError(f"{where}: tensor {name!r} has shape {tuple(t.shape)}, expected {want}")
+        if dtypes and str(t.dtype).replace("torch.", "") != dtype:
+            raise ValueError(f"{where}: tensor {name!r} has dtype {t.dtype}, expected {dtype}")
+
+
+def write_shards(store: "Store", folder: str, dreams: Dreams, *, slot: str = "", version: str = "",
+                 node: str = "", shard_size: int = 256, extra: dict[str, str] | None = None) -> dict:
+    """Write `dreams` as shards of at most `shard_size` dreams under `folder`, then `index.json`.
+
+    Returns the index: {"format", "format_version", "count", "length", "obs_dim", "shards":
+    [{"path", "sha256", "count"}], ...provenance}. Files are immutable: a folder is written once.
+    """
+    import torch
+
+    if shard_size < 1:
+        raise ValueError("shard_size must be at least 1")
+    folder = folder.rstrip("/")
+    common = {"format": FORMAT, "format_version": FORMAT_VERSION, "slot": slot, "version": version,
+              "node": node, "length": str(dreams.length), "obs_dim": str(dreams.obs_dim),
+              "observation_spec": json.dumps(dreams.spec.to_dict(), sort_keys=True),
+              "ranges": json.dumps(ranges_to_dict(dreams.ranges), sort_keys=True),
+              "action_scale": json.dumps(scale_to_dict(dreams.scale), sort_keys=True),
+              **{k: str(v) for k, v in (extra or {}).items()}}
+    shards = []
+    for i, start in enumerate(range(0, dreams.count, shard_size)):
+        part = dreams.select(slice(start, start + shard_size))
+        tensors = {"observations": part.observations.to(torch.float16),
+                   "poses": part.poses.to(torch.float32),
+                   "actions": part.actions.to(torch.int64),
+                   "surprise": part.surprise.to(torch.float32),
+                   "surprise_delta": part.surprise_delta.to(torch.float32)}
+        rel = f"{folder}/shard-{i:05d}.safetensors"
+        sha = store.write_tensors(rel, tensors, {**common, "count": str(part.count),
+                                                 "shard": str(i)})
+        shards.append({"path": rel, "sha256": sha, "count": part.count})
+    index = {"format": FORMAT, "format_version": FORMAT_VERSION, "slot": slot, "version": version,
+             "node": node, "count": dreams.count, "length": dreams.length,
+             "obs_dim": dreams.obs_dim, "observation_spec": dreams.spec.to_dict(),
+             "ranges": ranges_to_dict(dreams.ranges), "action_scale": scale_to_dict(dreams.scale),
+             "shards": shards, **(extra or {})}
+    store.write_json(f"{folder}/{INDEX_NAME}", index)
+    return index
+
+
+def read_shard(store: "Store", rel: str, expected_sha256: str | None = None) -> Dreams:
+    """One shard, validated (format, metadata, tensor names, shapes, dtypes, finite values)."""
+    import torch
+
+    tensors, meta = store.read_tensors(rel, expected_sha256)  # CorruptFile on unreadable/hash
+    if meta.get("format") != FORMAT:
+        raise DreamShardError(f"{rel}: not a dream shard (format {meta.get('format')!r}, "
+                              f"expected {FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DreamShardError(f"{rel}: unsupported dream format version "
+                              f"{meta.get('format_version')!r} (this code reads {FORMAT_VERSION})")
+    try:
+        count, length, obs_dim = int(meta["count"]), int(meta["length"]), int(meta["obs_dim"])
+        spec = ObservationSpec.from_dict(json.loads(meta["observation_spec"]))
+        ranges = ranges_from_dict(json.loads(meta["ranges"]))
+        scale = ActionScale(**json.loads(meta["action_scale"]))
+    except (KeyError, ValueError, TypeError) as e:
+        raise DreamShardError(f"{rel}: bad dream metadata: {e}") from None
+    extra = sorted(set(tensors) - set(TENSORS))
+    if extra:
+        raise DreamShardError(f"{rel}: unexpected tensors {extra}")
+    try:
+        _check_shapes(tensors, count, length, obs_dim, rel, dtypes=True)
+    except ValueError as e:
+        raise DreamShardError(str(e)) from None
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise DreamShardError(f"{rel}: tensor {name!r} holds NaN or infinite values")
+    a = tensors["actions"]
+    if a.numel() and (int(a.min()) < 0 or int(a.max()) >= N_ACTIONS):
+        raise DreamShardError(f"{rel}: actions outside 0..{N_ACTIONS - 1}")
+    meta_out = {k: v for k, v in meta.items()
+                if k not in ("observation_spec", "ranges", "action_scale")}
+    return Dreams(observations=tensors["observations"].float(), poses=tensors["poses"],
+                  actions=tensors["actions"], surprise=tensors["surprise"],
+                  surprise_delta=tensors["surprise_delta"], spec=spec, ranges=ranges, scale=scale,
+                  meta=meta_out)
+
+
+def read_index(store: "Store", folder: str) -> dict:
+    rel = f"{folder.rstrip('/')}/{INDEX_NAME}"
+    try:
+        index = store.read_json(rel)
+    except MissingFile:
+        raise MissingFile(f"{rel} is not in the store: the dream job that writes {folder} has not "
+                          f"finished (the index is written last)") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT or \
+            not isinstance(index.get("shards"), list):
+        raise DreamShardError(f"{rel}: not a dream index")
+    return index
+
+
+def read_dreams(store: "Store", folder: str) -> Dreams:
+    """Every shard listed in `folder`'s index, hash-checked and validated, concatenated."""
+    index = read_index(store, folder)
+    parts = []
+    for entry in index["shards"]:
+        try:
+            path, sha = entry["path"], entry["sha256"]
+        except (TypeError, KeyError):
+            raise DreamShardError(f"{folder}/{INDEX_NAME}: bad shard entry {entry!r}") from None
+        parts.append(read_shard(store, path, sha))
+    if not parts:
+        raise DreamShardError(f"{folder}/{INDEX_NAME}: lists no shards")
+    dreams = Dreams.concat(parts)
+    dreams.meta = {k: index.get(k) for k in ("slot", "version", "node", "count", "length")}
+    return dreams

@@ -1,0 +1,190 @@
+"""Frozen configs for the world model, with the `cpu` and `paper` presets.
+
+A config is stored as JSON inside every checkpoint (safetensors metadata), so a model can be rebuilt
+from the file alone; `from_dict` therefore rejects unknown or missing fields loudly instead of
+guessing, and `validate` catches shapes that cannot work (dim not divisible by heads, image size not
+divisible by patch size) before any weights are allocated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+SURPRISE_TARGETS = ("pred_error", "disagreement", "grad_norm")
+
+
+class ConfigError(ValueError):
+    """A world-model config that cannot be built (bad values, unknown fields, wrong JSON)."""
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """ViT encoder: patch embedding, fixed 2-D sin-cos positions, pre-norm blocks."""
+
+    img_size: int = 64
+    patch_size: int = 8
+    in_chans: int = 3
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+
+    @property
+    def grid(self) -> int:
+        return self.img_size // self.patch_size
+
+    @property
+    def n_tokens(self) -> int:
+        return self.grid * self.grid
+
+    def validate(self) -> None:
+        if self.img_size <= 0 or self.patch_size <= 0 or self.img_size % self.patch_size:
+            raise ConfigError(f"encoder img_size {self.img_size} must be a positive multiple of "
+                              f"patch_size {self.patch_size}")
+        _check_width("encoder", self.dim, self.heads, self.depth)
+        if self.dim % 4:
+            raise ConfigError(f"encoder dim {self.dim} must be divisible by 4 (2-D sin-cos positions)")
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Action-conditioned predictor: per-position query tokens cross-attending to the state tokens.
+
+    `query_self_attn` lets the queries of one transition also attend to each other (coherence across
+    the predicted image); cross-attention to the state is always on.
+    """
+
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    pose_dim: int = 4
+    query_self_attn: bool = True
+
+    def validate(self) -> None:
+        _check_width("predictor", self.dim, self.heads, self.depth)
+        if self.dim % 4:
+            raise ConfigError(f"predictor dim {self.dim} must be divisible by 4 (2-D sin-cos positions)")
+        if self.pose_dim != 4:
+            raise ConfigError("predictor pose_dim must be 4 (sin pan, cos pan, tilt, log zoom)")
+
+
+@dataclass(frozen=True)
+class SurpriseConfig:
+    """Per-transition surprise heads.
+
+    targets: which signals get a head (each a small MLP regressing log(target)); `primary` is the one
+    `WorldModel.predict` returns. `ensemble_size` light linear heads on the predictor trunk provide
+    the disagreement signal (needed only when "disagreement" is a target).
+    """
+
+    targets: tuple[str, ...] = ("pred_error",)
+    primary: str = "pred_error"
+    hidden: int = 128
+    ensemble_size: int = 0
+
+    def validate(self) -> None:
+        if not self.targets:
+            raise ConfigError("surprise targets must not be empty")
+        for t in self.targets:
+            if t not in SURPRISE_TARGETS:
+                raise ConfigError(f"unknown surprise target {t!r}; choose from {SURPRISE_TARGETS}")
+        if len(set(self.targets)) != len(self.targets):
+            raise ConfigError(f"surprise targets repeat: {self.targets}")
+        if self.primary not in self.targets:
+            raise ConfigError(f"surprise primary {self.primary!r} is not among targets {self.targets}")
+        if "disagreement" in self.targets and self.ensemble_size < 2:
+            raise ConfigError("surprise target 'disagreement' needs ensemble_size >= 2")
+        if self.hidden <= 0 or self.ensemble_size < 0:
+            raise ConfigError("surprise hidden must be positive and ensemble_size non-negative")
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    surprise: SurpriseConfig = field(default_factory=SurpriseConfig)
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for part, cls in ((self.encoder, EncoderConfig), (self.predictor, PredictorConfig),
+                          (self.surprise, SurpriseConfig)):
+            if not isinstance(part, cls):
+                raise ConfigError(f"expected {cls.__name__}, got {type(part).__name__}")
+            part.validate()
+
+    @staticmethod
+    def preset(name: str) -> "WorldModelConfig":
+        """`cpu`: small enough to train in minutes on 2 cores. `paper`: the original's sizes."""
+        if name == "cpu":
+            return WorldModelConfig(
+                encoder=EncoderConfig(img_size=64, patch_size=8, dim=128, depth=4, heads=4),
+                predictor=PredictorConfig(dim=128, depth=4, heads=4),
+                surprise=SurpriseConfig(targets=("pred_error",), primary="pred_error", hidden=128),
+                name="cpu")
+        if name == "paper":
+            # ViT-tiny: 192-dim, 12 blocks, 3 heads, 224 px, patch 14 (256 tokens); predictor 12 x 384.
+            return WorldModelConfig(
+                encoder=EncoderConfig(img_size=224, patch_size=14, dim=192, depth=12, heads=3),
+                predictor=PredictorConfig(dim=384, depth=12, heads=6, query_self_attn=False),
+                surprise=SurpriseConfig(targets=("pred_error",), primary="pred_error", hidden=256),
+                name="paper")
+        raise ConfigError(f"unknown world-model preset {name!r}; choose 'cpu' or 'paper'")
+
+    def replace(self, **changes: Any) -> "WorldModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "WorldModelConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"world-model config must be a JSON object, got {type(d).__name__}")
+        _exact_keys(d, WorldModelConfig, "world-model config")
+        parts = {}
+        for key, cls in (("encoder", EncoderConfig), ("predictor", PredictorConfig),
+                         ("surprise", SurpriseConfig)):
+            sub = d[key]
+            if not isinstance(sub, dict):
+                raise ConfigError(f"config field {key!r} must be an object")
+            _exact_keys(sub, cls, f"config.{key}")
+            if key == "surprise":
+                sub = {**sub, "targets": tuple(sub["targets"])}
+            parts[key] = cls(**sub)
+        return WorldModelConfig(**parts, name=str(d["name"]))
+
+    @staticmethod
+    def from_json(text: str) -> "WorldModelConfig":
+        try:
+            d = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"world-model config is not valid JSON: {e}") from e
+        try:
+            return WorldModelConfig.from_dict(d)
+        except TypeError as e:  # wrong value types reaching a constructor
+            raise ConfigError(f"bad world-model config: {e}") from e
+
+
+def _check_width(name: str, dim: int, heads: int, depth: int) -> None:
+    if dim <= 0 or heads <= 0 or depth <= 0:
+        raise ConfigError(f"{name} dim, heads and depth must be positive, got {dim}, {heads}, {depth}")
+    if dim % heads:
+        raise ConfigError(f"{name} dim {dim} must be divisible by heads {heads}")
+
+
+def _exact_keys(d: dict[str, Any], cls: type, what: str) -> None:
+    want = {f.name for f in dataclasses.fields(cls)}
+    missing, extra = want - d.keys(), d.keys() - want
+    if missing or extra:
+        raise ConfigError(f"{what} does not match this version: missing {sorted(missing)}, "
+                          f"unknown {sorted(extra)}")

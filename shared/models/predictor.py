@@ -1,0 +1,131 @@
+"""The action-conditioned predictor: from a state (tokens of one view) and a pose change, the tokens of
+the view at the new pose.
+
+The original's predictor appended identical "mask" tokens with no position, so every predicted token
+came out the same. Here every query token is built from its own 2-D position *and* the conditioning
+(pose from, pose to, their difference), mixed by an MLP so that the position-times-motion interaction
+("the content at cell p now comes from cell p - shift") is available from the first block.
+
+Queries cross-attend to the state instead of sharing one self-attention sequence with it: the state's
+keys/values are computed once per source view and reused by every transition that starts there
+(training uses many targets per source), and the cost grows with the number of queried cells, so
+training can query a random subset of cells (I-JEPA style) and evaluation all of them.
+
+Shapes: S source states, T transitions per source, K queried cells per transition, N cells per view.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shared.models.config import EncoderConfig, PredictorConfig
+from shared.models.vit import Attention, Mlp, init_weights, sincos_2d
+
+
+class PredictorBlock(nn.Module):
+    def __init__(self, cfg: PredictorConfig):
+        super().__init__()
+        d = cfg.dim
+        self.self_attn = None
+        if cfg.query_self_attn:
+            self.norm_self = nn.LayerNorm(d)
+            self.self_attn = Attention(d, cfg.heads)
+        self.norm_q = nn.LayerNorm(d)
+        self.norm_mem = nn.LayerNorm(d)
+        self.cross_attn = Attention(d, cfg.heads, cross=True)
+        self.norm_mlp = nn.LayerNorm(d)
+        self.mlp = Mlp(d, cfg.mlp_ratio)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, t: int) -> torch.Tensor:
+        """x: (S*T, K, d) queries; memory: (S, N, d)."""
+        st, k, d = x.shape
+        if self.self_attn is not None:
+            x = x + self.self_attn(self.norm_self(x))
+        # All queries of the T transitions of one source attend to that source's memory together:
+        # cross-attention has no query-query interaction, so this is exact and avoids copying memory.
+        q = self.norm_q(x).reshape(st // t, t * k, d)
+        x = x + self.cross_attn(q, self.norm_mem(memory)).reshape(st, k, d)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class ActionConditionedPredictor(nn.Module):
+    def __init__(self, enc: EncoderConfig, cfg: PredictorConfig, ensemble_size: int = 0):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.n_tokens = enc.n_tokens
+        d = cfg.dim
+        self.in_proj = nn.Linear(enc.dim, d)
+        self.register_buffer("pos", sincos_2d(d, enc.grid), persistent=False)
+        self.cond = nn.Sequential(nn.Linear(3 * cfg.pose_dim, d), nn.GELU(), nn.Linear(d, d))
+        self.query_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList(PredictorBlock(cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(d)
+        self.out = nn.Linear(d, enc.dim)
+        # Light heads for ensemble disagreement; they read the trunk's (detached) features so they
+        # differ only by their own initialisation and data weighting, not by a shared trunk update.
+        self.ensemble = nn.ModuleList(nn.Linear(d, enc.dim) for _ in range(ensemble_size))
+        self.apply(init_weights)
+
+    def conditioning(self, pose_from: torch.Tensor, pose_to: torch.Tensor) -> torch.Tensor:
+        """(..., 4) normalised poses -> (..., 12) features: from, to, and the move itself."""
+        return torch.cat([pose_from, pose_to, pose_to - pose_from], dim=-1)
+
+    def memory(self, state: torch.Tensor) -> torch.Tensor:
+        """State tokens (S, N, enc_dim) -> memory (S, N, d) with positions re-added."""
+        return self.in_proj(state) + self.pos
+
+    def forward(self, state: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor,
+                query_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict target tokens.
+
+        state: (S, N, enc_dim) source tokens; pose_from, pose_to: (S, T, 4) normalised;
+        query_index: (S, T, K) cell indices to predict, or None for all N cells.
+        Returns (prediction (S, T, K, enc_dim), trunk features (S, T, K, d)).
+
+        The prediction is residual: the source token at the same cell plus a learned change, so
+        an untrained predictor starts at the "nothing moves" baseline and learns only the motion
+        (without this skip the predictor first has to learn to copy through attention, and on
+        small data it never got back to the baseline).
+        """
+        s, t, _ = pose_from.shape
+        if state.shape[0] != s:
+            raise ValueError(f"state has {state.shape[0]} sources but poses have {s}")
+        d = self.cfg.dim
+        memory = self.memory(state)
+        if query_index is None:
+            pos = self.pos.expand(s * t, self.n_tokens, d)
+            here = memory.repeat_interleave(t, dim=0)
+            base = state[:, None].expand(s, t, self.n_tokens, state.shape[-1])
+        else:
+            qi = query_index.reshape(s, -1)
+            pos = self.pos[qi].reshape(s * t, -1, d)
+            here = torch.gather(memory, 1, qi[..., None].expand(*qi.shape, d)).reshape(s * t, -1, d)
+            base = torch.gather(state, 1, qi[..., None].expand(*qi.shape, state.shape[-1]))
+            base = base.reshape(s, t, -1, state.shape[-1])
+        k = pos.shape[1]
+        cond = self.cond(self.conditioning(pose_from, pose_to)).reshape(s * t, 1, d)
+        x = here + self.query_mlp(torch.cat([pos, cond.expand(s * t, k, d)], dim=-1))
+        for blk in self.blocks:
+            x = blk(x, memory, t)
+        h = self.norm(x)
+        return base + self.out(h).reshape(s, t, k, -1), h.reshape(s, t, k, d)
+
+    def ensemble_predictions(self, trunk: torch.Tensor) -> torch.Tensor:
+        """(S, T, K, d) trunk features -> (E, S, T, K, enc_dim) ensemble predictions."""
+        if not len(self.ensemble):
+            raise RuntimeError("this predictor has no ensemble heads (surprise.ensemble_size == 0)")
+        h = trunk.detach()
+        return torch.stack([head(h) for head in self.ensemble])
+
+
+def disagreement(ens: torch.Tensor) -> torch.Tensor:
+    """(E, S, T, K, D) -> (S, T) mean variance across heads, per transition."""
+    return ens.var(dim=0, unbiased=False).mean(dim=(-1, -2))
+
+
+def layer_norm_tokens(x: torch.Tensor) -> torch.Tensor:
+    """The state space: encoder tokens normalised per token without learned scale (I-JEPA targets)."""
+    return F.layer_norm(x, x.shape[-1:])

@@ -1,0 +1,128 @@
+"""The JEPA world model and the two calls the dreamer and the agent make.
+
+One state space for everything (the original dreamed in context-encoder space but acted on
+target-encoder states at run time): a *state* is the target encoder's tokens, layer-normalised per
+token, shape (B, N, D). `encode_state` makes one from camera frames; `predict` maps a state and a
+pose change to the next state in the same space (so its output can be fed back for rollouts), plus a
+per-transition surprise. Training (services/worldmodel) feeds the predictor both context-encoder
+tokens (which is what teaches the encoder) and target-space states and its own rollouts (which is
+what the dreamer and agent use).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from shared.models.config import WorldModelConfig
+from shared.models.predictor import ActionConditionedPredictor, layer_norm_tokens
+from shared.models.surprise import SurpriseHeads
+from shared.models.vit import ViTEncoder, prepare_frames
+from shared.pose import PoseRanges, normalise_batch
+
+
+def normalise_poses(poses, ranges: PoseRanges | None = None) -> torch.Tensor:
+    """(B, 3) raw (pan, tilt, zoom) -> (B, 4) normalised float tensor; (B, 4) passes through.
+
+    Raw poses need the camera's ranges (Hanwha and Axis differ); the default is PoseRanges().
+    """
+    if isinstance(poses, torch.Tensor) and poses.shape[-1] == 4:
+        return poses.float()
+    arr = np.asarray(poses.cpu() if isinstance(poses, torch.Tensor) else poses, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] not in (3, 4):
+        raise ValueError(f"poses must be (B, 3) raw or (B, 4) normalised, got {arr.shape}")
+    if arr.shape[1] == 4:
+        return torch.from_numpy(arr.astype(np.float32))
+    return torch.from_numpy(normalise_batch(arr, ranges or PoseRanges()))
+
+
+class WorldModel(nn.Module):
+    def __init__(self, cfg: WorldModelConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.encoder = ViTEncoder(cfg.encoder)
+        self.target_encoder = copy.deepcopy(self.encoder)
+        self.target_encoder.requires_grad_(False)
+        self.predictor = ActionConditionedPredictor(cfg.encoder, cfg.predictor,
+                                                    cfg.surprise.ensemble_size)
+        self.surprise = SurpriseHeads(cfg.surprise, cfg.predictor.dim, 3 * cfg.predictor.pose_dim)
+
+    # ----- encoders -------------------------------------------------------------------------
+    def encode_context(self, x: torch.Tensor) -> torch.Tensor:
+        """Prepared frames -> context tokens in state space (with gradients)."""
+        return layer_norm_tokens(self.encoder(x))
+
+    @torch.no_grad()
+    def encode_target(self, x: torch.Tensor, return_penultimate: bool = False):
+        """Prepared frames -> target tokens (the state), optionally with the last block's input."""
+        out, pen = self.target_encoder(x, return_penultimate=True)
+        state = layer_norm_tokens(out)
+        return (state, pen) if return_penultimate else state
+
+    @torch.no_grad()
+    def encode_state(self, frames) -> torch.Tensor:
+        """Camera frames (uint8 (B, H, W, 3), any size) -> states (B, N, D). Run-time entry point."""
+        x = prepare_frames(frames, self.cfg.encoder.img_size).to(self._device())
+        return self.encode_target(x)
+
+    # ----- predictor ------------------------------------------------------------------------
+    def forward_predictor(self, state: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor,
+                          query_index: torch.Tensor | None = None):
+        """Training-time call. state (S, N, D); poses (S, T, 4); query_index (S, T, K) or None.
+
+        Returns (prediction (S, T, K, D), trunk (S, T, K, d), log_surprise (S, T, n_targets)).
+        """
+        pred, trunk = self.predictor(state, pose_from, pose_to, query_index)
+        cond = self.predictor.conditioning(pose_from, pose_to)
+        return pred, trunk, self.surprise(trunk, cond)
+
+    @torch.no_grad()
+    def predict(self, state: torch.Tensor, pose_from, pose_to,
+                ranges: PoseRanges | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One imagined step for a batch: state (B, N, D), poses (B, 3) raw or (B, 4) normalised.
+
+        Returns (next_state (B, N, D), surprise (B,)): the surprise is the primary target's
+        prediction in its natural units (e.g. the expected prediction error of this transition).
+        """
+        if state.ndim != 3 or state.shape[1:] != (self.cfg.encoder.n_tokens, self.cfg.encoder.dim):
+            raise ValueError(f"state must be (B, {self.cfg.encoder.n_tokens}, "
+                             f"{self.cfg.encoder.dim}), got {tuple(state.shape)}")
+        dev = self._device()
+        pf = normalise_poses(pose_from, ranges).to(dev)[:, None]
+        pt = normalise_poses(pose_to, ranges).to(dev)[:, None]
+        if pf.shape[0] != state.shape[0] or pt.shape[0] != state.shape[0]:
+            raise ValueError("state, pose_from and pose_to must have the same batch size")
+        pred, _, log_s = self.forward_predictor(state.to(dev).float(), pf, pt)
+        return pred[:, 0], log_s[:, 0, self.surprise.primary].exp()
+
+    @torch.no_grad()
+    def surprise_all(self, state: torch.Tensor, pose_from, pose_to,
+                     ranges: PoseRanges | None = None) -> dict[str, torch.Tensor]:
+        """Every surprise head's prediction (B,) by target name, for evaluation and analysis."""
+        dev = self._device()
+        pf = normalise_poses(pose_from, ranges).to(dev)[:, None]
+        pt = normalise_poses(pose_to, ranges).to(dev)[:, None]
+        _, _, log_s = self.forward_predictor(state.to(dev).float(), pf, pt)
+        return {name: log_s[:, 0, i].exp() for i, name in enumerate(self.surprise.targets)}
+
+    @torch.no_grad()
+    def update_target(self, momentum: float) -> None:
+        """EMA: target <- m * target + (1 - m) * context."""
+        tgt = list(self.target_encoder.parameters())
+        src = [p.detach() for p in self.encoder.parameters()]
+        torch._foreach_mul_(tgt, momentum)
+        torch._foreach_add_(tgt, src, alpha=1.0 - momentum)
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def build_world_model(cfg: WorldModelConfig | str) -> WorldModel:
+    """A fresh world model from a config or a preset name ('cpu', 'paper')."""
+    if isinstance(cfg, str):
+        cfg = WorldModelConfig.preset(cfg)
+    return WorldModel(cfg)
