@@ -120,7 +120,10 @@ class DreamerSettings(BaseModel):
 class AgentSettings(BaseModel):
     updates: int | None = Field(None, ge=1, description="gradient updates per job (default: preset)")
     time_budget_s: float | None = Field(300.0, gt=0.0)
-    reward: Literal["surprise", "surprise_change"] | None = Field(None, description="default: preset")
+    reward: Literal["surprise", "delta"] | None = Field(None, description="surprise or its change; "
+                                                                          "default: the preset's")
+    config: dict[str, Any] = Field(default_factory=dict,
+                                   description="overrides of the preset's AgentConfig, e.g. {hidden: [64]}")
     epsilon: float = Field(0.1, ge=0.0, le=1.0, description="exploration while navigating")
     temperature: float | None = Field(None, gt=0.0, description="softmax sampling instead of epsilon")
     navigate_iterations: int = Field(10, ge=1, le=10_000)

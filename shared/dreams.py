@@ -279,7 +279,12 @@ def read_shard(store: "Store", rel: str, expected_sha256: str | None = None) -> 
     """One shard, validated (format, metadata, tensor names, shapes, dtypes, finite values)."""
     import torch
 
-    tensors, meta = store.read_tensors(rel, expected_sha256)  # CorruptFile on unreadable/hash
+    try:
+        tensors, meta = store.read_tensors(rel, expected_sha256)
+    except DreamShardError:
+        raise
+    except CorruptFile as e:  # unreadable, truncated or hash mismatch; the message names the file
+        raise DreamShardError(str(e)) from None
     if meta.get("format") != FORMAT:
         raise DreamShardError(f"{rel}: not a dream shard (format {meta.get('format')!r}, "
                               f"expected {FORMAT!r})")

@@ -67,6 +67,13 @@ class Keys:
     def lifelong(self, node: str) -> str:
         return self._k("node", node, "lifelong")
 
+    # The node's latest dreams (a folder of shards in the store) and who reads which version.
+    def dreams_latest(self, node: str) -> str:
+        return self._k("node", node, "dreams")
+
+    def version_readers(self, slot: str) -> str:
+        return self._k("slot", slot, "readers")
+
     # The node's latest trained agent (agents stay local to their node).
     def agent_latest(self, node: str) -> str:
         return self._k("node", node, "agent")

@@ -24,3 +24,8 @@ PHASE_PROGRESS = Gauge("ptzjepa_phase_progress_ratio", "Fraction of the running 
                        ["node", "phase"])
 JOB_FAILURES = Counter("ptzjepa_job_failures_total", "Jobs that raised", ["queue", "func"])
 QUEUE_DEPTH = Gauge("ptzjepa_queue_depth", "Jobs waiting in an rq queue", ["queue"])
+WM_LOSS = Gauge("ptzjepa_worldmodel_loss", "Latest world-model training loss", ["node", "slot"])
+WM_VERSIONS = Counter("ptzjepa_worldmodel_versions_published_total", "World-model versions published",
+                      ["node", "slot"])
+LEASE_EVENTS = Counter("ptzjepa_lease_events_total", "Slot lease events (granted, waited, lost...)",
+                       ["node", "event"])

@@ -181,3 +181,13 @@ def action_deltas(scale: ActionScale = ActionScale()) -> np.ndarray:
     """(21, 3) array of (d_pan deg, d_tilt deg, d_log_zoom) for vectorised rollouts."""
     return np.array([(scale.pan_tilt_deg * a.d_pan, scale.pan_tilt_deg * a.d_tilt,
                       scale.zoom_log_step * a.d_zoom) for a in ACTIONS], dtype=np.float32)
+
+
+def random_pose(rng, ranges: PoseRanges) -> Pose:
+    """Uniform pan and tilt; zoom log-uniform, so wide and narrow views are equally likely.
+
+    `rng` is a `random.Random` or a `numpy.random.Generator` (both have `uniform`).
+    """
+    zoom = math.exp(rng.uniform(math.log(ranges.zoom_min), math.log(ranges.zoom_max)))
+    return Pose(float(rng.uniform(ranges.pan_min, ranges.pan_max)),
+                float(rng.uniform(ranges.tilt_min, ranges.tilt_max)), float(zoom))

@@ -11,8 +11,14 @@ verify the hash of every file they load.
 from __future__ import annotations
 
 import hashlib
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
+
+import redis
+
+from shared.keys import Keys
 
 from shared.leases import Lease, LeaseManager
 from shared.store import AlreadyExists, Store
@@ -89,6 +95,32 @@ def read_meta(store: Store, slot: str, version: str) -> dict:
     if meta.get("version") != version:
         raise VersionError(f"models/{slot}/{version}.json describes version {meta.get('version')}")
     return meta
+
+
+def newest(leases: LeaseManager, slots: list[str]) -> dict | None:
+    """The most recently published record among `slots` (with its slot), or None."""
+    records = [(r, s) for s in slots if (r := leases.latest(s)) is not None]
+    if not records:
+        return None
+    record, slot = max(records, key=lambda rs: rs[0]["time"])
+    return {**record, "slot": slot}
+
+
+@contextmanager
+def reading(client: redis.Redis, keys: Keys, slot: str, version: str, reader: str,
+            ttl_s: float = 3600.0) -> Iterator[None]:
+    """Register a shared, expiring read of a version while it is in use.
+
+    Published files are immutable and hash-checked, so readers need no lock against writers
+    (the original did, because it overwrote checkpoints in place). The registration lets a future
+    clean-up of old versions skip those in use, and expires on its own if the reader dies.
+    """
+    member = f"{version}:{reader}"
+    client.zadd(keys.version_readers(slot), {member: time.time() + ttl_s})
+    try:
+        yield
+    finally:
+        client.zrem(keys.version_readers(slot), member)
 
 
 def history(store: Store, slot: str, version: str, limit: int = 1000) -> list[dict]:

@@ -9,20 +9,17 @@ round cut short by a failure still gets its manifest for the frames it has: noth
 
 from __future__ import annotations
 
-import math
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import timezone
 from typing import Callable
 
 from shared.camera_client import CameraClient
 from shared.contact_sheet import contact_sheet
-from shared.metrics import FRAMES_COLLECTED
 from shared.progress import StopRequested
-from shared.pose import ACTIONS, Pose, PoseRanges, apply_action
-from shared.schemas import FrameRecord, PoseModel
-from shared.store import Store, decode_image, frame_path, manifest_path, report_path
+from shared.pose import ACTIONS, PoseRanges, apply_action, random_pose
+from shared.recording import RoundRecorder
+from shared.store import Store, decode_image, report_path
 
 
 @dataclass
@@ -47,13 +44,6 @@ class SweepResult:
             "mean_dynamic_fraction": round(sum(dyn) / len(dyn), 4) if dyn else None,
             "stopped": self.stopped,
         }
-
-
-def random_pose(rng: random.Random, ranges: PoseRanges) -> Pose:
-    """Uniform pan and tilt; zoom log-uniform, so wide and narrow views are equally likely."""
-    zoom = math.exp(rng.uniform(math.log(ranges.zoom_min), math.log(ranges.zoom_max)))
-    return Pose(rng.uniform(ranges.pan_min, ranges.pan_max), rng.uniform(ranges.tilt_min, ranges.tilt_max),
-                zoom)
 
 
 def run_sweep(client: CameraClient, store: Store, *, node: str, camera: str, iterations: int,
@@ -86,7 +76,7 @@ def run_sweep(client: CameraClient, store: Store, *, node: str, camera: str, ite
 def _run_round(client: CameraClient, store: Store, rng: random.Random, ranges: PoseRanges,
                result: SweepResult, thumbs: list, *, node: str, camera: str, round_id: str,
                movements: int, total: int, on_frame: Callable[[int, int], None] | None) -> None:
-    records: list[FrameRecord] = []
+    recorder = RoundRecorder(store, node=node, camera=camera, round_id=round_id, source="sweep")
     try:
         pose = client.move("absolute", *ranges.apply(random_pose(rng, ranges)).as_tuple())
         for step in range(movements + 1):
@@ -96,15 +86,7 @@ def _run_round(client: CameraClient, store: Store, rng: random.Random, ranges: P
                 pose = client.move("absolute", *apply_action(pose, action, ranges).as_tuple())
             snap = client.snapshot()
             image = decode_image(snap.jpeg, f"snapshot of {round_id} step {step}")
-            frame_id = f"{round_id}-{step:03d}"
-            path = store.write_bytes(frame_path(node, round_id, frame_id), snap.jpeg)
-            captured = snap.captured_at if snap.captured_at.tzinfo else \
-                snap.captured_at.replace(tzinfo=timezone.utc)
-            records.append(FrameRecord(
-                frame_id=frame_id, path=path, pose=PoseModel.of(snap.pose), captured_at=captured,
-                node=node, camera=camera, source="sweep", round_id=round_id, step=step,
-                action=action, sim_time=snap.sim_time, dynamic_fraction=snap.dynamic_fraction))
-            FRAMES_COLLECTED.labels(node, "sweep").inc()
+            recorder.add(snap, action=action)
             if snap.dynamic_fraction is not None:
                 result.dynamic_fractions.append(snap.dynamic_fraction)
             thumbs.append((image, f"{snap.pose.pan:.0f},{snap.pose.tilt:.0f} x{snap.pose.zoom:.1f}"))
@@ -112,6 +94,6 @@ def _run_round(client: CameraClient, store: Store, rng: random.Random, ranges: P
             if on_frame:
                 on_frame(result.frames, total)
     finally:  # the frames of a round cut short are kept and listed
-        if records:
-            result.manifests.append(store.write_manifest(manifest_path(node, round_id), records))
+        if recorder.close():
+            result.manifests.append(recorder.manifest)
             result.rounds += 1

@@ -8,6 +8,7 @@ from shared import events
 from shared.config import load_settings
 from shared.keys import Keys
 from shared.leases import LeaseManager
+from shared.metrics import LEASE_EVENTS, WM_LOSS, WM_VERSIONS
 from shared.progress import JobProgress
 from shared.redis import client_for
 from shared.store import store_for
@@ -28,13 +29,17 @@ def train_world_model(node: str | None = None, slot: str | None = None) -> dict:
     def on_progress(done: int, total: int, info: dict) -> None:
         progress.total = max(total, 1)
         progress.update(done, **info)
+        if "loss" in info and "slot" in info:
+            WM_LOSS.labels(settings.node, info["slot"]).set(info["loss"])
 
-    leases = LeaseManager(client, keys, settings.node)
+    leases = LeaseManager(client, keys, settings.node,
+                          on_event=lambda event, slot, data: LEASE_EVENTS.labels(settings.node, event).inc())
     outcome = "failed"
     try:
         result = train_slot(settings, store_for(settings), leases, slot,
                             PhaseHooks(progress=on_progress, stop_requested=progress.stop_requested))
         outcome = "stopped" if result["stop_reason"] == "stopped" else "ok"
+        WM_VERSIONS.labels(settings.node, result["slot"]).inc()
         events.emit(client, keys, "model.published", settings.node, slot=result["slot"],
                     version=result["version"], fence=result["fence"], parent=result["parent"])
         return result

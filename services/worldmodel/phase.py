@@ -21,12 +21,13 @@ from shared.config import Settings
 from shared.leases import Lease, LeaseLost, LeaseManager
 from shared.models.checkpoint import share_bytes
 from shared.models.world_model import build_world_model
+from shared.frames import LoadedFrames, load_frames
 from shared.store import Store
 from shared import versions
 
 from services.worldmodel.checkpoint import resumable_bytes, state_from_bytes
 from services.worldmodel.config import TrainConfig
-from services.worldmodel.frames import LoadedFrames, load_frames
+from services.worldmodel.data import FrameDataset
 from services.worldmodel.setup import model_config, train_config
 from services.worldmodel.trainer import FitResult, fit
 from services.worldmodel.training import TrainState, make_train_state
@@ -65,7 +66,7 @@ def train_slot(settings: Settings, store: Store, leases: LeaseManager, slot: str
     started = time.time()
     wm = settings.worldmodel
     mcfg, tcfg = model_config(settings), train_config(settings)
-    frames = load_frames(store, settings.camera.ranges(), mcfg.encoder.img_size, node=settings.node,
+    frames = load_frames(store, mcfg.encoder.img_size, node=settings.node,
                          include_other_nodes=wm.include_other_nodes, max_rounds=wm.max_rounds)
     ttl_ms = int(wm.lease_ttl_s * 1000)
     if slot is None:
@@ -81,8 +82,9 @@ def train_slot(settings: Settings, store: Store, leases: LeaseManager, slot: str
 def _train_leased(settings, store, leases: LeaseManager, lease: Lease, frames: LoadedFrames, mcfg,
                   tcfg: TrainConfig, hooks: PhaseHooks, started: float) -> dict:
     slot = lease.slot
+    dataset = FrameDataset(frames.images, frames.poses, frames.round_ids, settings.camera.ranges())
     record = leases.latest(slot)
-    steps_per_epoch = tcfg.steps_per_epoch or _steps_per_epoch(frames, tcfg)
+    steps_per_epoch = tcfg.steps_per_epoch or _steps_per_epoch(dataset, tcfg)
     total_steps = tcfg.epochs * steps_per_epoch
     state, parent = _resume(store, slot, record, tcfg, total_steps)
     model = state.model if state is not None else build_world_model(mcfg)
@@ -93,12 +95,12 @@ def _train_leased(settings, store, leases: LeaseManager, lease: Lease, frames: L
     def on_progress(event: dict) -> None:
         if event["kind"] == "step":
             hooks.progress(event["step"], event["total_steps"],
-                           {"epoch": event["epoch"], "loss": round(float(event["loss"]), 5)})
+                           {"epoch": event["epoch"], "loss": round(float(event["loss"]), 5), "slot": slot})
 
     def should_stop() -> bool:
         return lease.lost.is_set() or hooks.stop_requested()
 
-    result: FitResult = fit(model, frames.dataset, tcfg, state=state, progress=on_progress,
+    result: FitResult = fit(model, dataset, tcfg, state=state, progress=on_progress,
                             should_stop=should_stop)
     lease.check()  # a lost lease throws the work away here: LeaseLost, nothing published
     meta = {
@@ -122,11 +124,11 @@ def _train_leased(settings, store, leases: LeaseManager, lease: Lease, frames: L
             "transitions_per_s": round(result.transitions_per_s, 3)}
 
 
-def _steps_per_epoch(frames: LoadedFrames, cfg: TrainConfig) -> int:
+def _steps_per_epoch(dataset: FrameDataset, cfg: TrainConfig) -> int:
     """As fit() counts them: about one pass over the frames, in windows of whole rounds."""
-    rounds = [len(r) for r in frames.dataset.rounds() if len(r) >= 2]
+    rounds = [len(r) for r in dataset.rounds() if len(r) >= 2]
     window = min([cfg.window_len, *rounds]) if rounds else cfg.window_len
-    return max(1, -(-len(frames.dataset) // (window * cfg.windows_per_batch)))
+    return max(1, -(-len(dataset) // (window * cfg.windows_per_batch)))
 
 
 def _parent_epochs(store: Store, slot: str, parent: dict | None) -> int:

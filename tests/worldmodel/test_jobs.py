@@ -89,6 +89,6 @@ def test_busy_slots_fail_after_a_bounded_wait(node):
 def test_no_frames_is_a_clear_error(tmp_path, redis_url, monkeypatch):
     settings = make_settings(tmp_path, redis_url, worldmodel=TINY)
     _use(settings, tmp_path, monkeypatch)
-    from services.worldmodel.data import DataError
-    with pytest.raises(DataError, match="run a collection"):
+    from shared.frames import NoFrames
+    with pytest.raises(NoFrames, match="run a collection"):
         train_world_model()

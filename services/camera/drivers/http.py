@@ -97,13 +97,14 @@ class CameraHttp:
         return text
 
     def request(self, method: str, path: str, *, what: str, parse: Callable[[httpx.Response], T],
-                params: dict | None = None, content: bytes | None = None,
+                params: dict | None = None, content: bytes | Callable[[], bytes] | None = None,
                 headers: dict | None = None, idempotent: bool = True,
                 accept: Container[int] = OK_STATUS, retries: int | None = None) -> T:
         """Send, check and parse, retrying transient failures with exponential backoff + jitter.
 
         `parse` turns an accepted response into a value and raises `failure(...)` errors for
         bodies it cannot use. The last error is raised with the number of tries in its message.
+        A callable `content` is called for each try (a WS-Security token must not be replayed).
         """
         attempts = 1 + (self.options.retries if retries is None else retries)
         err: CameraError | None = None
@@ -115,7 +116,8 @@ class CameraHttp:
                          attempts - 1, delay)
                 time.sleep(delay)
             try:
-                response = self.client.request(method, path, params=params, content=content,
+                body = content() if callable(content) else content
+                response = self.client.request(method, path, params=params, content=body,
                                                headers=headers)
                 return self._accept(response, what, accept, parse)
             except httpx.TimeoutException as exc:

@@ -54,13 +54,16 @@ class OnvifDriver(HttpPtzDriver):
     def _call(self, path: str, ns: str, op: str, inner: str = "", *, auth: bool = True,
               idempotent: bool = True, retries: int | None = None):
         what = f"ONVIF {op}"
-        security = soap.wsse_header(self._user, self._password.get_secret_value(),
-                                    self._clock_offset_s) if auth else ""
-        body = soap.envelope(f"<{ns}:{op}>{inner}</{ns}:{op}>", security)
+
+        def body() -> bytes:  # a fresh UsernameToken (nonce, created) for every try
+            security = soap.wsse_header(self._user, self._password.get_secret_value(),
+                                        self._clock_offset_s) if auth else ""
+            return soap.envelope(f"<{ns}:{op}>{inner}</{ns}:{op}>", security)
+
         return self.http.request("POST", path, what=what, content=body,
                                  headers=soap.soap_headers(f"{soap.NS[ns]}/{op}"),
                                  accept=soap.SOAP_STATUS, idempotent=idempotent, retries=retries,
-                                 parse=lambda r: soap.parse_reply(r, what))
+                                 parse=lambda r: soap.parse_reply(r, what, self._user))
 
     def _setup(self) -> str:
         """Discover services, profile and snapshot URI once; returns the profile token."""
@@ -145,8 +148,8 @@ class OnvifDriver(HttpPtzDriver):
               idempotent: bool) -> None:
         token = self._setup()
         inner = (f"<tptz:ProfileToken>{token}</tptz:ProfileToken><tptz:{element}>"
-                 f'<tt:PanTilt x="{x:.6f}" y="{y:.6f}" space="{spaces[0]}"/>'
-                 f'<tt:Zoom x="{z:.6f}" space="{spaces[1]}"/></tptz:{element}>')
+                 f'<tt:PanTilt x="{x:.7f}" y="{y:.7f}" space="{spaces[0]}"/>'
+                 f'<tt:Zoom x="{z:.7f}" space="{spaces[1]}"/></tptz:{element}>')
         self._call(self._ptz_path, "tptz", op, inner, idempotent=idempotent)
 
     def _send_absolute(self, pose: Pose) -> None:

@@ -183,7 +183,9 @@ class HttpPtzDriver(CameraDriver):
                 last_error = exc
             else:
                 readings.append(pose)
-                if self._close_to(pose, target):
+                # At the target, or close to it and no longer moving (cameras stop a hair off).
+                if self._same(pose, target, exact=False) or (
+                        self._close_to(pose, target) and len(readings) > 1 and self._same(pose, readings[-2])):
                     return pose
                 recent = readings[-m.stable_polls:]
                 if len(recent) == m.stable_polls and all(self._same(p, pose) for p in recent) \
@@ -203,5 +205,8 @@ class HttpPtzDriver(CameraDriver):
                             f"{where}")
 
     @staticmethod
-    def _same(a: Pose, b: Pose) -> bool:
-        return pan_distance(a.pan, b.pan) < 1e-3 and abs(a.tilt - b.tilt) < 1e-3 and abs(a.zoom - b.zoom) < 1e-4
+    def _same(a: Pose, b: Pose, exact: bool = True) -> bool:
+        """Equal readings (a stopped camera), or with exact=False equal up to the rounding of the
+        camera's position reply (0.01 degree, 0.1% of zoom)."""
+        deg, zoom = (1e-3, 1e-4) if exact else (0.011, 1e-3 * max(b.zoom, 1.0))
+        return pan_distance(a.pan, b.pan) < deg and abs(a.tilt - b.tilt) < deg and abs(a.zoom - b.zoom) < zoom

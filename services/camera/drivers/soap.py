@@ -63,7 +63,7 @@ def soap_headers(action: str) -> dict[str, str]:
     return {"Content-Type": f'application/soap+xml; charset=utf-8; action="{action}"'}
 
 
-def parse_reply(response: httpx.Response, what: str) -> ET.Element:
+def parse_reply(response: httpx.Response, what: str, user: str = "") -> ET.Element:
     """The first element inside the reply's Body, or a typed error (fault, HTML, garbage...)."""
     text = response.text
     status = response.status_code
@@ -89,7 +89,7 @@ def parse_reply(response: httpx.Response, what: str) -> ET.Element:
         raise failure(CameraBadResponse, f"{what}: the reply is not a SOAP 1.2 envelope", retry_garbage)
     fault = body.find("env:Fault", NS)
     if fault is not None:
-        raise _fault(fault, what, status)
+        raise _fault(fault, what, user)
     if status != 200:
         raise http_error(response, what)
     children = list(body)
@@ -98,16 +98,16 @@ def parse_reply(response: httpx.Response, what: str) -> ET.Element:
     return children[0]
 
 
-def _fault(fault: ET.Element, what: str, status: int) -> Exception:
+def _fault(fault: ET.Element, what: str, user: str) -> Exception:
+    """A SOAP fault as a typed error. Faults are answers, not accidents: never retried."""
     codes = [el.text.strip() for el in fault.iter(f"{{{NS['env']}}}Value") if el.text]
     reason = " ".join(t.strip() for el in fault.iter(f"{{{NS['env']}}}Text") if (t := el.text)) or "no reason"
     code = "/".join(codes) or "unknown"
     if any(c.endswith("NotAuthorized") for c in codes):
         return failure(CameraAuthError, f"{what}: the camera refused the WS-Security credentials "
-                       f"({code}: {snippet(reason)}); check camera.user, the password and the "
-                       f"camera's clock", NEVER)
-    retry = IDEMPOTENT if codes and codes[0].endswith("Receiver") and status >= 500 else NEVER
-    return failure(CameraBadResponse, f"{what}: SOAP fault {code}: {snippet(reason)}", retry)
+                       f"of user '{user}' ({code}: {snippet(reason)}); check camera.user, the "
+                       f"password and the camera's clock", NEVER)
+    return failure(CameraBadResponse, f"{what}: SOAP fault {code}: {snippet(reason)}", NEVER)
 
 
 def find_text(element: ET.Element, path: str, what: str) -> str:

@@ -118,7 +118,8 @@ class Mechanics:
         self.sim.move_absolute(target)  # advances the simulated clock by the move's settle time
         with self._lock:
             self._from, self._to = start, target
-            self._t0, self._duration = time.monotonic(), self.settle_s
+            self._t0 = time.monotonic()
+            self._duration = self.settle_s if start != target else 0.0  # a no-op move is not a move
         return target
 
     def move_by(self, d_pan: float, d_tilt: float, d_zoom: float) -> Pose:
@@ -175,7 +176,7 @@ class FaultPlan:
 
 @dataclass
 class EmulatorStats:
-    requests: Counter = field(default_factory=Counter)  # by operation
+    requests: Counter = field(default_factory=Counter)  # by operation, past the digest check
     challenges: int = 0                                  # 401s sent by the digest check
     auth_failures: int = 0                               # wrong credentials (digest or WS-Security)
     faults: Counter = field(default_factory=Counter)     # by kind
@@ -302,7 +303,6 @@ class EmulatorApp:
             await _send(send, Reply.html(404, "404 Not Found"))
             return
         op, handler = routed
-        self.stats.requests[op] += 1
         if self.needs_http_auth(request):
             verdict = self.digest.verify(request.method, request.target, request.headers.get("authorization"))
             if verdict != OK:
@@ -312,6 +312,7 @@ class EmulatorApp:
                 challenge = self.digest.challenge(stale=verdict == STALE)
                 await _send(send, Reply.html(401, "401 Unauthorized", [("WWW-Authenticate", challenge)]))
                 return
+        self.stats.requests[op] += 1  # authenticated requests only: challenges are counted apart
         fault = self.faults.take(op)
         if fault:
             self.stats.faults[fault] += 1

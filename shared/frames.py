@@ -1,4 +1,6 @@
-"""Training frames from the store: the most recent sweep rounds, decoded and resized.
+"""Frames from the store: the most recent rounds (sweeps or navigation runs), decoded and resized.
+
+Used by the world-model trainer (its training data) and the dreamer (where dreams start).
 
 Rounds come from the per-round manifests (this node's, and other nodes' when federated). A frame
 that is missing or does not decode is skipped and reported, and its round is split there, because
@@ -13,18 +15,21 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from shared.pose import PoseRanges
 from shared.schemas import FrameRecord
 from shared.store import Store, StoreError
-
-from services.worldmodel.data import DataError, FrameDataset
 
 log = logging.getLogger(__name__)
 
 
+class NoFrames(ValueError):
+    """Nothing to learn from: no manifests, or none of their frames could be read."""
+
+
 @dataclass
 class LoadedFrames:
-    dataset: FrameDataset
+    images: np.ndarray  # uint8 (N, S, S, 3)
+    poses: np.ndarray  # float64 (N, 3) raw (pan, tilt, zoom)
+    round_ids: np.ndarray  # (N,) ints; a new id after every gap
     manifests: list[str]
     frame_ids: list[str]
     skipped: list[dict] = field(default_factory=list)
@@ -48,11 +53,11 @@ def recent_manifests(store: Store, node: str, include_other_nodes: bool, max_rou
     return [(rel, records) for _, rel, records in rounds[-max_rounds:]]
 
 
-def load_frames(store: Store, ranges: PoseRanges, img_size: int, *, node: str,
-                include_other_nodes: bool = True, max_rounds: int = 60) -> LoadedFrames:
+def load_frames(store: Store, img_size: int, *, node: str, include_other_nodes: bool = True,
+                max_rounds: int = 60) -> LoadedFrames:
     manifests = recent_manifests(store, node, include_other_nodes, max_rounds)
     if not manifests:
-        raise DataError("no frames in the store yet: run a collection (camera sweep) first")
+        raise NoFrames("no frames in the store yet: run a collection (camera sweep) first")
     images, poses, round_ids, frame_ids, skipped, nodes = [], [], [], [], [], set()
     segment = 0
     for rel, records in manifests:
@@ -72,7 +77,6 @@ def load_frames(store: Store, ranges: PoseRanges, img_size: int, *, node: str,
     if skipped:
         log.warning("skipped %d unreadable frames, e.g. %s", len(skipped), skipped[0]["error"])
     if not images:
-        raise DataError(f"none of the {sum(len(r) for _, r in manifests)} listed frames could be read")
-    dataset = FrameDataset(np.stack(images), np.asarray(poses, np.float64),
-                           np.asarray(round_ids), ranges)
-    return LoadedFrames(dataset, [rel for rel, _ in manifests], frame_ids, skipped, sorted(nodes))
+        raise NoFrames(f"none of the {sum(len(r) for _, r in manifests)} listed frames could be read")
+    return LoadedFrames(np.stack(images), np.asarray(poses, np.float64), np.asarray(round_ids),
+                        [rel for rel, _ in manifests], frame_ids, skipped, sorted(nodes))

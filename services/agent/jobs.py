@@ -1,0 +1,80 @@
+"""rq jobs of the agent queue: train the node's agent on dreams; drive the camera with it."""
+
+from __future__ import annotations
+
+import random
+
+from rq import get_current_job
+
+from shared import events
+from shared.camera_client import CameraClient
+from shared.config import load_settings
+from shared.keys import Keys
+from shared.progress import JobProgress
+from shared.redis import client_for
+from shared.store import store_for
+
+from services.agent.navigation import navigate_camera, run_id_for
+from services.agent.training_phase import AgentHooks, train_on_dreams
+
+
+def _context(node: str | None):
+    settings = load_settings()
+    if node is not None and node != settings.node:
+        settings = settings.model_copy(update={"node": node})
+    job = get_current_job()
+    client = job.connection if job else client_for(settings)
+    return settings, job, client, Keys(settings.redis_prefix)
+
+
+def train_agent(node: str | None = None, updates: int | None = None) -> dict:
+    """Double DQN on the newest dreams (the cycle's, when run in a cycle)."""
+    settings, job, client, keys = _context(node)
+    if updates is not None:
+        settings = settings.model_copy(update={"agent": settings.agent.model_copy(update={"updates": updates})})
+    dependency = job.dependency if job is not None else None
+    upstream = dependency.return_value() if dependency is not None else None
+    progress = JobProgress(client, keys, settings.node, "agent", total=1)
+
+    def on_progress(done: int, total: int, info: dict) -> None:
+        progress.total = max(total, 1)
+        progress.update(done, **info)
+
+    outcome = "failed"
+    try:
+        result = train_on_dreams(settings, store_for(settings), client,
+                                 upstream if upstream and "folder" in upstream else None,
+                                 AgentHooks(progress=on_progress, stop_requested=progress.stop_requested))
+        outcome = "ok"
+        events.emit(client, keys, "agent.trained", settings.node, sha256=result["sha256"],
+                    wm_slot=result["wm_slot"], wm_version=result["wm_version"])
+        return result
+    finally:
+        progress.finish(outcome)
+
+
+def navigate(node: str | None = None, iterations: int | None = None, movements: int | None = None,
+             seed: int | None = None) -> dict:
+    """Drive the camera with the node's agent; frames and manifests go to the store."""
+    settings, job, client, keys = _context(node)
+    iterations = iterations or settings.agent.navigate_iterations
+    movements = movements or settings.agent.navigate_movements
+    seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+    progress = JobProgress(client, keys, settings.node, "navigate", total=iterations * (movements + 1))
+
+    def on_frame(done: int, _total: int) -> None:
+        progress.update(done)
+        progress.check_stop()
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    outcome = "failed"
+    try:
+        with CameraClient(settings.services.camera_base_url(), token=token,
+                          timeout_s=settings.camera.timeout_s + 30) as camera:
+            result = navigate_camera(settings, store_for(settings), client, camera,
+                                     iterations=iterations, movements=movements, seed=seed,
+                                     run_id=run_id_for(job.id if job else None), on_frame=on_frame)
+        outcome = "stopped" if result.stopped else "ok"
+        return result.summary() | {"seed": seed}
+    finally:
+        progress.finish(outcome)

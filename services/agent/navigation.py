@@ -1,0 +1,139 @@
+"""The agent drives the camera (REFERENCE.md, "Environment interaction"), through the camera
+service's REST API, and records what it saw as `navigate` rounds that feed the next cycle.
+
+Each round starts at a random pose (so runs cover the scene), then takes `movements` actions
+chosen from the agent's Q-values with the configured exploration. Frames are encoded by the very
+world-model version the agent was trained with, into the observation space of its dreams. Every
+frame's manifest line records the action, the Q-values, the world model's predicted surprise for
+the move and the error it actually made (prediction vs the observed view's state).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import redis
+import torch
+
+from shared import versions
+from shared.camera_client import CameraClient
+from shared.config import Settings
+from shared.keys import Keys
+from shared.models.checkpoint import model_from_bytes
+from shared.pose import apply_action, random_pose
+from shared.progress import StopRequested
+from shared.recording import RoundRecorder
+from shared.store import Store, decode_image
+
+from services.agent.checkpoint import from_bytes
+from services.agent.observe import observe
+from services.agent.policy import choose_action
+
+
+class NoAgent(LookupError):
+    pass
+
+
+@dataclass
+class NavigationResult:
+    run_id: str
+    frames: int = 0
+    rounds: int = 0
+    manifests: list[str] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
+    observed_errors: list[float] = field(default_factory=list)
+    predicted_surprise: list[float] = field(default_factory=list)
+    dynamic_fractions: list[float] = field(default_factory=list)
+    stopped: bool = False
+
+    def summary(self) -> dict:
+        def mean(xs):
+            return round(float(np.mean(xs)), 6) if xs else None
+        return {"run_id": self.run_id, "frames": self.frames, "rounds": self.rounds,
+                "manifests": self.manifests, "stopped": self.stopped,
+                "mean_observed_error": mean(self.observed_errors),
+                "mean_predicted_surprise": mean(self.predicted_surprise),
+                "mean_dynamic_fraction": mean(self.dynamic_fractions),
+                "action_histogram": np.bincount(self.actions, minlength=21).tolist() if self.actions else []}
+
+
+def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camera: CameraClient, *,
+                    iterations: int, movements: int, seed: int, run_id: str,
+                    on_frame: Callable[[int, int], None] = lambda done, total: None) -> NavigationResult:
+    keys = Keys(settings.redis_prefix)
+    raw = client.get(keys.agent_latest(settings.node))
+    if not raw:
+        raise NoAgent(f"node {settings.node} has no trained agent yet: run the agent phase first")
+    record = json.loads(raw)
+    net, _cfg, meta = from_bytes(store.read_verified(record["path"], record["sha256"]))
+    spec = meta["observation_spec"]
+    slot, version = record["wm_slot"], record["wm_version"]
+    result = NavigationResult(run_id)
+    rng = np.random.default_rng(seed)
+    ranges = camera.info().ranges.to_ranges()
+    total = iterations * (movements + 1)
+    epsilon, temperature = settings.agent.epsilon, settings.agent.temperature
+    with versions.reading(client, keys, slot, version, reader=run_id):
+        model = model_from_bytes(versions.read_share(store, slot, version))
+        try:
+            for i in range(iterations):
+                recorder = RoundRecorder(store, node=settings.node, camera=settings.camera.name,
+                                         round_id=f"{run_id}-r{i:03d}", source="navigate")
+                try:
+                    _round(model, net, spec, camera, recorder, ranges, rng, movements, epsilon,
+                           temperature, result, lambda: on_frame(result.frames, total))
+                finally:
+                    if recorder.close():
+                        result.manifests.append(recorder.manifest)
+                        result.rounds += 1
+        except StopRequested:
+            result.stopped = True
+    return result
+
+
+def _round(model, net, spec, camera: CameraClient, recorder: RoundRecorder, ranges, rng,
+           movements: int, epsilon: float, temperature: float | None, result: NavigationResult,
+           after_frame: Callable[[], None]) -> None:
+    pose = camera.move("absolute", *ranges.apply(random_pose(rng, ranges)).as_tuple())
+    snap = camera.snapshot()
+    states: list[torch.Tensor] = []
+    obs = observe(model, decode_image(snap.jpeg, recorder.round_id), [snap.pose.as_tuple()], ranges,
+                  spec, states_out=states)
+    recorder.add(snap, action=None)
+    _count(result, snap)
+    after_frame()
+    state, pose = states[-1], snap.pose
+    for _ in range(movements):
+        action, q = choose_action(net, obs[0], epsilon, temperature, rng)
+        target = apply_action(pose, action, ranges)
+        predicted, surprise = model.predict(state, [pose.as_tuple()], [target.as_tuple()], ranges)
+        camera.move("absolute", *target.as_tuple())
+        snap = camera.snapshot()
+        states.clear()
+        obs = observe(model, decode_image(snap.jpeg, recorder.round_id), [snap.pose.as_tuple()],
+                      ranges, spec, states_out=states)
+        error = float(((predicted - states[-1]) ** 2).mean())
+        recorder.add(snap, action=action,
+                     extra={"q_values": [round(float(v), 5) for v in q],
+                            "predicted_surprise": round(float(surprise[0]), 6),
+                            "observed_error": round(error, 6)})
+        result.actions.append(action)
+        result.observed_errors.append(error)
+        result.predicted_surprise.append(float(surprise[0]))
+        _count(result, snap)
+        after_frame()
+        state, pose = states[-1], snap.pose
+
+
+def _count(result: NavigationResult, snap) -> None:
+    result.frames += 1
+    if snap.dynamic_fraction is not None:
+        result.dynamic_fractions.append(snap.dynamic_fraction)
+
+
+def run_id_for(job_id: str | None) -> str:
+    return f"nav-{(job_id or str(int(time.time())))[:8]}"

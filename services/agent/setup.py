@@ -1,0 +1,28 @@
+"""From settings to the agent's config (preset + overrides), and where agents live in the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.config import ConfigError, Settings
+
+from services.agent.config import AgentConfig
+
+
+def agent_config(settings: Settings) -> AgentConfig:
+    changes: dict[str, Any] = dict(settings.agent.config)
+    if "hidden" in changes:
+        changes["hidden"] = tuple(changes["hidden"])
+    if settings.agent.reward is not None:
+        changes["reward"] = settings.agent.reward
+    if settings.agent.updates is not None:
+        changes["updates"] = settings.agent.updates
+    try:
+        return AgentConfig.preset(settings.preset).replace(**changes)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"agent.config: {exc}") from None
+
+
+def agent_paths(node: str, sha: str) -> tuple[str, str]:
+    """(weights, metadata) store paths of an agent version, named by the weights' sha256."""
+    return f"agents/{node}/{sha}.safetensors", f"agents/{node}/{sha}.json"

@@ -1,0 +1,89 @@
+"""One dreaming phase: imagined rollouts of a published world model, written as shards.
+
+Dreams start from this node's recent real frames (encoded by the target encoder: the same state
+space the agent sees at run time) and advance in batches (services.dreamer.rollout). The version
+dreamed from is the one the cycle's world-model phase published, or one named by the caller, or
+the newest published version of any slot.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import redis
+
+from shared import versions
+from shared.config import Settings
+from shared.dreams import write_shards
+from shared.frames import load_frames
+from shared.keys import Keys
+from shared.leases import LeaseManager
+from shared.models.checkpoint import model_from_bytes
+from shared.store import Store
+
+from services.dreamer.rollout import dream_from_frames
+
+
+class NoWorldModel(LookupError):
+    pass
+
+
+@dataclass
+class DreamHooks:
+    progress: Callable[[int, int], None] = lambda done, total: None
+    stop_requested: Callable[[], bool] = lambda: False
+
+
+def resolve_version(leases: LeaseManager, settings: Settings, slot: str | None,
+                    version: str | None, upstream: dict | None) -> tuple[str, str]:
+    if slot is not None:
+        if version is None:
+            record = leases.latest(slot)
+            if record is None:
+                raise NoWorldModel(f"slot {slot} has no published world model yet")
+            version = record["version"]
+        return slot, version
+    if upstream and upstream.get("slot") and upstream.get("version"):
+        return upstream["slot"], upstream["version"]
+    newest = versions.newest(leases, settings.worldmodel.slot_names())
+    if newest is None:
+        raise NoWorldModel("no world model has been published yet: run the worldmodel phase first")
+    return newest["slot"], newest["version"]
+
+
+def dream(settings: Settings, store: Store, client: redis.Redis, *, slot: str, version: str,
+          job_id: str, n_dreams: int | None = None, hooks: DreamHooks = DreamHooks()) -> dict:
+    started = time.time()
+    keys = Keys(settings.redis_prefix)
+    cfg = settings.dreamer
+    with versions.reading(client, keys, slot, version, reader=job_id):
+        model = model_from_bytes(versions.read_share(store, slot, version))
+        frames = load_frames(store, model.cfg.encoder.img_size, node=settings.node,
+                             include_other_nodes=False, max_rounds=settings.worldmodel.max_rounds)
+        seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
+        dreams = dream_from_frames(
+            model, frames.images, frames.poses, settings.camera.ranges(),
+            n_dreams=n_dreams or cfg.dreams, length=cfg.length, seed=seed, batch=cfg.batch,
+            progress=hooks.progress, should_stop=hooks.stop_requested,
+            meta={"slot": slot, "version": version, "node": settings.node})
+    folder = f"dreams/{settings.node}/{job_id}"
+    index = write_shards(store, folder, dreams, slot=slot, version=version, node=settings.node,
+                         shard_size=cfg.shard_dreams, extra={"seed": seed, "job_id": job_id})
+    elapsed = time.time() - started
+    summary = {"folder": folder, "slot": slot, "version": version, "dreams": dreams.count,
+               "length": dreams.length, "shards": len(index["shards"]), "seed": seed,
+               "start_frames": len(frames.frame_ids),
+               "mean_surprise": round(float(dreams.surprise.mean()), 6),
+               "dream_steps_per_s": round(dreams.count * dreams.length / max(elapsed, 1e-9), 2),
+               "seconds": round(elapsed, 3)}
+    client.set(keys.dreams_latest(settings.node), _json(summary))
+    return summary
+
+
+def _json(obj) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True)

@@ -1,0 +1,53 @@
+"""Recording what a camera saw during a run: frames into the store, one manifest per round.
+
+Used by the random sweep (camera service) and agent navigation (agent service), so both write
+the same manifest lines. `close()` writes the round's manifest from whatever frames were
+recorded, so a round cut short by an error or a stop request still lists every frame it wrote.
+"""
+
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Any, Literal
+
+from shared.camera_client import ClientSnapshot
+from shared.metrics import FRAMES_COLLECTED
+from shared.schemas import FrameRecord, PoseModel
+from shared.store import Store, frame_path, manifest_path
+
+
+class RoundRecorder:
+    def __init__(self, store: Store, *, node: str, camera: str, round_id: str,
+                 source: Literal["sweep", "navigate", "import"]):
+        self.store, self.node, self.camera = store, node, camera
+        self.round_id, self.source = round_id, source
+        self.records: list[FrameRecord] = []
+        self.manifest: str | None = None
+
+    def add(self, snap: ClientSnapshot, *, action: int | None,
+            extra: dict[str, Any] | None = None) -> FrameRecord:
+        step = len(self.records)
+        frame_id = f"{self.round_id}-{step:03d}"
+        path = self.store.write_bytes(frame_path(self.node, self.round_id, frame_id), snap.jpeg)
+        captured = snap.captured_at if snap.captured_at.tzinfo else \
+            snap.captured_at.replace(tzinfo=timezone.utc)
+        record = FrameRecord(frame_id=frame_id, path=path, pose=PoseModel.of(snap.pose),
+                             captured_at=captured, node=self.node, camera=self.camera,
+                             source=self.source, round_id=self.round_id, step=step, action=action,
+                             sim_time=snap.sim_time, dynamic_fraction=snap.dynamic_fraction,
+                             extra=extra or {})
+        self.records.append(record)
+        FRAMES_COLLECTED.labels(self.node, self.source).inc()
+        return record
+
+    def close(self) -> str | None:
+        if self.records and self.manifest is None:
+            self.manifest = self.store.write_manifest(manifest_path(self.node, self.round_id),
+                                                      self.records)
+        return self.manifest
+
+    def __enter__(self) -> "RoundRecorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

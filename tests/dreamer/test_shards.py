@@ -1,0 +1,108 @@
+"""Dream shards: round trip through the store, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save
+
+from services.dreamer.rollout import generate
+from shared.dreams import (DreamShardError, ObservationSpec, read_dreams, read_index, read_shard,
+                           write_shards)
+from shared.pose import ActionScale, PoseRanges
+from shared.store import AlreadyExists, CorruptFile, MissingFile, Store
+
+RANGES = PoseRanges(0.0, 360.0, -30.0, 30.0, 1.0, 10.0, True)
+
+
+@pytest.fixture
+def dreams(tiny_wm):
+    frames = np.random.default_rng(0).integers(0, 255, (7, 32, 32, 3), dtype=np.uint8)
+    s0 = tiny_wm.encode_state(frames)
+    poses = np.array([[40.0 * i, 0.0, 2.0] for i in range(7)])
+    return generate(tiny_wm, s0, poses, RANGES, 5, torch.Generator().manual_seed(0),
+                    scale=ActionScale(pan_tilt_deg=4.0), spec=ObservationSpec(pool_grid=1))
+
+
+def test_round_trip(tmp_path, dreams):
+    store = Store(str(tmp_path / "store"))
+    index = write_shards(store, "dreams/node0/job1", dreams, slot="wm_00_00", version="abc",
+                         node="node0", shard_size=3)
+    assert [s["count"] for s in index["shards"]] == [3, 3, 1]
+    assert index["count"] == 7 and index["length"] == 5 and index["obs_dim"] == dreams.obs_dim
+    assert read_index(store, "dreams/node0/job1")["slot"] == "wm_00_00"
+    back = read_dreams(store, "dreams/node0/job1")
+    assert back.count == 7 and back.length == 5 and back.spec == ObservationSpec(pool_grid=1)
+    assert back.scale == ActionScale(pan_tilt_deg=4.0) and back.ranges == RANGES
+    assert torch.equal(back.actions, dreams.actions)
+    torch.testing.assert_close(back.surprise, dreams.surprise)
+    torch.testing.assert_close(back.surprise_delta, dreams.surprise_delta)
+    torch.testing.assert_close(back.poses, dreams.poses)
+    torch.testing.assert_close(back.observations, dreams.observations, atol=1e-2, rtol=1e-3)  # fp16
+    one = read_shard(store, index["shards"][0]["path"], index["shards"][0]["sha256"])
+    assert one.count == 3 and one.meta["node"] == "node0" and one.meta["version"] == "abc"
+    with pytest.raises(AlreadyExists):  # immutable: a folder is written once
+        write_shards(store, "dreams/node0/job1", dreams)
+
+
+def test_missing_index_says_the_job_did_not_finish(tmp_path):
+    store = Store(str(tmp_path))
+    with pytest.raises(MissingFile, match="has not finished"):
+        read_dreams(store, "dreams/none")
+
+
+def test_truncated_shard_names_the_file(tmp_path, dreams):
+    store = Store(str(tmp_path))
+    index = write_shards(store, "d/j", dreams, shard_size=4)
+    path = index["shards"][1]["path"]
+    full = tmp_path / path
+    data = full.read_bytes()
+    full.chmod(0o644)
+    full.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DreamShardError, match="shard-00001"):  # hash check in the index
+        read_dreams(store, "d/j")
+    with pytest.raises(DreamShardError, match="shard-00001"):  # no hash: parse fails
+        read_shard(store, path)
+
+
+def _bad(store, rel, tensors, meta):
+    store.write_bytes(rel, save(tensors, metadata=meta))
+
+
+def test_bad_shards_raise_clear_errors(tmp_path, dreams):
+    store = Store(str(tmp_path))
+    index = write_shards(store, "ok", dreams, shard_size=10)
+    tensors, meta = store.read_tensors(index["shards"][0]["path"])
+    _bad(store, "x/wrong_format.safetensors", tensors, {**meta, "format": "other"})
+    with pytest.raises(DreamShardError, match="wrong_format.*not a dream shard"):
+        read_shard(store, "x/wrong_format.safetensors")
+    _bad(store, "x/shape.safetensors", {**tensors, "actions": tensors["actions"][:, :2].contiguous()}, meta)
+    with pytest.raises(DreamShardError, match="shape.safetensors.*'actions' has shape"):
+        read_shard(store, "x/shape.safetensors")
+    _bad(store, "x/dtype.safetensors", {**tensors, "surprise": tensors["surprise"].double()}, meta)
+    with pytest.raises(DreamShardError, match="dtype"):
+        read_shard(store, "x/dtype.safetensors")
+    nan = tensors["surprise"].clone()
+    nan[0, 0] = float("nan")
+    _bad(store, "x/nan.safetensors", {**tensors, "surprise": nan}, meta)
+    with pytest.raises(DreamShardError, match="NaN"):
+        read_shard(store, "x/nan.safetensors")
+    acts = tensors["actions"].clone()
+    acts[0, 0] = 21
+    _bad(store, "x/acts.safetensors", {**tensors, "actions": acts}, meta)
+    with pytest.raises(DreamShardError, match="actions outside"):
+        read_shard(store, "x/acts.safetensors")
+    _bad(store, "x/meta.safetensors", tensors, {**meta, "observation_spec": json.dumps({"x": 1})})
+    with pytest.raises(DreamShardError, match="bad dream metadata"):
+        read_shard(store, "x/meta.safetensors")
+    missing = dict(tensors)
+    del missing["surprise_delta"]
+    _bad(store, "x/missing.safetensors", missing, meta)
+    with pytest.raises(DreamShardError, match="'surprise_delta' is missing"):
+        read_shard(store, "x/missing.safetensors")
+    store.write_bytes("x/garbage.safetensors", b"not a safetensors file at all")
+    with pytest.raises(CorruptFile, match="garbage.safetensors"):
+        read_shard(store, "x/garbage.safetensors")
