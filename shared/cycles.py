@@ -76,7 +76,7 @@ def start_cycle(client: redis.Redis, settings: Settings, *, lifelong: bool = Fal
     previous: Job | None = None
     for (name, kwargs), info in zip(steps, phases):
         spec = PHASES[name]
-        queue = Queue(keys.queue(spec.queue), connection=client)
+        queue = Queue(keys.queue(spec.queue, settings.node), connection=client)
         previous = queue.enqueue(
             spec.func, kwargs=kwargs, job_id=info["job_id"], depends_on=previous,
             job_timeout=settings.services.job_timeout_s, result_ttl=RESULT_TTL_S,
@@ -257,7 +257,7 @@ def _lifelong_next(client: redis.Redis, settings: Settings, failed: bool) -> Non
     failures = client.hincrby(keys.lifelong(settings.node), "consecutive_failures", 1)
     delay = min(settings.cycles.max_backoff_s, settings.cycles.backoff_s * 2 ** (failures - 1))
     client.hset(keys.lifelong(settings.node), "next_attempt_at", repr(time.time() + delay))
-    Queue(keys.queue("control"), connection=client).enqueue_in(
+    Queue(keys.queue("control", settings.node), connection=client).enqueue_in(
         timedelta(seconds=delay), "shared.cycles.lifelong_tick", settings.node,
         result_ttl=RESULT_TTL_S, failure_ttl=RESULT_TTL_S)
 

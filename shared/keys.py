@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 # "control" carries the coordinator's own small jobs (the lifelong loop's delayed restarts).
 QUEUE_NAMES = ("camera", "worldmodel", "dreamer", "agent", "control")
+# Queues whose jobs need this node's own camera or agent: one per node. The world-model and
+# dreamer queues are shared by all nodes (their jobs name the node they work for), so a pool of
+# training workers can serve many sites.
+NODE_QUEUES = ("camera", "agent", "control")
 
 
 @dataclass(frozen=True)
@@ -20,9 +24,13 @@ class Keys:
         return ":".join((self.prefix, *parts))
 
     # rq queues (rq adds its own `rq:queue:` namespace in front of these names).
-    def queue(self, name: str) -> str:
+    def queue(self, name: str, node: str | None = None) -> str:
         if name not in QUEUE_NAMES:
             raise ValueError(f"unknown queue '{name}', expected one of {QUEUE_NAMES}")
+        if name in NODE_QUEUES:
+            if not node:
+                raise ValueError(f"queue '{name}' belongs to a node: name the node")
+            return f"{self.prefix}.{node}.{name}"
         return f"{self.prefix}.{name}"
 
     # Events: one Redis Stream, so a restarted service can read what it missed.

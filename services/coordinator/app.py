@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from shared.api import install_common, token_guard
 from shared.config import Settings, load_settings
 from shared.redis import client_for
+from shared.store import store_for
 
 from services.coordinator.routes import build_router
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="ptzjepa coordinator", version="1", lifespan=lifespan)
     app.state.redis = client
+    app.state.store = store_for(settings)
     app.state.settings = settings
 
     def readiness() -> list[str]:

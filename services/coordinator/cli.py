@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from shared.config import ConfigError, Settings, load_settings
 from shared.logs import setup_logging
 
-from services.coordinator.launcher import LaunchError, Node
+from services.coordinator.launcher import Launcher, LaunchError, Node, site_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ptzjepa: lifelong curiosity-driven world models for PTZ cameras")
@@ -32,8 +32,11 @@ DataDirOpt = typer.Option(None, "--data-dir", help="where Redis, the store and l
 UrlOpt = typer.Option(None, "--url", help="coordinator URL (default from the config)")
 
 
-def _settings(config: Optional[Path], data_dir: Optional[Path] = None) -> Settings:
-    overrides = {"data_dir": data_dir} if data_dir else {}
+def _settings(config: Optional[Path], data_dir: Optional[Path] = None,
+              overrides: dict | None = None) -> Settings:
+    overrides = dict(overrides or {})
+    if data_dir:
+        overrides["data_dir"] = data_dir
     try:
         return load_settings(config, **overrides)
     except ConfigError as exc:
@@ -92,8 +95,10 @@ def _print_collection(settings: Settings, result: dict) -> None:
 
 
 @app.command()
-def up(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt) -> None:
-    """Start the embedded node (Redis, camera, workers, coordinator) until Ctrl-C."""
+def up(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
+       nodes: int = typer.Option(1, min=1, max=16, help="simulated sites sharing Redis, store and "
+                                                        "world-model slots (ports +10 per node)")) -> None:
+    """Start the embedded node(s) (Redis, cameras, workers, coordinators) until Ctrl-C."""
     settings = _settings(config, data_dir)
     setup_logging(settings.log_level)
     stop = threading.Event()
@@ -101,9 +106,11 @@ def up(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        with Node(settings) as node:
-            console.print(f"[green]node {settings.node} is up[/green]: coordinator {node.coordinator_url}, "
-                          f"camera {node.camera_url}, logs in {node.data_dir / 'logs'}; Ctrl-C stops it")
+        with Launcher(site_settings(settings, nodes)) as node:
+            for site in node.sites:
+                console.print(f"[green]node {site.node} is up[/green]: coordinator "
+                              f"{node.coordinator_url_of(site)}, camera {site.services.camera_base_url()}")
+            console.print(f"logs in {node.data_dir / 'logs'}; Ctrl-C stops everything")
             while not stop.is_set():
                 failed = node.failed_children()
                 if failed:
@@ -116,24 +123,87 @@ def up(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt
         raise typer.Exit(1) from None
 
 
+# The demo's budget: two whole cycles in a couple of minutes on 2 cores (the presets are sized
+# for real runs; these bounds only shorten each phase).
+DEMO_SETTINGS = {
+    "collect": {"iterations": 6, "movements": 10},
+    "worldmodel": {"time_budget_s": 25.0},
+    "dreamer": {"dreams": 64},
+    "agent": {"time_budget_s": 10.0, "navigate_iterations": 3, "navigate_movements": 10},
+}
+
+
+def _follow_cycle(http: httpx.Client, cycle_id: str, poll_s: float = 0.5) -> dict:
+    """A progress bar per phase until the cycle ends; returns its final view."""
+    shown: set[str] = set()
+    with Progress(TextColumn("[bold]{task.description:<10}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=console) as bar:
+        tasks: dict[str, int] = {}
+        while True:
+            view = http.get(f"/v1/cycles/{cycle_id}").json()
+            for phase in view["phases"]:
+                name, progress = phase["name"], phase.get("progress") or {}
+                if name not in tasks and (progress or phase["status"] in ("started", "finished")):
+                    tasks[name] = bar.add_task(name, total=None)
+                if name in tasks:
+                    done = progress.get("done", 0)
+                    total = progress.get("total") or None
+                    if phase["status"] == "finished":
+                        done = total = total or max(done, 1)
+                    bar.update(tasks[name], total=total, completed=done)
+                    shown.add(name)
+            if view["status"] != "running":
+                return view
+            time.sleep(poll_s)
+
+
+def _print_cycle(view: dict) -> None:
+    console.print(f"cycle {view['id']}: [bold]{view['status']}[/bold]"
+                  + (f" ({view['reason']})" if view.get("reason") else ""))
+    for phase in view["phases"]:
+        result = phase.get("result") or {}
+        detail = {
+            "collect": lambda r: f"{r.get('frames')} frames, contact sheet {r.get('contact_sheet')}",
+            "navigate": lambda r: f"{r.get('frames')} frames, mean dynamic fraction "
+                                  f"{r.get('mean_dynamic_fraction')}, mean observed WM error "
+                                  f"{r.get('mean_observed_error')}",
+            "worldmodel": lambda r: f"slot {r.get('slot')} version {str(r.get('version'))[:12]}, "
+                                    f"{r.get('epochs')} epochs ({r.get('stop_reason')}), "
+                                    f"loss {r.get('final_loss')}",
+            "dreamer": lambda r: f"{r.get('dreams')} dreams x {r.get('length')} steps in "
+                                 f"{r.get('folder')}, mean surprise {r.get('mean_surprise')}",
+            "agent": lambda r: f"{r.get('updates')} updates ({r.get('stop_reason')}), "
+                               f"loss {r.get('final_loss')}",
+        }[phase["name"]](result) if result else phase.get("error") or phase["status"]
+        console.print(f"  {phase['name']:<10} {phase['status']:<9} {phase.get('seconds', '')!s:>8}s  {detail}")
+
+
 @app.command()
 def demo(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
-         iterations: Optional[int] = typer.Option(None, help="sweep rounds (default from the preset)"),
-         movements: Optional[int] = typer.Option(None, help="moves per round"),
-         seed: int = typer.Option(0, help="sweep seed")) -> None:
-    """Start the node, run one collection phase on the simulated camera, show the result, stop."""
-    settings = _settings(config, data_dir)
+         cycles: int = typer.Option(2, min=1, max=20, help="full cycles to run"),
+         full: bool = typer.Option(False, help="use the preset's full phase sizes, not the demo's")) -> None:
+    """Start the node on the simulated camera, run full learning cycles, show the results, stop."""
+    overrides = {} if full else DEMO_SETTINGS
+    settings = _settings(config, data_dir, overrides)
     setup_logging("WARNING")
     try:
         with Node(settings) as node:
             console.print(f"node up: coordinator {node.coordinator_url}, camera {node.camera_url}")
             with _coordinator(node.settings, node.coordinator_url) as http:
-                job_id = _start_collect(http, iterations, movements, seed)
-                view = follow_job(http, job_id, "collect")
-            if view["status"] != "finished":
-                console.print(f"[red]collection {view['status']}:[/red] {view.get('error')}")
-                raise typer.Exit(1)
-            _print_collection(node.settings, view["result"])
+                for _ in range(cycles):
+                    r = http.post("/v1/cycles")
+                    if r.status_code >= 400:
+                        console.print(f"[red]cycle refused ({r.status_code}):[/red] {r.text}")
+                        raise typer.Exit(1)
+                    view = _follow_cycle(http, r.json()["id"])
+                    _print_cycle(view)
+                    if view["status"] != "finished":
+                        raise typer.Exit(1)
+                    first = view["phases"][0]
+                    if first["name"] == "collect" and first.get("result"):
+                        _print_collection(node.settings, first["result"])
+            console.print(f"everything is under {Path(node.settings.resolved_store_url())}")
     except LaunchError as exc:
         console.print(f"[red]the node did not start:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -154,6 +224,100 @@ def collect(config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
                 console.print(f"[red]collection {view['status']}:[/red] {view.get('error')}")
                 raise typer.Exit(1)
             _print_collection(settings, view["result"])
+
+
+@app.command()
+def phase(name: str = typer.Argument(..., help="collect, worldmodel, dreamer, agent or navigate"),
+          config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
+          slot: Optional[str] = typer.Option(None, help="worldmodel/dreamer: the slot"),
+          version: Optional[str] = typer.Option(None, help="dreamer: the version"),
+          iterations: Optional[int] = typer.Option(None, help="collect/navigate: rounds"),
+          movements: Optional[int] = typer.Option(None, help="collect/navigate: moves per round"),
+          updates: Optional[int] = typer.Option(None, help="agent: gradient updates"),
+          wait: bool = typer.Option(True, help="follow until done")) -> None:
+    """Run one phase alone on a running node (through its coordinator)."""
+    fields = {"collect": ("iterations", "movements"), "navigate": ("iterations", "movements"),
+              "worldmodel": ("slot",), "dreamer": ("slot", "version"), "agent": ("updates",)}
+    if name not in fields:
+        console.print(f"[red]unknown phase '{name}'[/red]; choose one of {', '.join(fields)}")
+        raise typer.Exit(2)
+    given = {"slot": slot, "version": version, "iterations": iterations, "movements": movements,
+             "updates": updates}
+    body = {k: given[k] for k in fields[name] if given[k] is not None}
+    settings = _settings(config)
+    with _coordinator(settings, url) as http:
+        r = http.post(f"/v1/phases/{name}", json=body)
+        if r.status_code >= 400:
+            console.print(f"[red]{name} refused ({r.status_code}):[/red] {r.json().get('detail')}")
+            raise typer.Exit(1)
+        job_id = r.json()["job_id"]
+        console.print(f"{name} job {job_id}")
+        if wait:
+            view = follow_job(http, job_id, name)
+            console.print_json(data=view.get("result") if view["status"] == "finished" else view)
+            if view["status"] != "finished":
+                raise typer.Exit(1)
+
+
+@app.command()
+def cycle(config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
+          wait: bool = typer.Option(True, help="follow until the cycle ends")) -> None:
+    """Run one full cycle (collect or navigate, world model, dreams, agent) on a running node."""
+    settings = _settings(config)
+    with _coordinator(settings, url) as http:
+        r = http.post("/v1/cycles")
+        if r.status_code >= 400:
+            console.print(f"[red]cycle refused ({r.status_code}):[/red] {r.text}")
+            raise typer.Exit(1)
+        console.print(f"cycle {r.json()['id']}")
+        if wait:
+            view = _follow_cycle(http, r.json()["id"])
+            _print_cycle(view)
+            if view["status"] != "finished":
+                raise typer.Exit(1)
+
+
+@app.command()
+def lifelong(action: str = typer.Argument(..., help="start, stop or status"),
+             config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
+             now: bool = typer.Option(False, help="stop: also stop the running cycle")) -> None:
+    """Start or stop lifelong mode (cycle after cycle until stopped), or show its state."""
+    settings = _settings(config)
+    with _coordinator(settings, url) as http:
+        if action == "status":
+            r = http.get("/v1/lifelong")
+        elif action in ("start", "stop"):
+            r = http.post(f"/v1/lifelong/{action}", json={"now": now} if action == "stop" else None)
+        else:
+            console.print(f"[red]unknown action '{action}'[/red]; choose start, stop or status")
+            raise typer.Exit(2)
+        console.print_json(r.text)
+        if r.status_code >= 400:
+            raise typer.Exit(1)
+
+
+@app.command()
+def models(config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
+           slot: Optional[str] = typer.Option(None, help="show this slot's lineage")) -> None:
+    """World-model slots (latest version, holder), or one slot's lineage across sites."""
+    settings = _settings(config)
+    with _coordinator(settings, url) as http:
+        if slot is None:
+            for entry in http.get("/v1/models").json()["slots"]:
+                latest, holder = entry["latest"], entry["holder"]
+                what = (f"{latest['version'][:12]} (fence {latest['fence']}, by {latest['node']})"
+                        if latest else "nothing published")
+                busy = f", held by {holder['node']}" if holder else ""
+                console.print(f"{entry['slot']}: {what}{busy}")
+            return
+        r = http.get(f"/v1/models/{slot}/history")
+        if r.status_code >= 400:
+            console.print(f"[red]{r.json().get('detail')}[/red]")
+            raise typer.Exit(1)
+        for v in r.json()["versions"]:
+            console.print(f"{v['version'][:12]}  fence {v['fence']:>3}  node {v['node']:<10} "
+                          f"epochs {v['epochs']:>3} (total {v['lineage_epochs']})  frames {v['frames_used']} "
+                          f"from {', '.join(v.get('frame_nodes') or [])}")
 
 
 @app.command()

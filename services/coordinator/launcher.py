@@ -1,8 +1,11 @@
-"""`ptzjepa up`: one node as local processes (embedded Redis, camera API, workers, coordinator).
+"""`ptzjepa up`: nodes as local processes (embedded Redis, per-node services, shared workers).
 
+Per node (site): its camera service, its coordinator, a worker for its node queues (camera and
+control) and one for its agent queue. Shared by all nodes, as a pool of training workers would
+be: one world-model worker and one dreamer worker (their jobs name the node they work for).
 Children are started by module path (`python -m uvicorn --factory ...`, `python -m shared.worker`)
 so this module imports no other service. Each child logs to `<data_dir>/logs/<name>.log`; start-up
-waits for every HTTP service's /readyz with a deadline and reports the log tail of one that fails.
+waits for every service's readiness with a deadline and reports the log tail of one that fails.
 Stopping sends SIGTERM (rq workers finish their current job), then SIGKILL after a grace period.
 """
 
@@ -23,6 +26,9 @@ from shared.redis import EmbeddedRedis
 
 log = logging.getLogger(__name__)
 
+NODE_WORKERS: tuple[tuple[str, ...], ...] = (("camera", "control"), ("agent",))
+SHARED_WORKERS: tuple[tuple[str, ...], ...] = (("worldmodel",), ("dreamer",))
+
 
 class LaunchError(RuntimeError):
     pass
@@ -32,6 +38,7 @@ class LaunchError(RuntimeError):
 class Child:
     name: str
     argv: list[str]
+    env: dict[str, str]
     ready_url: str | None = None
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
@@ -43,31 +50,60 @@ def _uvicorn(app: str, host: str, port: int) -> list[str]:
             "--log-level", "warning", "--no-access-log"]
 
 
-class Node:
-    """The processes of one node. Use as a context manager; `stop()` is safe to call twice."""
+def site_settings(base: Settings, nodes: int) -> list[Settings]:
+    """Settings of `nodes` simulated sites from one base: node0.., a camera seed each, ports
+    spaced by 10 from the base ports (node i: base + 10 i)."""
+    if nodes < 1:
+        raise ValueError("nodes must be at least 1")
+    if nodes == 1:
+        return [base]
+    sites = []
+    for i in range(nodes):
+        s = base.services
+        services = s.model_copy(update={"coordinator_port": s.coordinator_port + 10 * i,
+                                        "camera_port": s.camera_port + 10 * i,
+                                        "worker_metrics_port": s.worker_metrics_port + 10 * i
+                                        if s.worker_metrics_port else 0,
+                                        "camera_url": None})
+        sim = base.camera.sim.model_copy(update={"seed": base.camera.sim.seed + i})
+        camera = base.camera.model_copy(update={"sim": sim, "name": f"cam{i}"})
+        sites.append(base.model_copy(update={"node": f"node{i}", "services": services, "camera": camera}))
+    return sites
 
-    # One worker process per queue, so a long world-model training never delays a camera move;
-    # the small control queue (lifelong restarts) rides with the camera worker.
-    WORKER_QUEUES: tuple[tuple[str, ...], ...] = (("camera", "control"), ("worldmodel",),
-                                                  ("dreamer",), ("agent",))
 
-    def __init__(self, settings: Settings, ready_timeout_s: float = 60.0):
-        self.settings = settings
+class Launcher:
+    """The processes of one or more nodes sharing a Redis and a store. A context manager."""
+
+    def __init__(self, sites: list[Settings], ready_timeout_s: float = 90.0):
+        if not sites:
+            raise ValueError("at least one node")
+        self.sites = list(sites)
         self.ready_timeout_s = ready_timeout_s
-        self.data_dir = Path(settings.data_dir).resolve()
+        self.data_dir = Path(sites[0].data_dir).resolve()
         self.redis: EmbeddedRedis | None = None
         self.children: list[Child] = []
 
+    # ---- addresses ------------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self.sites[0]
+
+    def coordinator_url_of(self, site: Settings) -> str:
+        return f"http://{site.services.host}:{site.services.coordinator_port}"
+
     @property
     def coordinator_url(self) -> str:
-        s = self.settings.services
-        return f"http://{s.host}:{s.coordinator_port}"
+        return self.coordinator_url_of(self.sites[0])
 
     @property
     def camera_url(self) -> str:
-        return self.settings.services.camera_base_url()
+        return self.sites[0].services.camera_base_url()
 
-    def start(self) -> "Node":
+    def worker_metrics_urls(self) -> list[str]:
+        return [c.ready_url for c in self.children if c.name.startswith("worker-") and c.ready_url]
+
+    # ---- life cycle -------------------------------------------------------------------------------
+    def start(self) -> "Launcher":
         try:
             self._start()
         except BaseException:
@@ -76,38 +112,42 @@ class Node:
         return self
 
     def _start(self) -> None:
-        settings = self.settings
-        if settings.redis_url is None:
+        if self.sites[0].redis_url is None:
             self.redis = EmbeddedRedis(self.data_dir)
-            settings = settings.model_copy(update={"redis_url": self.redis.url})
-            self.settings = settings
-        env = child_environment(settings, self.data_dir / "run")
-        s = settings.services
-        self.children = [
-            Child("camera", _uvicorn("services.camera.app:create_app", s.host, s.camera_port),
-                  f"{self.camera_url}/readyz"),
-            *[self._worker(i, q) for i, q in enumerate(self.WORKER_QUEUES)],
-            Child("coordinator", _uvicorn("services.coordinator.app:create_app", s.host,
-                                          s.coordinator_port), f"{self.coordinator_url}/readyz"),
-        ]
+            self.sites = [s.model_copy(update={"redis_url": self.redis.url}) for s in self.sites]
+        multi = len(self.sites) > 1
+        for site in self.sites:
+            env = child_environment(site, self.data_dir / "run" / site.node)
+            s = site.services
+            tag = f"{site.node}-" if multi else ""
+            self.children.append(Child(f"{tag}camera", _uvicorn("services.camera.app:create_app", s.host,
+                                       s.camera_port), env, f"{s.camera_base_url()}/readyz"))
+            self.children += [self._worker(f"{tag}worker-{'-'.join(q)}", site, env, i, q)
+                              for i, q in enumerate(NODE_WORKERS)]
+            self.children.append(Child(f"{tag}coordinator", _uvicorn(
+                "services.coordinator.app:create_app", s.host, s.coordinator_port), env,
+                f"{self.coordinator_url_of(site)}/readyz"))
+        first = self.sites[0]
+        env = child_environment(first, self.data_dir / "run" / first.node)
+        self.children += [self._worker(f"worker-{'-'.join(q)}", first, env, len(NODE_WORKERS) + i, q)
+                          for i, q in enumerate(SHARED_WORKERS)]
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         for child in self.children:
             child.log_path = logs / f"{child.name}.log"
             child._log_file = open(child.log_path, "ab")
-            child.proc = subprocess.Popen(child.argv, env=env, stdout=child._log_file,
+            child.proc = subprocess.Popen(child.argv, env=child.env, stdout=child._log_file,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self._wait_ready()
 
-    def _worker(self, index: int, queues: tuple[str, ...]) -> Child:
-        base = self.settings.services.worker_metrics_port
+    @staticmethod
+    def _worker(name: str, site: Settings, env: dict[str, str], index: int,
+                queues: tuple[str, ...]) -> Child:
+        base = site.services.worker_metrics_port
         port = base + index if base else 0
-        url = f"http://{self.settings.services.host}:{port}/metrics" if port else None
-        return Child(f"worker-{'-'.join(queues)}",
-                     [sys.executable, "-m", "shared.worker", *queues, "--metrics-port", str(port)], url)
-
-    def worker_metrics_urls(self) -> list[str]:
-        return [c.ready_url for c in self.children if c.name.startswith("worker-") and c.ready_url]
+        url = f"http://{site.services.host}:{port}/metrics" if port else None
+        return Child(name, [sys.executable, "-m", "shared.worker", *queues, "--metrics-port", str(port)],
+                     env, url)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout_s
@@ -141,6 +181,9 @@ class Node:
         except OSError:
             return "(no log)"
 
+    def child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
     def failed_children(self) -> list[str]:
         return [c.name for c in self.children if c.proc is not None and c.proc.poll() is not None]
 
@@ -166,8 +209,15 @@ class Node:
             self.redis.close()
             self.redis = None
 
-    def __enter__(self) -> "Node":
+    def __enter__(self) -> "Launcher":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class Node(Launcher):
+    """One node: the embedded default."""
+
+    def __init__(self, settings: Settings, ready_timeout_s: float = 90.0):
+        super().__init__([settings], ready_timeout_s)

@@ -7,7 +7,9 @@ import re
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from rq import Queue
 
-from shared import cycles, events
+from shared import cycles, events, versions
+from shared.leases import LeaseManager
+from shared.store import StoreError
 from shared.config import Settings
 from shared.keys import Keys
 from shared.phases import PHASES
@@ -27,7 +29,7 @@ def build_router(settings: Settings, guard) -> APIRouter:
 
     def enqueue(request: Request, phase: str, kwargs: dict) -> JobAccepted:
         spec = PHASES[phase]
-        queue = Queue(keys.queue(spec.queue), connection=request.app.state.redis)
+        queue = Queue(keys.queue(spec.queue, node), connection=request.app.state.redis)
         job = queue.enqueue(spec.func, kwargs=kwargs, job_timeout=settings.services.job_timeout_s,
                             result_ttl=cycles.RESULT_TTL_S, failure_ttl=cycles.RESULT_TTL_S,
                             meta={"phase": phase, "node": node})
@@ -107,6 +109,29 @@ def build_router(settings: Settings, guard) -> APIRouter:
     @router.post("/lifelong/stop", status_code=202, dependencies=mutating)
     def lifelong_stop(request: Request, body: LifelongStop | None = None) -> dict:
         return cycles.lifelong_stop(request.app.state.redis, keys, node, now=(body or LifelongStop()).now)
+
+    # ---- world models: slots, holders, lineage ----------------------------------------------
+    @router.get("/models")
+    def models(request: Request) -> dict:
+        leases = LeaseManager(request.app.state.redis, keys, node)
+        slots = settings.worldmodel.slot_names()
+        holders = leases.holders(slots)
+        return {"slots": [{"slot": slot, "latest": leases.latest(slot), "holder": holders[slot]}
+                          for slot in slots]}
+
+    @router.get("/models/{slot}/history")
+    def model_history(request: Request, slot: str, limit: int = Query(100, ge=1, le=10_000)) -> dict:
+        check_slot(slot)
+        latest = LeaseManager(request.app.state.redis, keys, node).latest(slot)
+        if latest is None:
+            return {"slot": slot, "versions": []}
+        try:
+            chain = versions.history(request.app.state.store, slot, latest["version"], limit)
+        except StoreError as exc:
+            raise HTTPException(502, f"lineage of {slot} is unreadable: {exc}") from None
+        fields = ("version", "fence", "node", "parent", "epochs", "lineage_epochs", "frames_used",
+                  "frame_nodes", "stop_reason", "started_at", "finished_at")
+        return {"slot": slot, "versions": [{k: m.get(k) for k in fields} for m in chain]}
 
     # ---- jobs and events --------------------------------------------------------------------------
     @router.get("/jobs/{job_id}", response_model=JobView)

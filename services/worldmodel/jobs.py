@@ -7,7 +7,8 @@ from rq import get_current_job
 from shared import events
 from shared.config import load_settings
 from shared.keys import Keys
-from shared.leases import LeaseManager
+from shared.leases import LeaseManager, NoFreeSlot
+from shared import versions
 from shared.metrics import LEASE_EVENTS, WM_LOSS, WM_VERSIONS
 from shared.progress import JobProgress
 from shared.redis import client_for
@@ -36,8 +37,19 @@ def train_world_model(node: str | None = None, slot: str | None = None) -> dict:
                           on_event=lambda event, slot, data: LEASE_EVENTS.labels(settings.node, event).inc())
     outcome = "failed"
     try:
-        result = train_slot(settings, store_for(settings), leases, slot,
-                            PhaseHooks(progress=on_progress, stop_requested=progress.stop_requested))
+        try:
+            result = train_slot(settings, store_for(settings), leases, slot,
+                                PhaseHooks(progress=on_progress, stop_requested=progress.stop_requested))
+        except NoFreeSlot as exc:
+            # Every slot is busy with other nodes' training: report it, and let the cycle go on
+            # with the newest published version (if there is none, there is nothing to go on with).
+            newest = versions.newest(leases, settings.worldmodel.slot_names())
+            if newest is None:
+                raise
+            outcome = "no_free_slot"
+            events.emit(client, keys, "worldmodel.skipped", settings.node, reason=str(exc))
+            return {"skipped": True, "reason": f"no free slot: {exc}", "slot": newest["slot"],
+                    "version": newest["version"], "fence": newest["fence"], "parent": None}
         outcome = "stopped" if result["stop_reason"] == "stopped" else "ok"
         WM_VERSIONS.labels(settings.node, result["slot"]).inc()
         events.emit(client, keys, "model.published", settings.node, slot=result["slot"],

@@ -215,6 +215,7 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
     model.update_target(mom)
     state.step += 1
     all_err = torch.cat(errors)
-    return {"loss": float(loss_wm.detach()), "loss_one_step": float(loss_one),
-            "loss_rollout": float(loss_roll), "loss_var": float(loss_var), "loss_surprise": float(loss_s) / len(groups), "lr": lr, "weight_decay": wd, "momentum": mom,
+    return {"loss": loss_wm.item(), "loss_one_step": loss_one.item(),
+            "loss_rollout": loss_roll.item(), "loss_var": loss_var.item(),
+            "loss_surprise": loss_s.item() / len(groups), "lr": lr, "weight_decay": wd, "momentum": mom,
             "transitions": int(all_err.numel()), "mean_error": float(all_err.mean())}

@@ -22,3 +22,13 @@ def tiny_wm():
     model = build_world_model(tiny_config()).eval()
     model.surprise.mark_ready()
     return model
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks run fastest on one thread, and a loaded 2-core machine punishes
+    oversubscription; the previous setting is restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

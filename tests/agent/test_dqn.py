@@ -18,7 +18,7 @@ from shared.pose import N_ACTIONS
 OBS = 6
 
 
-def bandit_memory(n=2048, good=7, seed=0, gamma_done=True) -> ReplayMemory:
+def bandit_memory(n=1024, good=7, seed=0, gamma_done=True) -> ReplayMemory:
     """One-step bandit: reward 1 only for action `good`; every transition ends (done = 1)."""
     g = torch.Generator().manual_seed(seed)
     obs = torch.randn(n, OBS, generator=g)
@@ -44,17 +44,18 @@ def test_config_presets_and_validation():
 
 
 def test_train_step_reduces_loss_and_learns_a_bandit():
-    cfg = AgentConfig(hidden=(32, 32), lr=3e-3, batch_size=256, gamma=0.0, reward_norm=False,
+    cfg = AgentConfig(hidden=(32, 32), lr=3e-3, batch_size=128, gamma=0.0, reward_norm=False,
                       replay_capacity=4096, tau=0.05)
     state = make_agent(cfg, OBS)
     mem = bandit_memory()
     fixed = mem.sample(512, torch.Generator().manual_seed(9))
     first = train_step(copy.deepcopy(state), fixed)["loss"]
-    res = train(state, mem, updates=600)
-    assert res.stop_reason == "updates" and res.updates == 600
+    res = train(state, mem, updates=300)
+    assert res.stop_reason == "updates" and res.updates == 300
     after = train_step(copy.deepcopy(state), fixed)["loss"]
     assert after < first * 0.3
-    q = state.policy(torch.randn(100, OBS))
+    with torch.no_grad():
+        q = state.policy(torch.randn(100, OBS))
     assert (q.argmax(1) == 7).float().mean() > 0.95
     assert q[:, 7].mean() == pytest.approx(1.0, abs=0.15)
 

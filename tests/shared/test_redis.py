@@ -47,6 +47,9 @@ def test_keys_share_one_prefix():
     k = Keys("site7")
     names = [k.events(), k.slot_lease("wm_00_00"), k.job_progress("j"), k.camera_lock("n", "c")]
     assert all(n.startswith("site7:") for n in names)
-    assert k.queue("camera") == "site7.camera"
+    assert k.queue("camera", "n1") == "site7.n1.camera"
+    assert k.queue("worldmodel") == "site7.worldmodel"
+    with pytest.raises(ValueError, match="belongs to a node"):
+        k.queue("agent")
     with pytest.raises(ValueError, match="unknown queue"):
         k.queue("nope")

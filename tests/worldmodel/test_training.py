@@ -16,6 +16,15 @@ from shared.models import build_world_model
 from shared.models.checkpoint import CheckpointError, load_world_model
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest, and immune to a busy machine's contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_cfg(targets=("pred_error",), ensemble=0) -> WorldModelConfig:
     return WorldModelConfig(
         encoder=EncoderConfig(img_size=16, patch_size=4, dim=32, depth=2, heads=2),

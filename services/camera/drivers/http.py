@@ -226,7 +226,7 @@ def parse_key_values(text: str, what: str, keys: tuple[str, ...]) -> dict[str, f
         if not sep:
             continue
         key = name.strip().rsplit(".", 1)[-1].lower()
-        if key in keys:
+        if key in keys and value.strip():  # an empty value is a reply cut short: "missing"
             try:
                 found[key] = float(value.strip())
             except ValueError:

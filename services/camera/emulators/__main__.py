@@ -26,7 +26,9 @@ log = logging.getLogger("services.camera.emulators")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m services.camera.emulators",
+    # No abbreviations: `--password SECRET` must be an error, not `--password-file SECRET` whose
+    # "cannot read SECRET" message would print the secret.
+    p = argparse.ArgumentParser(prog="python -m services.camera.emulators", allow_abbrev=False,
                                 description="Serve an emulated PTZ camera backed by the simulated world.")
     p.add_argument("protocol", choices=PROTOCOLS)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")

@@ -27,7 +27,7 @@ USER = "operator"
 RANGES = {"hanwha": PoseRanges(0, 360, -30, 30, 1, 10), "axis": PoseRanges(-180, 180, -30, 30, 1, 10),
           "onvif": PoseRanges(0, 360, -30, 30, 1, 10)}
 EMULATOR = EmulatorConfig(user=USER, password=SecretStr(PASSWORD), settle_s=0.05, width=96, height=96,
-                          fault_timeout_s=0.5)
+                          fault_timeout_s=0.4)
 SETTLE_S = EMULATOR.settle_s
 
 

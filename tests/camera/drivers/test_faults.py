@@ -31,7 +31,7 @@ ONE_OFF = [("timeout", "position"), ("timeout", "move"), ("timeout", "snapshot")
 
 @pytest.mark.parametrize("kind, op", ONE_OFF, ids=[f"{k}-{o}" for k, o in ONE_OFF])
 def test_a_one_off_fault_is_ridden_out(emu, kind, op):
-    d = emu.driver(timeout_s=0.25)
+    d = emu.driver(timeout_s=0.2)
     try:
         d.position()  # an established session: ONVIF has discovered its services and the
         d.snapshot()  # digest challenge is answered; the fault hits the call under test only
@@ -47,7 +47,7 @@ def test_a_one_off_fault_is_ridden_out(emu, kind, op):
 
 
 LASTING = [
-    ("timeout", "position", CameraTimeout, r"no answer from http://127\.0\.0\.1:\d+ within 0\.25 s \(read timeout\)"),
+    ("timeout", "position", CameraTimeout, r"no answer from http://127\.0\.0\.1:\d+ within 0\.2 s \(read timeout\)"),
     ("error_body", "move", CameraBadResponse, r"Driver is initiating\. Please try again later\."),
     ("error_body", "position", CameraBadResponse, r"Driver is initiating"),
     ("html_error", "snapshot", CameraBadResponse, r"HTTP 500 with an HTML error page '500 Internal Server Error'"),
@@ -63,7 +63,7 @@ LASTING = [
 
 @pytest.mark.parametrize("kind, op, error, message", LASTING, ids=[f"{k}-{o}" for k, o, *_ in LASTING])
 def test_a_lasting_fault_becomes_a_typed_error(emu, kind, op, error, message):
-    d = emu.driver(timeout_s=0.25)
+    d = emu.driver(timeout_s=0.2)
     try:
         d.position()
         emu.app.faults.inject(kind, op, times=100)
@@ -80,7 +80,7 @@ def test_a_lasting_fault_becomes_a_typed_error(emu, kind, op, error, message):
 
 
 def test_a_timed_out_relative_move_is_not_repeated(emu):
-    d = emu.driver(timeout_s=0.25)
+    d = emu.driver(timeout_s=0.2)
     try:
         d.move_absolute(Pose(10, 0, 1))
         emu.app.faults.inject("timeout", "move", times=1)

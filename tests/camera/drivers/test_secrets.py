@@ -35,13 +35,13 @@ def test_the_password_never_appears_anywhere(emulators, all_logs, capfd):
     for protocol in DRIVERS:
         emu = emulators[protocol]
         emu.reset()
-        d = emu.driver(timeout_s=0.25, retries=1, sharpness_threshold=100.0, sharpness_retries=1)
+        d = emu.driver(timeout_s=0.2, retries=1, sharpness_threshold=100.0, sharpness_retries=1)
         try:
             d.move_absolute(Pose(170, -24, 2.7))
             for kind in sorted(FAULT_KINDS):
                 for op, call in OPS.items():
-                    if op not in FAULT_KINDS[kind]:
-                        continue
+                    if op not in FAULT_KINDS[kind] or (kind == "timeout" and op != "position"):
+                        continue  # timeouts are slow: one operation shows their messages
                     for times in (1, 5):  # ridden out, then lasting
                         emu.app.faults.inject(kind, op, times=times)
                         try:

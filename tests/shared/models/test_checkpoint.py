@@ -13,6 +13,15 @@ from shared.models.checkpoint import (CheckpointError, load_world_model, model_f
                                       read_header, save_world_model, share_bytes, to_bytes)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest, and immune to a busy machine's contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny() -> WorldModelConfig:
     return WorldModelConfig(
         encoder=EncoderConfig(img_size=32, patch_size=8, dim=32, depth=2, heads=2),

@@ -14,6 +14,15 @@ from shared.models.vit import ViTEncoder, sincos_2d
 from shared.pose import PoseRanges
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest, and immune to a busy machine's contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny(targets=("pred_error",), ensemble=0, self_attn=True) -> WorldModelConfig:
     return WorldModelConfig(
         encoder=EncoderConfig(img_size=32, patch_size=8, dim=32, depth=2, heads=2),
