@@ -144,6 +144,12 @@ class ServiceSettings(BaseModel):
                                      description="first worker's /metrics port (the next get +1...); 0: none")
     camera_url: str | None = Field(None, description="camera service base URL; default from host/port")
     job_timeout_s: int = Field(3600, ge=1)
+    job_retries: int = Field(2, ge=0, le=20, description="retries of a phase after a transient failure")
+    retry_intervals_s: list[int] = Field([5, 20], min_length=1,
+                                         description="waits before the retries (the last repeats)")
+    job_heartbeat_s: int = Field(5, ge=1, le=300,
+                                 description="a running job's liveness heartbeat; a job whose worker "
+                                             "died is noticed about 3 heartbeats later")
 
     def camera_base_url(self) -> str:
         return self.camera_url or f"http://{self.host}:{self.camera_port}"

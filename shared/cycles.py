@@ -29,6 +29,7 @@ from shared.config import Settings, load_settings
 from shared.keys import Keys
 from shared.phases import PHASES
 from shared.progress import request_stop
+from shared.reliability import decide_retry, retry_policy
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def start_cycle(client: redis.Redis, settings: Settings, *, lifelong: bool = Fal
             spec.func, kwargs=kwargs, job_id=info["job_id"], depends_on=previous,
             job_timeout=settings.services.job_timeout_s, result_ttl=RESULT_TTL_S,
             failure_ttl=RESULT_TTL_S, meta={"cycle_id": cycle_id, "phase": name, "node": settings.node},
+            retry=retry_policy(settings),
             on_success=Callback("shared.cycles.on_phase_success"),
             on_failure=Callback("shared.cycles.on_phase_failure"))
     events.emit(client, keys, "cycle.started", settings.node, cycle_id=cycle_id,
@@ -178,10 +180,15 @@ def on_phase_success(job: Job, connection: redis.Redis, result: Any, *args, **kw
 
 def on_phase_failure(job: Job, connection: redis.Redis, typ, value, traceback) -> None:
     cycle_id, phase = job.meta.get("cycle_id"), job.meta.get("phase")
-    if not cycle_id:
-        return
     settings = load_settings()
     keys = Keys(settings.redis_prefix)
+    if decide_retry(job, typ, value):
+        events.emit(connection, keys, "phase.retrying", job.meta.get("node", settings.node),
+                    phase=phase, job_id=job.id, cycle_id=cycle_id, retries_left=job.retries_left,
+                    reason=f"{getattr(typ, '__name__', typ)}: {value}")
+        return
+    if not cycle_id:
+        return
     rec = _record(connection, keys, cycle_id)
     reason = f"{phase} failed: {getattr(typ, '__name__', typ)}: {value}"
     if _end(connection, keys, cycle_id, "failed", reason):

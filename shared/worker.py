@@ -1,8 +1,13 @@
 """Run an rq worker for one or more ptzjepa queues (the entry point of every worker process).
 
-Workers are rq `SimpleWorker`s: each job runs in the worker process itself rather than in a forked
+Workers run each job in the worker process itself (rq's `SimpleWorker`) rather than in a forked
 child. That keeps what a job counts in Prometheus metrics (a forked child's counters die with it)
 and lets a worker keep loaded models between jobs; rq still enforces job timeouts.
+
+A plain SimpleWorker only refreshes a running job's liveness when the job ends, so rq would take
+the whole job timeout (an hour) to notice that a worker died mid-job. `LivenessWorker` keeps a
+short heartbeat going from a thread while the job runs: a job whose worker was killed is found
+abandoned (and retried, or failed with a reason) within a few heartbeats.
 """
 
 from __future__ import annotations
@@ -10,13 +15,44 @@ from __future__ import annotations
 import logging
 
 from prometheus_client import start_http_server
+import threading
+
 from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.worker import WorkerStatus
 
 from shared.config import Settings
 from shared.keys import QUEUE_NAMES, Keys
 from shared.redis import client_for
 
 log = logging.getLogger(__name__)
+
+
+class LivenessWorker(SimpleWorker):
+    heartbeat_s: int = 5
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return 3 * self.heartbeat_s
+
+    def execute_job(self, job: Job, queue: Queue):
+        execution = self.prepare_execution(job)
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat_s):
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception:  # noqa: BLE001 - Redis away: the next beat tries again
+                    log.warning("job heartbeat failed; retrying", exc_info=True)
+
+        thread = threading.Thread(target=beat, name="job-heartbeat", daemon=True)
+        thread.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            done.set()
+            thread.join()
+        self.set_state(WorkerStatus.IDLE)
 
 
 def queues_for(settings: Settings, names: list[str]) -> list[Queue]:
@@ -37,7 +73,9 @@ def run_worker(settings: Settings, names: list[str], burst: bool = False,
         start_http_server(port, addr=settings.services.host)
         log.info("worker metrics on http://%s:%d/metrics", settings.services.host, port)
     queues = queues_for(settings, names)
-    worker = SimpleWorker(queues, connection=queues[0].connection)
+    worker = LivenessWorker(queues, connection=queues[0].connection,
+                            maintenance_interval=max(3 * settings.services.job_heartbeat_s, 10))
+    worker.heartbeat_s = settings.services.job_heartbeat_s
     # The scheduler (moving delayed jobs, e.g. lifelong restarts, onto their queues) runs in
     # whichever worker takes its lock; every worker offers to.
     return worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=True)

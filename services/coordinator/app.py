@@ -12,6 +12,7 @@ from shared.config import Settings, load_settings
 from shared.redis import client_for
 from shared.store import store_for
 
+from services.coordinator.maintenance import Housekeeper
 from services.coordinator.routes import build_router
 
 
@@ -19,9 +20,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     client = client_for(settings)
 
+    housekeeper = Housekeeper(client, settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        housekeeper.start()
         yield
+        housekeeper.stop()
         client.close()
 
     app = FastAPI(title="ptzjepa coordinator", version="1", lifespan=lifespan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from rq import Queue
+from rq import Callback, Queue
 
 from shared import cycles, events, versions
 from shared.leases import LeaseManager
@@ -14,6 +14,7 @@ from shared.config import Settings
 from shared.keys import Keys
 from shared.phases import PHASES
 from shared.progress import request_stop
+from shared.reliability import retry_policy
 from shared.schemas import (AgentRequest, CollectRequest, CycleRequest, DreamerRequest, JobAccepted,
                             JobView, LifelongStop, NavigateRequest, WorldModelRequest)
 
@@ -32,7 +33,8 @@ def build_router(settings: Settings, guard) -> APIRouter:
         queue = Queue(keys.queue(spec.queue, node), connection=request.app.state.redis)
         job = queue.enqueue(spec.func, kwargs=kwargs, job_timeout=settings.services.job_timeout_s,
                             result_ttl=cycles.RESULT_TTL_S, failure_ttl=cycles.RESULT_TTL_S,
-                            meta={"phase": phase, "node": node})
+                            meta={"phase": phase, "node": node}, retry=retry_policy(settings),
+                            on_failure=Callback("shared.cycles.on_phase_failure"))
         return JobAccepted(job_id=job.id, queue=queue.name, status="queued")
 
     def check_slot(slot: str | None) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.servers import free_port, wait_http_ok
+from tests.support.servers import free_port, free_port_block, wait_http_ok
 
 pytestmark = pytest.mark.integration
 
 
 def _env(tmp_path: Path) -> tuple[dict, dict]:
-    ports = {"camera": free_port(), "coordinator": free_port(), "worker": free_port()}
+    ports = {"camera": free_port(), "coordinator": free_port(), "worker": free_port_block(8)}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PTZJEPA_")}
     env.update({
         "PTZJEPA_DATA_DIR": str(tmp_path / "data"),

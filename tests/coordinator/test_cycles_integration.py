@@ -32,6 +32,9 @@ def test_a_failing_phase_fails_its_cycle_with_the_reason_and_cancels_the_rest(tm
         view = _wait_cycle(http, cycle["id"])
         assert view["status"] == "failed"
         assert view["reason"].startswith("collect failed: CameraServiceError")
+        # a dead camera is a transient failure: the phase was retried once before failing for good
+        kinds = [e["kind"] for e in http.get("/v1/events").json()]
+        assert kinds.count("phase.retrying") == 1
         statuses = {p["name"]: p["status"] for p in view["phases"]}
         assert statuses["collect"] == "failed" and "error" in view["phases"][0]
         assert {statuses[n] for n in ("worldmodel", "dreamer", "agent")} == {"canceled"}
@@ -59,7 +62,8 @@ def test_stopping_a_cycle_stops_its_running_phase_and_cancels_the_rest(tmp_path)
 
 
 def test_lifelong_mode_backs_off_after_failures_and_stops_on_request(tmp_path):
-    settings = make_settings(tmp_path, cycles={"backoff_s": 0.5, "max_backoff_s": 1.0})
+    settings = make_settings(tmp_path, cycles={"backoff_s": 0.5, "max_backoff_s": 1.0},
+                             services={"job_retries": 0})
     with Node(settings) as node, httpx.Client(base_url=node.coordinator_url, timeout=10) as http:
         _kill_camera(node)
         state = http.post("/v1/lifelong/start").json()

@@ -19,6 +19,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_block(n: int, tries: int = 200) -> int:
+    """The first of `n` consecutive free ports (the launcher numbers worker metrics ports so)."""
+    for _ in range(tries):
+        base = free_port()
+        if base + n >= 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + n):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", port))
+                socks.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no block of {n} free ports found")
+
+
 class ThreadedServer:
     """A FastAPI app served by a real uvicorn on 127.0.0.1 in a background thread."""
 

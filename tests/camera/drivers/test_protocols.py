@@ -166,8 +166,10 @@ def test_the_module_entry_serves_a_camera_with_the_password_from_a_file(tmp_path
 
 
 def test_the_module_entry_wants_a_password_and_never_from_argv(tmp_path, monkeypatch, capsys):
-    from services.camera.emulators.__main__ import main
+    from services.camera.emulators import __main__ as entry
 
+    monkeypatch.setattr(entry, "setup_logging", lambda level: None)  # keep the test run's logging
+    main = entry.main
     for key in ("PTZJEPA_CAMERA__PASSWORD", "PTZJEPA_CAMERA__PASSWORD_FILE", "PTZJEPA_CONFIG"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("PTZJEPA_DATA_DIR", str(tmp_path))

@@ -22,6 +22,8 @@ OPS = {"position": lambda d: d.position(), "move": lambda d: d.move_absolute(Pos
 def all_logs(caplog):
     """caplog at DEBUG on the root logger, plus uvicorn's loggers, which do not propagate."""
     caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore"):  # whatever an earlier setup_logging() made of them
+        caplog.set_level(logging.DEBUG, logger=name)
     extra = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access")]
     for logger in extra:
         logger.addHandler(caplog.handler)

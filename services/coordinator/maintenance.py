@@ -1,0 +1,58 @@
+"""The coordinator's housekeeping thread: find jobs whose worker died, so none stays "started".
+
+rq workers clean their own queues' registries, but a queue whose only worker was killed has no
+one to do it until that worker is restarted. Every few heartbeats the coordinator runs rq's
+abandoned-job cleanup on its node's queues and the shared ones: an abandoned job is retried (the
+failure was transient: its worker died) or failed with its reason, and its cycle follows. A short
+Redis lock per queue keeps two coordinators from handling the same job twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import redis
+from rq import Queue
+from rq.registry import StartedJobRegistry
+
+from shared.config import Settings
+from shared.keys import NODE_QUEUES, QUEUE_NAMES, Keys
+
+log = logging.getLogger(__name__)
+
+
+def sweep_abandoned(client: redis.Redis, settings: Settings) -> None:
+    keys = Keys(settings.redis_prefix)
+    interval = settings.services.job_heartbeat_s
+    for name in QUEUE_NAMES:
+        queue_name = keys.queue(name, settings.node if name in NODE_QUEUES else None)
+        if not client.set(f"{keys.prefix}:maintenance:{queue_name}", settings.node, nx=True,
+                          ex=max(1, 2 * interval)):
+            continue  # another coordinator did it moments ago
+        registry = StartedJobRegistry(queue=Queue(queue_name, connection=client))
+        registry.cleanup()
+
+
+class Housekeeper:
+    def __init__(self, client: redis.Redis, settings: Settings):
+        self.client, self.settings = client, settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
+
+    def start(self) -> "Housekeeper":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(2 * self.settings.services.job_heartbeat_s):
+            try:
+                sweep_abandoned(self.client, self.settings)
+            except redis.RedisError as exc:
+                log.warning("housekeeping skipped, Redis unavailable: %s", exc)
+            except Exception:  # noqa: BLE001 - housekeeping must never kill the API
+                log.exception("housekeeping failed")
