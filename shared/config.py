@@ -56,6 +56,20 @@ class CameraSettings(BaseModel):
     user: str = "admin"
     password: SecretStr | None = None
     timeout_s: float = Field(5.0, gt=0.0, le=120.0)
+    scheme: Literal["http", "https"] = "http"
+    verify_tls: bool = True
+    retries: int = Field(3, ge=0, le=10, description="tries after the first on a transient camera failure")
+    backoff_s: float = Field(0.2, ge=0.0, le=30.0, description="first retry wait; doubles, capped at 2 s")
+    settle_timeout_s: float = Field(10.0, gt=0.0, le=120.0, description="deadline for a move to settle")
+    settle_poll_s: float = Field(0.1, gt=0.0, le=5.0)
+    settle_tolerance_deg: float = Field(0.25, gt=0.0, le=10.0)
+    sharpness_threshold: float = Field(0.0, ge=0.0,
+                                       description="variance of the Laplacian after a move; 0: off")
+    sharpness_retries: int = Field(3, ge=0, le=20)
+    max_optical_zoom: float | None = Field(None, gt=1.0,
+                                           description="Axis: magnification at zoom unit 9999 "
+                                                       "(default zoom_max)")
+    onvif_profile: str | None = None
     pan_min: float = 0.0
     pan_max: float = 360.0
     pan_wraps: bool = True
@@ -74,6 +88,10 @@ class CameraSettings(BaseModel):
         except ValueError as exc:
             raise ValueError(f"camera ranges: {exc}") from None
         return self
+
+    def client_timeout_s(self) -> float:
+        """How long a job waits for the camera service: a worst-case move (retries + settling)."""
+        return self.timeout_s * (self.retries + 1) + self.settle_timeout_s + 30
 
     def ranges(self) -> PoseRanges:
         return PoseRanges(self.pan_min, self.pan_max, self.tilt_min, self.tilt_max,

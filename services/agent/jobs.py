@@ -70,7 +70,7 @@ def navigate(node: str | None = None, iterations: int | None = None, movements: 
     outcome = "failed"
     try:
         with CameraClient(settings.services.camera_base_url(), token=token,
-                          timeout_s=settings.camera.timeout_s + 30) as camera:
+                          timeout_s=settings.camera.client_timeout_s()) as camera:
             result = navigate_camera(settings, store_for(settings), client, camera,
                                      iterations=iterations, movements=movements, seed=seed,
                                      run_id=run_id_for(job.id if job else None), on_frame=on_frame)

@@ -37,7 +37,7 @@ def collect_sweep(iterations: int | None = None, movements: int | None = None,
     outcome = "failed"
     try:
         with CameraClient(settings.services.camera_base_url(), token=token,
-                          timeout_s=settings.camera.timeout_s + 30) as camera:
+                          timeout_s=settings.camera.client_timeout_s()) as camera:
             result = run_sweep(camera, store, node=settings.node, camera=settings.camera.name,
                                iterations=iterations, movements=movements, seed=seed,
                                collection_id=f"sweep-{job.id[:8]}" if job else None,

@@ -346,6 +346,16 @@ def worker(queues: list[str], config: Optional[Path] = ConfigOpt,
         raise typer.Exit(2) from None
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def emulate(ctx: typer.Context) -> None:
+    """Serve an emulated camera (hanwha, axis or onvif) over the simulated world, e.g.
+    `ptzjepa emulate hanwha --port 8081` (password from the environment or --password-file)."""
+    from services.camera.emulators.__main__ import main as emulator_main
+
+    raise typer.Exit(emulator_main(list(ctx.args)))
+
+
 def main() -> None:
     app()
 

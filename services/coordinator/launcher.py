@@ -184,6 +184,15 @@ class Launcher:
     def child(self, name: str) -> Child:
         return next(c for c in self.children if c.name == name)
 
+    def restart(self, name: str) -> Child:
+        """Start a child again (after it died or was killed), with the same command and log."""
+        child = self.child(name)
+        if child.proc is not None and child.proc.poll() is None:
+            raise LaunchError(f"{name} is still running")
+        child.proc = subprocess.Popen(child.argv, env=child.env, stdout=child._log_file,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return child
+
     def failed_children(self) -> list[str]:
         return [c.name for c in self.children if c.proc is not None and c.proc.poll() is not None]
 

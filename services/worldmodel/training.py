@@ -111,8 +111,8 @@ def _gather_cells(tokens: torch.Tensor, qi: torch.Tensor | None) -> torch.Tensor
 def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict:
     """One optimisation step on `batch` (from WindowSampler.sample). Mutates `state`; returns
     plain-float metrics: loss (the world-model loss: one-step + weighted rollout; the surprise
-    heads' loss is reported apart so that it cannot mask a plateau), loss_one_step, loss_rollout, loss_surprise, lr, weight_decay,
-    momentum, transitions."""
+    heads' and variance losses are reported apart so they cannot mask a plateau), loss_one_step,
+    loss_rollout, loss_var, loss_surprise, lr, weight_decay, momentum, transitions, mean_error."""
     model, opt = state.model, state.optimizer
     model.train()
     dev = next(model.parameters()).device

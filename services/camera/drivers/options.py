@@ -1,8 +1,7 @@
 """What a real-camera driver needs from the settings, gathered and checked in one place.
 
 Drivers take a `DriverOptions` (so tests build them directly, with short timeouts) and
-`DriverOptions.from_settings` is the only code that reads `settings.camera`. Settings this release
-does not define yet are read with `getattr` and a default (docs/cameras.md lists them).
+`DriverOptions.from_settings` is the only code that reads `settings.camera`.
 A real camera without a password is a configuration error raised at start-up, before any request.
 """
 
@@ -63,29 +62,19 @@ class DriverOptions:
                 f"camera.password: the '{cam.driver}' driver needs the camera's password; set "
                 f"PTZJEPA_CAMERA__PASSWORD or PTZJEPA_CAMERA__PASSWORD_FILE (never the YAML file)")
 
-        def opt(name: str, default):
-            value = getattr(cam, name, None)
-            return default if value is None else value
-
-        scheme = str(opt("scheme", "http")).lower()
-        if scheme not in ("http", "https"):
-            raise ConfigError(f"camera.scheme: must be 'http' or 'https', got '{scheme}'")
         connection = ConnectionOptions(
             host=cam.host, port=cam.port, user=cam.user, password=SecretStr(cam.password.get_secret_value()),
-            scheme=scheme, timeout_s=cam.timeout_s, verify_tls=bool(opt("verify_tls", True)),
-            retries=int(opt("retries", 3)), backoff_s=float(opt("backoff_s", 0.2)))
+            scheme=cam.scheme, timeout_s=cam.timeout_s, verify_tls=cam.verify_tls,
+            retries=cam.retries, backoff_s=cam.backoff_s)
         try:
             motion = MotionOptions(
-                settle_timeout_s=float(opt("settle_timeout_s", 10.0)),
-                settle_poll_s=float(opt("settle_poll_s", 0.1)),
-                tolerance_deg=float(opt("settle_tolerance_deg", 0.25)),
-                sharpness_threshold=float(opt("sharpness_threshold", 0.0)),
-                sharpness_retries=int(opt("sharpness_retries", 3)))
+                settle_timeout_s=cam.settle_timeout_s, settle_poll_s=cam.settle_poll_s,
+                tolerance_deg=cam.settle_tolerance_deg, sharpness_threshold=cam.sharpness_threshold,
+                sharpness_retries=cam.sharpness_retries)
         except ValueError as exc:
             raise ConfigError(f"camera: {exc}") from None
         options = cls(connection=connection, ranges=cam.ranges(), motion=motion, camera=cam.name,
-                      max_optical_zoom=getattr(cam, "max_optical_zoom", None),
-                      onvif_profile=getattr(cam, "onvif_profile", None))
+                      max_optical_zoom=cam.max_optical_zoom, onvif_profile=cam.onvif_profile)
         options.check(cam.driver)
         return options
 
