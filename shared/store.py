@@ -73,6 +73,8 @@ class Store:
 
     # ---- bytes -------------------------------------------------------------------------------
     def exists(self, rel: str) -> bool:
+        if not self.local:
+            self.fs.invalidate_cache(self.full(rel))  # other processes write too
         return self.fs.exists(self.full(rel))
 
     def write_bytes(self, rel: str, data: bytes) -> str:
@@ -94,9 +96,18 @@ class Store:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         else:
+            # One PUT that the object store makes atomic; "create" adds If-None-Match: *, so of two
+            # writers racing for the same name exactly one succeeds, as with the local link().
             if self.fs.exists(target):
                 raise AlreadyExists(f"{rel} already exists in the store; files are immutable")
-            self.fs.pipe_file(target, data)
+            try:
+                self.fs.pipe_file(target, data, mode="create")
+            except FileExistsError:
+                raise AlreadyExists(f"{rel} already exists in the store; files are immutable") from None
+            except OSError as exc:
+                if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                    raise AlreadyExists(f"{rel} already exists in the store; files are immutable") from None
+                raise StoreError(f"{rel}: could not write to {self.url}: {exc}") from None
         return rel
 
     def read_bytes(self, rel: str) -> bytes:
@@ -104,12 +115,16 @@ class Store:
             return self.fs.cat_file(self.full(rel))
         except FileNotFoundError:
             raise MissingFile(f"{rel} is not in the store ({self.url})") from None
+        except PermissionError as exc:
+            raise StoreError(f"{rel}: access denied by the store ({self.url}): {exc}") from None
         except IsADirectoryError:
             raise StoreError(f"{rel} is a folder, not a file") from None
 
     def list(self, prefix: str, suffix: str = "") -> list[str]:
         """Store-relative paths under `prefix` (recursive), sorted; temporaries excluded."""
         base = self.full(prefix) if prefix.strip("/") else self.root
+        if not self.local:
+            self.fs.invalidate_cache(base)  # listings are cached; other processes write too
         if not self.fs.exists(base):
             return []
         paths = self.fs.find(base)
@@ -225,5 +240,9 @@ def _safetensors_metadata(data: bytes) -> dict[str, str]:
 
 
 def store_for(settings) -> Store:
-    """The store configured in `settings` (shared.config.Settings)."""
-    return Store(settings.resolved_store_url())
+    """The store configured in `settings` (shared.config.Settings).
+
+    Object-store credentials are not settings: the storage library reads them from its usual
+    places (for S3: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or an instance role).
+    """
+    return Store(settings.resolved_store_url(), **settings.store_options)

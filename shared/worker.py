@@ -22,6 +22,7 @@ from rq.job import Job
 from rq.worker import WorkerStatus
 
 from shared.config import Settings
+from shared.metrics import JOB_FAILURES  # also registers every ptzjepa_* metric from the start
 from shared.keys import QUEUE_NAMES, Keys
 from shared.redis import client_for
 
@@ -73,8 +74,13 @@ def run_worker(settings: Settings, names: list[str], burst: bool = False,
         start_http_server(port, addr=settings.services.host)
         log.info("worker metrics on http://%s:%d/metrics", settings.services.host, port)
     queues = queues_for(settings, names)
+    def count_failure(job: Job, *exc_info) -> bool:
+        JOB_FAILURES.labels(job.origin, job.func_name).inc()
+        return True  # and let rq's default handling go on
+
     worker = LivenessWorker(queues, connection=queues[0].connection,
-                            maintenance_interval=max(3 * settings.services.job_heartbeat_s, 10))
+                            maintenance_interval=max(3 * settings.services.job_heartbeat_s, 10),
+                            exception_handlers=[count_failure])
     worker.heartbeat_s = settings.services.job_heartbeat_s
     # The scheduler (moving delayed jobs, e.g. lifelong restarts, onto their queues) runs in
     # whichever worker takes its lock; every worker offers to.

@@ -10,6 +10,7 @@ from shared import events
 from shared.camera_client import CameraClient
 from shared.config import load_settings
 from shared.keys import Keys
+from shared.metrics import AGENT_LOSS
 from shared.progress import JobProgress
 from shared.redis import client_for
 from shared.store import store_for
@@ -39,6 +40,8 @@ def train_agent(node: str | None = None, updates: int | None = None) -> dict:
     def on_progress(done: int, total: int, info: dict) -> None:
         progress.total = max(total, 1)
         progress.update(done, **info)
+        if "loss" in info:
+            AGENT_LOSS.labels(settings.node).set(info["loss"])
 
     outcome = "failed"
     try:

@@ -23,6 +23,7 @@ from shared import versions
 from shared.camera_client import CameraClient
 from shared.config import Settings
 from shared.keys import Keys
+from shared.metrics import SURPRISE
 from shared.models.checkpoint import model_from_bytes
 from shared.pose import apply_action, random_pose
 from shared.progress import StopRequested
@@ -121,6 +122,8 @@ def _round(model, net, spec, camera: CameraClient, recorder: RoundRecorder, rang
                      extra={"q_values": [round(float(v), 5) for v in q],
                             "predicted_surprise": round(float(surprise[0]), 6),
                             "observed_error": round(error, 6)})
+        SURPRISE.labels(recorder.node, "navigate", "predicted").observe(float(surprise[0]))
+        SURPRISE.labels(recorder.node, "navigate", "observed").observe(error)
         result.actions.append(action)
         result.observed_errors.append(error)
         result.predicted_surprise.append(float(surprise[0]))

@@ -6,14 +6,18 @@ from contextlib import asynccontextmanager
 
 import redis
 from fastapi import FastAPI
+from rq import Queue
 
 from shared.api import install_common, token_guard
 from shared.config import Settings, load_settings
+from shared.keys import NODE_QUEUES, QUEUE_NAMES, Keys
+from shared.metrics import QUEUE_DEPTH
 from shared.redis import client_for
 from shared.store import store_for
 
 from services.coordinator.maintenance import Housekeeper
 from services.coordinator.routes import build_router
+from services.coordinator.status import install_status
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,6 +45,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return [f"redis: {exc}"]
         return []
 
-    install_common(app, "coordinator", readiness)
+    keys = Keys(settings.redis_prefix)
+
+    def queue_depths() -> None:
+        for name in QUEUE_NAMES:
+            queue_name = keys.queue(name, settings.node if name in NODE_QUEUES else None)
+            QUEUE_DEPTH.labels(queue_name).set(Queue(queue_name, connection=client).count)
+
+    install_common(app, "coordinator", readiness, before_scrape=queue_depths)
     app.include_router(build_router(settings, token_guard(settings)))
+    install_status(app, settings)  # GET / (the status page) and its read-only endpoints
     return app

@@ -356,6 +356,157 @@ def emulate(ctx: typer.Context) -> None:
     raise typer.Exit(emulator_main(list(ctx.args)))
 
 
+# ---- analysis and migration (docs/analysis.md, docs/migrating.md) ------------------------------------
+@app.command()
+def report(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
+           node: Optional[str] = typer.Option(None, help="the node to report on (default: this one)"),
+           cycles: Optional[str] = typer.Option(None, "--cycles",
+                                                help="cycles A:B (from 1, both included), A:, :B or A"),
+           out: Path = typer.Option(Path("ptzjepa-report"), "--out", help="folder for index.html and the PNGs"),
+           publish: bool = typer.Option(True, help="also store the report, for the status page"),
+           max_frames: int = typer.Option(1500, min=10, help="newest frames measured (whole rounds)"),
+           tsne: bool = typer.Option(True, help="t-SNE projection too (needs scikit-learn)")) -> None:
+    """Write an HTML report with plots: losses, where the camera pointed, episodes, embeddings,
+    world-model error per region over cycles (reads the store, and Redis where it can)."""
+    from services.coordinator.report import ReportError, build_report
+    from services.coordinator.report.redis_access import open_redis
+
+    settings = _settings(config, data_dir)
+    setup_logging("WARNING")
+    client, problem = open_redis(settings)
+    if problem:
+        console.print(f"[yellow]{problem}: reporting from the store alone[/yellow]")
+    try:
+        result = build_report(settings, out, node=node, cycles=cycles, redis_client=client,
+                              redis_problem=problem, max_frames=max_frames, tsne=tsne, publish=publish)
+    except (ReportError, ValueError) as exc:
+        console.print(f"[red]no report:[/red] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        if client is not None:
+            client.close()
+    s = result["summary"]
+    console.print(f"[green]report written[/green]: {Path(out).resolve() / 'index.html'} "
+                  f"({len(result['figures'])} plots; {s['cycles']} cycles, {s['frames']} frames, "
+                  f"{s['versions']} world-model versions, {s['agents']} agents, {result['seconds']} s)")
+    if result.get("published"):
+        console.print(f"  stored as {result['published']} (shown on the status page)")
+    for note in result["notes"]:
+        console.print(f"  [yellow]missing:[/yellow] {note}")
+
+
+@app.command("export-embeddings")
+def export_embeddings_command(
+        out: Path = typer.Option(..., "--out", help="FILE.safetensors (+ FILE.safetensors.json) or FILE.parquet"),
+        config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
+        slot: Optional[str] = typer.Option(None, help="world-model slot (default: the newest version)"),
+        version: Optional[str] = typer.Option(None, help="version (default: the slot's latest)"),
+        node: Optional[str] = typer.Option(None, help="whose frames (default: this node)"),
+        all_nodes: bool = typer.Option(False, "--all-nodes", help="frames of every node"),
+        tokens: bool = typer.Option(False, help="every token (N, T, D) instead of the token mean (N, D)"),
+        max_frames: Optional[int] = typer.Option(None, min=1, help="only the newest frames (whole rounds)")) -> None:
+    """Write embeddings of recorded frames (context encoder, target encoder, predictor) with their
+    poses and times to a columnar file."""
+    from services.coordinator.export import ExportError, export_embeddings
+    from services.coordinator.report.redis_access import open_redis
+
+    settings = _settings(config, data_dir)
+    setup_logging("WARNING")
+    client, _problem = open_redis(settings)
+    latest = None
+    if client is not None:
+        from shared.keys import Keys
+        from shared.leases import LeaseManager
+
+        manager = LeaseManager(client, Keys(settings.redis_prefix), settings.node)
+        latest = manager.latest
+    try:
+        result = export_embeddings(settings, out, slot=slot, version=version, node=node,
+                                   all_nodes=all_nodes, tokens=tokens, max_frames=max_frames,
+                                   redis_latest=latest)
+    except ExportError as exc:
+        console.print(f"[red]nothing exported:[/red] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        if client is not None:
+            client.close()
+    console.print(f"[green]{result['frames']} frames[/green] embedded with {result['slot']}/"
+                  f"{result['version'][:12]} ({result['pooling']}, dim {result['dim']}): "
+                  + ", ".join(result["out"]))
+    for note in result["notes"]:
+        console.print(f"  [yellow]note:[/yellow] {note}")
+
+
+@app.command("import-legacy")
+def import_legacy_command(
+        path: Path = typer.Argument(..., help="the original's persistence folder (or its collected_imgs/)"),
+        config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
+        node: Optional[str] = typer.Option(None, help="import as this node (default: this one)"),
+        camera: Optional[str] = typer.Option(None, help="camera name (default: camera.name)"),
+        camera_brand: str = typer.Option("hanwha", "--camera-brand", "-cb",
+                                         help="hanwha (0) or axis (1): Axis zoom units become magnification"),
+        axis_max_zoom: Optional[float] = typer.Option(None, help="Axis: magnification at zoom unit 9999"),
+        movements: Optional[int] = typer.Option(None, "--movements", "-mv",
+                                                help="the original's -mv: sweep rounds of mv+1 frames"),
+        timezone: str = typer.Option("UTC", help="time zone of the names' times (the container's)"),
+        ignore_positions: bool = typer.Option(False, help="do not group frames by the positions files"),
+        dry_run: bool = typer.Option(False, help="check everything and say what would be imported")) -> None:
+    """Import the original PTZJEPA's frames (and its positions/commands files) as `import` rounds."""
+    from services.coordinator.legacy import LegacyImportError, import_plan, scan
+    from shared.store import store_for
+
+    settings = _settings(config, data_dir)
+    brand = {"0": "hanwha", "1": "axis"}.get(camera_brand, camera_brand.lower())
+    try:
+        plan = scan(path, camera_brand=brand, movements=movements, timezone=timezone,
+                    ignore_positions=ignore_positions,
+                    axis_max_zoom=axis_max_zoom or settings.camera.zoom_max)
+        if dry_run:
+            console.print(f"would import {plan.frames} frames in {len(plan.rounds)} rounds as {plan.import_id}")
+            result = None
+        else:
+            result = import_plan(store_for(settings), plan, node=node or settings.node,
+                                 camera=camera or settings.camera.name)
+    except LegacyImportError as exc:
+        console.print(f"[red]import refused:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if result:
+        console.print(f"[green]imported {result['frames']} frames[/green] in {result['rounds']} rounds "
+                      f"({result['agent_rounds']} agent, {result['sweep_rounds']} sweep) as "
+                      f"{result['import_id']}, {result['first_frame']} .. {result['last_frame']}")
+    for note in plan.notes:
+        console.print(f"  [yellow]note:[/yellow] {note}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def legacy(ctx: typer.Context) -> None:
+    """Translate the original's command line (`main.py -rm lifelong -it 20 -mv 20 -cb 0 ...`) into
+    ptzjepa's configuration and commands. A camera password flag is refused."""
+    from services.coordinator.legacy import PasswordOnCommandLine, translate
+
+    args = list(ctx.args)
+    if args and args[0] in ("--help", "-h"):
+        console.print("usage: ptzjepa legacy [the original main.py flags]  (see docs/migrating.md)")
+        return
+    try:
+        result = translate(args)
+    except PasswordOnCommandLine as exc:
+        console.print(f"[red]refused:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print("# ptzjepa.yaml (use with --config ptzjepa.yaml or PTZJEPA_CONFIG=ptzjepa.yaml)")
+    print(result.config_yaml(), end="")
+    console.print("\n# commands")
+    for command in result.commands:
+        print(command)
+    console.print("\n# notes")
+    for note in result.notes:
+        console.print(f"- {note}", soft_wrap=True)
+
+
 def main() -> None:
     app()
 

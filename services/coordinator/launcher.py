@@ -12,6 +12,7 @@ Stopping sends SIGTERM (rq workers finish their current job), then SIGKILL after
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -136,8 +137,7 @@ class Launcher:
         for child in self.children:
             child.log_path = logs / f"{child.name}.log"
             child._log_file = open(child.log_path, "ab")
-            child.proc = subprocess.Popen(child.argv, env=child.env, stdout=child._log_file,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            child.proc = _spawn(child)
         self._wait_ready()
 
     @staticmethod
@@ -189,9 +189,13 @@ class Launcher:
         child = self.child(name)
         if child.proc is not None and child.proc.poll() is None:
             raise LaunchError(f"{name} is still running")
-        child.proc = subprocess.Popen(child.argv, env=child.env, stdout=child._log_file,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        child.proc = _spawn(child)
         return child
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a child and everything it started, as when its container dies."""
+        child = self.child(name)
+        _kill_group(child)
 
     def failed_children(self) -> list[str]:
         return [c.name for c in self.children if c.proc is not None and c.proc.poll() is not None]
@@ -208,8 +212,7 @@ class Launcher:
                 child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in %.0f s; killing it", child.name, grace_s)
-                child.proc.kill()
-                child.proc.wait()
+            _kill_group(child)  # also what it started (rq's scheduler process), if left behind
             if child._log_file:
                 child._log_file.close()
                 child._log_file = None
@@ -223,6 +226,24 @@ class Launcher:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _spawn(child: Child) -> subprocess.Popen:
+    # Each child leads its own process group, so that stopping or killing it also ends the
+    # processes it started (an rq worker forks a scheduler) instead of leaving them orphaned.
+    return subprocess.Popen(child.argv, env=child.env, stdout=child._log_file,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _kill_group(child: Child) -> None:
+    if child.proc is None:
+        return
+    try:
+        os.killpg(child.proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    child.proc.wait()
 
 
 class Node(Launcher):

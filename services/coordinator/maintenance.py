@@ -15,6 +15,7 @@ import threading
 import redis
 from rq import Queue
 from rq.registry import StartedJobRegistry
+from rq.timeouts import TimerDeathPenalty
 
 from shared.config import Settings
 from shared.keys import NODE_QUEUES, QUEUE_NAMES, Keys
@@ -30,7 +31,10 @@ def sweep_abandoned(client: redis.Redis, settings: Settings) -> None:
         if not client.set(f"{keys.prefix}:maintenance:{queue_name}", settings.node, nx=True,
                           ex=max(1, 2 * interval)):
             continue  # another coordinator did it moments ago
-        registry = StartedJobRegistry(queue=Queue(queue_name, connection=client))
+        # TimerDeathPenalty: the failure callbacks run under a time limit, and signals (rq's
+        # default) only work in the main thread, not in this housekeeping thread.
+        registry = StartedJobRegistry(queue=Queue(queue_name, connection=client),
+                                      death_penalty_class=TimerDeathPenalty)
         registry.cleanup()
 
 

@@ -9,6 +9,7 @@ from rq import get_current_job
 from shared import events
 from shared.config import load_settings
 from shared.keys import Keys
+from shared.metrics import DREAM_SURPRISE, DREAMS
 from shared.leases import LeaseManager
 from shared.progress import JobProgress
 from shared.redis import client_for
@@ -44,6 +45,8 @@ def generate_dreams(node: str | None = None, slot: str | None = None, version: s
                        hooks=DreamHooks(progress=lambda done, _total: progress.update(done),
                                         stop_requested=progress.stop_requested))
         outcome = "ok"
+        DREAMS.labels(settings.node, slot).inc(result["dreams"])
+        DREAM_SURPRISE.labels(settings.node, slot).set(result["mean_surprise"])
         events.emit(client, keys, "dreams.written", settings.node, folder=result["folder"],
                     slot=slot, version=version, dreams=result["dreams"])
         return result

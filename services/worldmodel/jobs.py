@@ -9,7 +9,7 @@ from shared.config import load_settings
 from shared.keys import Keys
 from shared.leases import LeaseManager, NoFreeSlot
 from shared import versions
-from shared.metrics import LEASE_EVENTS, WM_LOSS, WM_VERSIONS
+from shared.metrics import LEASE_EVENTS, LEASE_WAIT, WM_LOSS, WM_VERSIONS
 from shared.progress import JobProgress
 from shared.redis import client_for
 from shared.store import store_for
@@ -33,8 +33,12 @@ def train_world_model(node: str | None = None, slot: str | None = None) -> dict:
         if "loss" in info and "slot" in info:
             WM_LOSS.labels(settings.node, info["slot"]).set(info["loss"])
 
-    leases = LeaseManager(client, keys, settings.node,
-                          on_event=lambda event, slot, data: LEASE_EVENTS.labels(settings.node, event).inc())
+    def on_lease_event(event: str, slot: str, data: dict) -> None:
+        LEASE_EVENTS.labels(settings.node, event).inc()
+        if event in ("granted", "no_free_slot") and "waited_s" in data:
+            LEASE_WAIT.labels(settings.node).observe(float(data["waited_s"]))
+
+    leases = LeaseManager(client, keys, settings.node, on_event=on_lease_event)
     outcome = "failed"
     try:
         try:

@@ -4,7 +4,6 @@ and every cycle finished or failed with a recorded reason."""
 
 import hashlib
 import json
-import signal
 import time
 
 import httpx
@@ -68,8 +67,7 @@ def test_killed_workers_and_a_redis_restart(tmp_path):
                     worker = node.child("worker-worldmodel")
                     if kills < 3 and worker.proc.poll() is None and _worldmodel_running(client, keys):
                         time.sleep(1.0)  # let it train a little, then kill it mid-training
-                        worker.proc.send_signal(signal.SIGKILL)
-                        worker.proc.wait(10)
+                        node.kill("worker-worldmodel")  # SIGKILL, like a dying container
                         kills += 1
                         time.sleep(0.5)
                         node.restart("worker-worldmodel")

@@ -5,12 +5,14 @@ site, GPUs for the training workers, settings that load."""
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -21,8 +23,6 @@ K8S = REPO / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
 KUBERNETES_VERSION = "1.30"  # the oldest Kubernetes these manifests are written for
 TRAINING = ("worldmodel", "dreamer", "agent")
-
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate")
 
 
 def _kubectl() -> str:
@@ -104,7 +104,6 @@ def mounted_secret_files(deployment: dict, docs: list[dict]) -> dict[str, str]:
         volume = volumes[mount["name"]]
         if "secret" in volume:
             secret = secrets[volume["secret"]["secretName"]]
-            import base64
             for key, value in secret["data"].items():
                 files[f"{mount['mountPath']}/{key}"] = base64.b64decode(value).decode()
     return files

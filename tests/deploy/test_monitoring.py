@@ -111,6 +111,20 @@ def test_metric_name_extraction():
     assert metric_names('60 * sum without (instance) (increase(c[1h] offset 1d)) > bool 2') == {"c"}
 
 
+def test_metrics_are_defined_once_and_named_ptzjepa():
+    import shared.metrics as metrics
+    from prometheus_client.metrics import MetricWrapperBase
+
+    defined = [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
+    assert defined and all(m._name.startswith("ptzjepa_") for m in defined)
+    elsewhere = []
+    for path in list((REPO / "shared").rglob("*.py")) + list((REPO / "services").rglob("*.py")):
+        if path.name != "metrics.py" and re.search(r"\b(Counter|Gauge|Histogram|Summary|Info|Enum)\(\s*[\"']",
+                                                   path.read_text()):
+            elsewhere.append(str(path.relative_to(REPO)))
+    assert not elsewhere, f"define metrics in shared/metrics.py, not in {elsewhere}"
+
+
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_dashboard_panels_query_only_exported_metrics(path):
     dashboard = json.loads(path.read_text())
@@ -230,6 +244,8 @@ def test_prometheus_scrapes_every_service_and_worker_of_a_running_node(tmp_path)
             assert response.status_code == 200 and "text/plain" in response.headers["content-type"], job
             exported |= exported_from_text(response.text)
         assert any(n.startswith("ptzjepa_") for n in exported)
+        stray = {n for n in exported if n.startswith("ptzjepa") and n not in registered()}
+        assert not stray, f"metrics exported but not defined in shared/metrics.py: {stray}"
         for path in DASHBOARDS:
             queried = {n for e in dashboard_queries(json.loads(path.read_text())) for n in metric_names(e)}
             assert queried - SCRAPE_SERIES <= exported, f"{path.name}: not exported: {queried - SCRAPE_SERIES - exported}"
