@@ -115,7 +115,7 @@ class WorldModelSettings(BaseModel):
     max_rounds: int = Field(60, ge=1, description="most recent sweep rounds trained on")
     include_other_nodes: bool = True
     epochs: int | None = Field(None, ge=1, description="default from the preset")
-    time_budget_s: float | None = Field(300.0, gt=0.0, description="wall-clock bound per job")
+    time_budget_s: float | None = Field(240.0, gt=0.0, description="wall-clock bound per job")
     share_fp16: bool = True
     model: dict[str, Any] = Field(default_factory=dict,
                                   description="overrides of the preset's WorldModelConfig, e.g. "
@@ -137,7 +137,7 @@ class DreamerSettings(BaseModel):
 
 class AgentSettings(BaseModel):
     updates: int | None = Field(None, ge=1, description="gradient updates per job (default: preset)")
-    time_budget_s: float | None = Field(300.0, gt=0.0)
+    time_budget_s: float | None = Field(120.0, gt=0.0)
     reward: Literal["surprise", "delta"] | None = Field(None, description="surprise or its change; "
                                                                           "default: the preset's")
     config: dict[str, Any] = Field(default_factory=dict,

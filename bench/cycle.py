@@ -1,0 +1,103 @@
+"""Benchmark: wall time of full learning cycles at the `cpu` preset, through the real services.
+
+`python bench/cycle.py --out FILE` starts an embedded node (Redis, camera on the simulator, one rq
+worker per queue, coordinator) in a temporary folder and runs two cycles over REST, as a user would:
+cycle 1 = random sweep (10 x 21 frames), world-model training (to plateau, epochs or its time
+budget), 64 dreams of 10 steps, agent training; cycle 2 = the agent drives the camera
+(10 x 20 moves), then the same learning phases. `cycle_seconds` is the issue's "one full cycle":
+sweep + world model + dreams + agent of cycle 1 plus the navigation of cycle 2.
+Target (issue 4): under 10 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+
+def _free_port_block(n: int) -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + n < 65535:
+            try:
+                socks = [socket.socket() for _ in range(n)]
+                for i, sock in enumerate(socks):
+                    sock.bind(("127.0.0.1", base + i))
+                return base
+            except OSError:
+                continue
+            finally:
+                for sock in socks:
+                    sock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="full-cycle wall time at the cpu preset")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    args = parser.parse_args(argv)
+
+    import httpx
+
+    from services.coordinator.launcher import Node
+    from shared.config import load_settings
+
+    data = Path(tempfile.mkdtemp(prefix="ptzjepa-cycle-"))
+    base = _free_port_block(12)
+    settings = load_settings(environ={}, preset=args.preset, data_dir=data,
+                             services={"coordinator_port": base, "camera_port": base + 1,
+                                       "worker_metrics_port": base + 2})
+    views = []
+    started = time.perf_counter()
+    with Node(settings) as node, httpx.Client(base_url=node.coordinator_url, timeout=30) as http:
+        startup_s = time.perf_counter() - started
+        for _ in range(2):
+            cycle = http.post("/v1/cycles").json()
+            while True:
+                view = http.get(f"/v1/cycles/{cycle['id']}").json()
+                if view["status"] != "running":
+                    break
+                time.sleep(1.0)
+            if view["status"] != "finished":
+                raise SystemExit(f"cycle {view['id']} {view['status']}: {view.get('reason')}")
+            views.append(view)
+
+    def phases(view):
+        return {p["name"]: round(p["seconds"], 2) for p in view["phases"]}
+
+    def span(view):
+        return round(view["ended_at"] - view["created_at"], 2)
+
+    first, second = phases(views[0]), phases(views[1])
+    result = {
+        "preset": args.preset,
+        "cycle_seconds": round(span(views[0]) + second["navigate"], 2),
+        "collect_cycle_seconds": span(views[0]),
+        "navigate_cycle_seconds": span(views[1]),
+        "phase_seconds": {"cycle1": first, "cycle2": second},
+        "worldmodel": {k: views[0]["phases"][1]["result"].get(k)
+                       for k in ("epochs", "stop_reason", "final_loss", "frames", "transitions_per_s")},
+        "agent": {k: views[0]["phases"][3]["result"].get(k)
+                  for k in ("updates", "stop_reason", "updates_per_s")},
+        "navigation": {k: views[1]["phases"][0]["result"].get(k)
+                       for k in ("frames", "mean_dynamic_fraction", "mean_observed_error")},
+        "node_startup_s": round(startup_s, 2),
+        "target_seconds": 600,
+        "cpu_count": os.cpu_count(),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
