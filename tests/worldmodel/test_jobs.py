@@ -1,8 +1,13 @@
 """train_world_model run inline against a real Redis and a store filled by a real sweep."""
 
 import hashlib
+import os
+import threading
+import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from services.camera.app import create_app
 from services.camera.jobs import collect_sweep
@@ -10,7 +15,7 @@ from services.worldmodel.jobs import train_world_model
 from shared import events, versions
 from shared.config import child_environment
 from shared.keys import Keys
-from shared.leases import LeaseManager, NoFreeSlot
+from shared.leases import LeaseLost, LeaseManager, NoFreeSlot
 from shared.models.checkpoint import model_from_bytes
 from shared.redis import connect
 from shared.store import CorruptFile, Store
@@ -92,3 +97,34 @@ def test_no_frames_is_a_clear_error(tmp_path, redis_url, monkeypatch):
     from shared.frames import NoFrames
     with pytest.raises(NoFrames, match="run a collection"):
         train_world_model()
+
+
+def test_a_holder_that_loses_its_lease_stops_and_publishes_nothing(node):
+    client = connect(node.redis_url)
+    keys = Keys("test")
+    # a long run, so that the lease is taken away in the middle of it
+    config = Path(os.environ["PTZJEPA_CONFIG"])
+    data = yaml.safe_load(config.read_text())
+    data["worldmodel"]["train"]["epochs"] = 500
+    data["worldmodel"]["time_budget_s"] = 60
+    config.write_text(yaml.safe_dump(data))
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = train_world_model(slot="wm_00")
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not client.exists(keys.slot_lease("wm_00")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    # the lease expires and another holder takes the slot (what a long Redis outage looks like)
+    client.set(keys.slot_lease("wm_00"), '{"token": "someone-else", "node": "other"}')
+    thread.join(60)
+    assert isinstance(outcome.get("error"), LeaseLost), outcome
+    assert LeaseManager(client, keys, "x").latest("wm_00") is None
+    assert Store(node.resolved_store_url()).list("models") == []

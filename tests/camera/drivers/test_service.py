@@ -1,9 +1,7 @@
 """The camera service and the collection phase behave the same whichever camera is behind them:
 the sim, or an emulated Hanwha, Axis or ONVIF camera reached over HTTP with digest auth.
 
-Agent navigation (`services.agent.jobs.navigate`) drives the camera through the same REST API and
-`CameraClient` as the sweep, so it sees no driver either; it is not run here because it needs a
-trained world model and agent (tests/coordinator/test_full_cycle.py runs it with the sim).
+Agent navigation through each emulated camera, from the coordinator API, is in test_end_to_end.py.
 """
 
 from __future__ import annotations

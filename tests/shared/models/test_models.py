@@ -103,7 +103,7 @@ def test_surprise_is_per_transition():
     pred, trunk, log_s = m.forward_predictor(state, pf, pt)
     tgt = state.flip(0)[:, None]
     err = per_transition_error(pred, tgt)
-    dis = disagreement(m.predictor.ensemble_predictions(trunk))
+    dis = disagreement(m.predictor.ensemble_predictions(trunk, pred))
     gn = grad_norm_targets(m.target_encoder, pen.flip(0), pred[:, 0], None)
     for v in (err.flatten(), dis.flatten(), gn, log_s[..., 0].flatten()):
         assert v.shape == (2,)
