@@ -238,6 +238,8 @@ class Settings(BaseSettings):
     redis_password: SecretStr | None = None
     api_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where models train and run; "
+                                                                      "auto: a CUDA GPU if visible")
     camera: CameraSettings = CameraSettings()
     collect: CollectSettings = CollectSettings()
     worldmodel: WorldModelSettings = WorldModelSettings()

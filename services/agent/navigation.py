@@ -22,6 +22,7 @@ import torch
 from shared import versions
 from shared.camera_client import CameraClient
 from shared.config import Settings
+from shared.devices import torch_device
 from shared.keys import Keys
 from shared.metrics import SURPRISE
 from shared.models.checkpoint import model_from_bytes
@@ -79,7 +80,7 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
     total = iterations * (movements + 1)
     epsilon, temperature = settings.agent.epsilon, settings.agent.temperature
     with versions.reading(client, keys, slot, version, reader=run_id):
-        model = model_from_bytes(versions.read_share(store, slot, version))
+        model = model_from_bytes(versions.read_share(store, slot, version), torch_device(settings))
         try:
             for i in range(iterations):
                 recorder = RoundRecorder(store, node=settings.node, camera=settings.camera.name,

@@ -357,6 +357,13 @@ def emulate(ctx: typer.Context) -> None:
 
 
 # ---- analysis and migration (docs/analysis.md, docs/migrating.md) ------------------------------------
+def _plain(text: str) -> str:
+    """`text` shown as it is (paths and messages may hold rich markup such as [brackets])."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 @app.command()
 def report(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
            node: Optional[str] = typer.Option(None, help="the node to report on (default: this one)"),
@@ -375,24 +382,24 @@ def report(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDi
     setup_logging("WARNING")
     client, problem = open_redis(settings)
     if problem:
-        console.print(f"[yellow]{problem}: reporting from the store alone[/yellow]")
+        console.print(f"[yellow]{_plain(problem)}: reporting from the store alone[/yellow]")
     try:
         result = build_report(settings, out, node=node, cycles=cycles, redis_client=client,
                               redis_problem=problem, max_frames=max_frames, tsne=tsne, publish=publish)
     except (ReportError, ValueError) as exc:
-        console.print(f"[red]no report:[/red] {exc}")
+        console.print(f"[red]no report:[/red] {_plain(str(exc))}")
         raise typer.Exit(1) from None
     finally:
         if client is not None:
             client.close()
     s = result["summary"]
-    console.print(f"[green]report written[/green]: {Path(out).resolve() / 'index.html'} "
+    console.print(f"[green]report written[/green]: {_plain(str(Path(out).resolve() / 'index.html'))} "
                   f"({len(result['figures'])} plots; {s['cycles']} cycles, {s['frames']} frames, "
                   f"{s['versions']} world-model versions, {s['agents']} agents, {result['seconds']} s)")
     if result.get("published"):
         console.print(f"  stored as {result['published']} (shown on the status page)")
     for note in result["notes"]:
-        console.print(f"  [yellow]missing:[/yellow] {note}")
+        console.print(f"  [yellow]missing:[/yellow] {_plain(note)}")
 
 
 @app.command("export-embeddings")
@@ -413,28 +420,30 @@ def export_embeddings_command(
     settings = _settings(config, data_dir)
     setup_logging("WARNING")
     client, _problem = open_redis(settings)
-    latest = None
-    if client is not None:
+    latest = newest = None
+    if client is not None:  # published records, not files a refused publication left behind
+        from shared import versions as wm_versions
         from shared.keys import Keys
         from shared.leases import LeaseManager
 
         manager = LeaseManager(client, Keys(settings.redis_prefix), settings.node)
         latest = manager.latest
+        newest = lambda: wm_versions.newest(manager, settings.worldmodel.slot_names())  # noqa: E731
     try:
         result = export_embeddings(settings, out, slot=slot, version=version, node=node,
                                    all_nodes=all_nodes, tokens=tokens, max_frames=max_frames,
-                                   redis_latest=latest)
+                                   redis_latest=latest, redis_newest=newest)
     except ExportError as exc:
-        console.print(f"[red]nothing exported:[/red] {exc}")
+        console.print(f"[red]nothing exported:[/red] {_plain(str(exc))}")
         raise typer.Exit(1) from None
     finally:
         if client is not None:
             client.close()
     console.print(f"[green]{result['frames']} frames[/green] embedded with {result['slot']}/"
                   f"{result['version'][:12]} ({result['pooling']}, dim {result['dim']}): "
-                  + ", ".join(result["out"]))
+                  + _plain(", ".join(result["out"])))
     for note in result["notes"]:
-        console.print(f"  [yellow]note:[/yellow] {note}")
+        console.print(f"  [yellow]note:[/yellow] {_plain(note)}")
 
 
 @app.command("import-legacy")
@@ -468,14 +477,14 @@ def import_legacy_command(
             result = import_plan(store_for(settings), plan, node=node or settings.node,
                                  camera=camera or settings.camera.name)
     except LegacyImportError as exc:
-        console.print(f"[red]import refused:[/red] {exc}")
+        console.print(f"[red]import refused:[/red] {_plain(str(exc))}")
         raise typer.Exit(1) from None
     if result:
         console.print(f"[green]imported {result['frames']} frames[/green] in {result['rounds']} rounds "
                       f"({result['agent_rounds']} agent, {result['sweep_rounds']} sweep) as "
                       f"{result['import_id']}, {result['first_frame']} .. {result['last_frame']}")
     for note in plan.notes:
-        console.print(f"  [yellow]note:[/yellow] {note}")
+        console.print(f"  [yellow]note:[/yellow] {_plain(note)}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -487,15 +496,15 @@ def legacy(ctx: typer.Context) -> None:
 
     args = list(ctx.args)
     if args and args[0] in ("--help", "-h"):
-        console.print("usage: ptzjepa legacy [the original main.py flags]  (see docs/migrating.md)")
+        console.print("usage: ptzjepa legacy FLAGS-OF-THE-ORIGINAL-main.py  (see docs/migrating.md)")
         return
     try:
         result = translate(args)
     except PasswordOnCommandLine as exc:
-        console.print(f"[red]refused:[/red] {exc}", soft_wrap=True)
+        console.print(f"[red]refused:[/red] {_plain(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]", soft_wrap=True)
+        console.print(f"[red]{_plain(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(2) from None
     console.print("# ptzjepa.yaml (use with --config ptzjepa.yaml or PTZJEPA_CONFIG=ptzjepa.yaml)")
     print(result.config_yaml(), end="")
@@ -504,7 +513,7 @@ def legacy(ctx: typer.Context) -> None:
         print(command)
     console.print("\n# notes")
     for note in result.notes:
-        console.print(f"- {note}", soft_wrap=True)
+        console.print(f"- {note}", soft_wrap=True, markup=False)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import redis
 
 from shared import versions
 from shared.config import Settings
+from shared.devices import torch_device
 from shared.dreams import write_shards
 from shared.frames import load_frames
 from shared.keys import Keys
@@ -60,7 +61,7 @@ def dream(settings: Settings, store: Store, client: redis.Redis, *, slot: str, v
     keys = Keys(settings.redis_prefix)
     cfg = settings.dreamer
     with versions.reading(client, keys, slot, version, reader=job_id):
-        model = model_from_bytes(versions.read_share(store, slot, version))
+        model = model_from_bytes(versions.read_share(store, slot, version), torch_device(settings))
         frames = load_frames(store, model.cfg.encoder.img_size, node=settings.node,
                              include_other_nodes=False, max_rounds=settings.worldmodel.max_rounds)
         seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from shared.config import Settings
+from shared.devices import torch_device
 from shared.leases import Lease, LeaseLost, LeaseManager
 from shared.models.checkpoint import share_bytes
 from shared.models.world_model import build_world_model
@@ -41,8 +42,8 @@ class PhaseHooks:
     stop_requested: Callable[[], bool] = lambda: False
 
 
-def _resume(store: Store, slot: str, record: dict | None, cfg: TrainConfig, steps: int
-            ) -> tuple[TrainState, dict | None]:
+def _resume(store: Store, slot: str, record: dict | None, cfg: TrainConfig, steps: int,
+            device) -> tuple[TrainState, dict | None]:
     """A training state continuing the slot's latest version, or a fresh one.
 
     Each job is a new run over the inherited weights and optimizer moments: its schedules
@@ -52,7 +53,7 @@ def _resume(store: Store, slot: str, record: dict | None, cfg: TrainConfig, step
     if record is None:
         return None, None
     data = versions.read_resume(store, slot, record["version"])
-    inherited = state_from_bytes(data, cfg)
+    inherited = state_from_bytes(data, cfg, device)
     state = make_train_state(inherited.model, cfg, steps)
     state.optimizer = inherited.optimizer
     state.generator = inherited.generator
@@ -86,8 +87,9 @@ def _train_leased(settings, store, leases: LeaseManager, lease: Lease, frames: L
     record = leases.latest(slot)
     steps_per_epoch = tcfg.steps_per_epoch or _steps_per_epoch(dataset, tcfg)
     total_steps = tcfg.epochs * steps_per_epoch
-    state, parent = _resume(store, slot, record, tcfg, total_steps)
-    model = state.model if state is not None else build_world_model(mcfg)
+    device = torch_device(settings)
+    state, parent = _resume(store, slot, record, tcfg, total_steps, device)
+    model = state.model if state is not None else build_world_model(mcfg).to(device)
     if state is None:
         state = make_train_state(model, tcfg, total_steps)
     lineage_epochs = _parent_epochs(store, slot, parent)

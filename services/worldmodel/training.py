@@ -176,7 +176,7 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
             if name == "pred_error":
                 value = err
             elif name == "disagreement":
-                ens = model.predictor.ensemble_predictions(trunk.float())
+                ens = model.predictor.ensemble_predictions(trunk.float(), pred.float())
                 # Bootstrap weights per (head, transition) keep the heads from agreeing trivially.
                 keep = (torch.rand(ens.shape[:3], generator=state.generator) < 0.5).to(dev)
                 head_err = F.smooth_l1_loss(ens, true.expand_as(ens), reduction="none")

@@ -63,6 +63,14 @@ class PredictorConfig:
     mlp_ratio: float = 4.0
     pose_dim: int = 4
     query_self_attn: bool = True
+    # Pose-aware warp (the residual's base): the source tokens resampled where the camera geometry
+    # says each target cell's content was in the source view (pan/tilt shift, zoom scale about the
+    # centre). Needs the camera's field of view at the widest zoom and the pose ranges that
+    # normalised the poses (tilt span in degrees, zoom_max / zoom_min); pan is assumed to span 360.
+    warp: bool = False
+    warp_hfov_deg: float = 60.0
+    warp_tilt_span_deg: float = 110.0
+    warp_zoom_span: float = 20.0
 
     def validate(self) -> None:
         _check_width("predictor", self.dim, self.heads, self.depth)
@@ -70,6 +78,10 @@ class PredictorConfig:
             raise ConfigError(f"predictor dim {self.dim} must be divisible by 4 (2-D sin-cos positions)")
         if self.pose_dim != 4:
             raise ConfigError("predictor pose_dim must be 4 (sin pan, cos pan, tilt, log zoom)")
+        if not (0.0 < self.warp_hfov_deg < 180.0 and self.warp_tilt_span_deg > 0
+                and self.warp_zoom_span >= 1.0):
+            raise ConfigError("predictor warp geometry needs 0 < hfov < 180, tilt span > 0, "
+                              "zoom span >= 1")
 
 
 @dataclass(frozen=True)

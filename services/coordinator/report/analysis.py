@@ -62,11 +62,11 @@ def load_version(store: Store, slot: str, version: str, prefer_resume: bool = Tr
 
 
 def find_version(store: Store, slot: str | None, version: str | None, metas: list[dict] | None = None,
-                 redis_latest=None) -> tuple[str, str]:
+                 redis_latest=None, redis_newest=None) -> tuple[str, str]:
     """Resolve (slot, version): as given; a slot's latest; or the newest version of any slot.
 
-    `redis_latest(slot)` (optional) answers the slot's latest published record; without it (or
-    when it knows nothing) the newest metadata file in the store is taken.
+    `redis_latest(slot)` / `redis_newest()` (optional) answer from the published records in Redis;
+    without them (or when they know nothing) the newest metadata file in the store is taken.
     """
     if version is not None and slot is not None:
         return slot, version
@@ -87,6 +87,10 @@ def find_version(store: Store, slot: str | None, version: str | None, metas: lis
         if not hits:
             raise ModelUnavailable(f"slot {slot} has no published version in the store")
         return slot, hits[-1]["version"]
+    if redis_newest is not None:
+        rec = redis_newest()
+        if rec:
+            return rec["slot"], rec["version"]
     if not metas:
         raise ModelUnavailable("no world-model version in the store yet: run the worldmodel phase")
     return metas[-1]["slot"], metas[-1]["version"]

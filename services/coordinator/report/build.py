@@ -74,7 +74,8 @@ def build_report(settings: Settings, out_dir: Path, *, node: str | None = None,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = gather(store, node, redis_client=redis_client, redis_prefix=settings.redis_prefix,
-                  redis_problem=redis_problem, cycle_range=cycles)
+                  redis_problem=redis_problem, cycle_range=cycles,
+                  slots=settings.worldmodel.slot_names())
     notes = data.notes
     ranges = settings.camera.ranges()
     if node == settings.node:

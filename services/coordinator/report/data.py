@@ -195,11 +195,40 @@ def parse_cycle_range(text: str | None) -> tuple[int | None, int | None]:
     return a, b
 
 
+def published_versions(client, prefix: str, store: Store, slots: list[str]) -> set[str]:
+    """Every version in the published lineage of `slots` (each slot's latest record in Redis and
+    its ancestors). A version whose publication the lease fencing refused has files in the store
+    but is in no lineage."""
+    from shared import versions as wm_versions
+    from shared.keys import Keys
+    from shared.leases import LeaseManager
+
+    manager = LeaseManager(client, Keys(prefix), "report")
+    out: set[str] = set()
+    for slot in slots:
+        record = manager.latest(slot)
+        if record:
+            out |= {m["version"] for m in wm_versions.history(store, slot, record["version"])}
+    return out
+
+
 def gather(store: Store, node: str, *, redis_client=None, redis_prefix: str = "ptzjepa",
-           redis_problem: str | None = None, cycle_range: str | None = None) -> ReportData:
+           redis_problem: str | None = None, cycle_range: str | None = None,
+           slots: list[str] | None = None) -> ReportData:
     notes: list[str] = []
     rounds = read_rounds(store, node, notes)
     versions = [m for m in read_versions(store, notes) if m.get("node") == node]
+    if redis_client is not None and slots:
+        try:
+            published = published_versions(redis_client, redis_prefix, store, slots)
+            refused = [m for m in versions if m["version"] not in published]
+            if refused:
+                notes.append(f"{len(refused)} world-model version(s) of node {node} in the store were "
+                             f"never published (the lease fencing refused them) and are left out")
+                versions = [m for m in versions if m["version"] in published]
+        except Exception as exc:  # noqa: BLE001 - the lineage is a refinement; go on without it
+            notes.append(f"the published lineage could not be read ({type(exc).__name__}: {exc}); "
+                         f"every version in the store is shown")
     agents = read_agents(store, node, notes)
     cycles: list[Cycle] = []
     source = "store"

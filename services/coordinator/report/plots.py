@@ -72,6 +72,9 @@ def plot_losses(out_dir: Path, versions: list[dict], agents: list[dict], cycle_o
         ax_wm.set_xlabel("epoch (every version of this node in training order; dashed: cycle "
                          "boundary, dotted: restart)")
         ax_wm.set_ylabel("epoch loss (smooth L1)")
+        from matplotlib.ticker import MaxNLocator
+
+        ax_wm.xaxis.set_major_locator(MaxNLocator(integer=True))
         every = [float(v) for m in versions for v in m.get("epoch_losses") or []]
         if min(every) > 0 and max(every) / min(every) > 20:  # several decades: log scale
             ax_wm.set_yscale("log")
@@ -264,8 +267,15 @@ def plot_embeddings(out_dir: Path, emb: np.ndarray, records: list[FrameRecord], 
         if k >= 2:
             x = PCA(n_components=k, random_state=0).fit_transform(x)
         perplexity = float(max(2.0, min(30.0, (n - 1) / 3.0)))
-        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0,
-                  learning_rate="auto").fit_transform(x)
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0,
+                    learning_rate="auto", n_jobs=1 if n < 500 else None)
+        if n < 500:  # a thread pool costs more than it saves here (seconds on a busy machine)
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1):
+                xy = tsne.fit_transform(x)
+        else:
+            xy = tsne.fit_transform(x)
         title = f"t-SNE (perplexity {perplexity:.0f}) of token-averaged target-encoder embeddings"
     fig = _figure(8, 6.5)
     ax = fig.subplots()

@@ -81,7 +81,7 @@ def scene_for(settings, with_background: bool = True) -> Scene:
         hi = min(90.0, ranges.tilt_max + margin)
         y0, y1 = int((90.0 - hi) / 180.0 * h), int(np.ceil((90.0 - lo) / 180.0 * h))
         crop = pano[y0:y1]
-        step = max(1, w // 1600)
+        step = max(1, w // 900)  # a map panel is a few hundred pixels wide
         scene.background = np.ascontiguousarray(crop[::step, ::step])
         scene.extent = (0.0, 360.0, 90.0 - y1 * 180.0 / h, 90.0 - y0 * 180.0 / h)
     return scene
