@@ -31,7 +31,7 @@ class AgentConfig:
     reward_norm: bool = True          # divide rewards by their std over the replay memory
     replay_capacity: int = 50_000
     # Bounds of one `train` call.
-    updates: int = 2000
+    updates: int = 5000
     time_budget_s: float | None = None
     seed: int = 0
 

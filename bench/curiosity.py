@@ -1,0 +1,412 @@
+"""Curiosity benchmark: does the dream-trained agent look where the world model is weak?
+
+    python bench/curiosity.py --out bench/results/curiosity.json [--panorama IMAGE] [--seeds 3]
+
+In the simulated world (SimWorld + SimCamera directly, no services; `cpu` presets; camera ranges
+pan 0..360 wrapping, tilt -30..30, zoom 1..10, the project's sim default), per seed:
+
+- cycle 1: a random sweep (rounds of a random absolute pose, then random moves from the 21
+  actions), world-model (WM) training (services.worldmodel.trainer.fit, time-bounded);
+- cycles 2..K, two arms from that same WM:
+  * agent arm: dream from the arm's frames (services.dreamer.rollout), train a fresh agent per
+    reward variant (services.agent), then the primary agent drives a sim camera for the cycle's
+    navigation rounds; its frames are added and the arm's WM trains on.
+  * random arm: a random policy (same round start poses, same clock) drives the camera; its frames
+    feed the random arm's WM, with the same budget.
+  In every agent cycle the agent(s), the random policy and a sweep policy (fresh random absolute
+  poses per round, random moves) are measured on the SAME world model (the agent arm's):
+  * surprise-seeking: the TRUE one-step error of that WM at the transitions each policy makes
+    (prediction from the encoded frame vs the target encoder of the frame actually observed next;
+    mean smooth-L1 per transition, the WM's own loss), agent / random;
+  * dynamic dwell: fraction of steps whose view is mostly dynamic
+    (world.dynamic_zone_fraction(pose) > 0.5), agent / random.
+- learning gain: after K cycles, each arm's WM one-step error on a fixed held-out set of random
+  transitions (other poses, later times), relative to its own copy baseline; agent arm / random arm.
+- diagnostic: is the WM's *predicted* surprise high on dynamic views (Spearman with the dynamic
+  fraction, mean on dynamic vs static views) and does it rank the true error (Spearman)?
+
+Writes and prints JSON: seeking_ratio, dwell_ratio, learning_gain (means over seeds), per_seed,
+diagnostics, config, wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.agent.config import AgentConfig  # noqa: E402
+from services.agent.dqn import make_agent, replay_from_dreams, train  # noqa: E402
+from services.agent.observe import observe  # noqa: E402
+from services.agent.policy import choose_action  # noqa: E402
+from services.camera.sim.camera import SimCamera, SimCameraConfig  # noqa: E402
+from services.camera.sim.world import SimWorld, SimWorldConfig  # noqa: E402
+from services.dreamer.rollout import dream_from_frames, encode_frames  # noqa: E402
+from services.worldmodel.config import TrainConfig  # noqa: E402
+from services.worldmodel.data import FrameDataset  # noqa: E402
+from services.worldmodel.evaluate import rollout_errors, spearman  # noqa: E402
+from services.worldmodel.trainer import fit  # noqa: E402
+from shared.dreams import ObservationSpec  # noqa: E402
+from shared.models import build_world_model  # noqa: E402
+from shared.models.surprise import per_transition_error  # noqa: E402
+from shared.models.world_model import normalise_poses  # noqa: E402
+from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action  # noqa: E402
+
+SIM_RANGES = PoseRanges(pan_min=0.0, pan_max=360.0, tilt_min=-30.0, tilt_max=30.0, zoom_min=1.0,
+                        zoom_max=10.0, pan_wraps=True)
+DYNAMIC = 0.5  # a view is "mostly dynamic" when more than half of it lies in a dynamic zone
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def random_pose(rng: random.Random, ranges: PoseRanges) -> Pose:
+    """As services/camera/sweep.py: uniform pan and tilt, log-uniform zoom."""
+    zoom = math.exp(rng.uniform(math.log(ranges.zoom_min), math.log(ranges.zoom_max)))
+    return Pose(rng.uniform(ranges.pan_min, ranges.pan_max),
+                rng.uniform(ranges.tilt_min, ranges.tilt_max), zoom)
+
+
+class Episodes:
+    """Frames a policy collected: rounds of (start frame, then one frame per move)."""
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+        self.poses: list[tuple] = []
+        self.rounds: list[int] = []
+        self.actions: list[int] = []  # -1 at a round's start frame
+
+    def add(self, frame, pose: Pose, round_id: int, action: int) -> None:
+        self.frames.append(frame)
+        self.poses.append(pose.as_tuple())
+        self.rounds.append(round_id)
+        self.actions.append(action)
+
+    def dataset(self, ranges: PoseRanges) -> FrameDataset:
+        return FrameDataset(np.stack(self.frames), np.array(self.poses), np.array(self.rounds),
+                            ranges)
+
+
+def drive(world: SimWorld, t0: float, starts: list[Pose], moves: int, policy, size: int,
+          scale: ActionScale, round_offset: int = 0) -> Episodes:
+    """A fresh sim camera whose clock starts at t0; per round, move to the start pose and grab a
+    frame, then `moves` times: policy(frame, pose) -> action, move there (wrap/clamp), grab."""
+    cam = SimCamera(world, SimCameraConfig(start_time_s=t0))
+    ep = Episodes()
+    for r, start in enumerate(starts):
+        pose = cam.move_absolute(start)
+        frame, pose, _ = cam.snapshot(size, size)
+        ep.add(frame, pose, round_offset + r, -1)
+        for _ in range(moves):
+            a = policy(frame, pose)
+            pose = cam.move_absolute(apply_action(pose, a, world.ranges, scale))
+            frame, pose, _ = cam.snapshot(size, size)
+            ep.add(frame, pose, round_offset + r, a)
+    return ep
+
+
+@torch.no_grad()
+def transition_stats(model, ep: Episodes, world: SimWorld) -> dict:
+    """True error and predicted surprise of every move in `ep`, and the dynamic fraction of
+    each view reached."""
+    states = encode_frames(model, np.stack(ep.frames))
+    poses = np.array(ep.poses)
+    src = [i for i in range(1, len(ep.frames)) if ep.actions[i] >= 0]
+    src_i = torch.tensor([i - 1 for i in src])
+    dst_i = torch.tensor(src)
+    pf = normalise_poses(poses[src_i.numpy()], world.ranges)
+    pt = normalise_poses(poses[dst_i.numpy()], world.ranges)
+    pred, surprise = model.predict(states[src_i], pf, pt)
+    err = per_transition_error(pred[:, None], states[dst_i][:, None])[:, 0]
+    dyn = np.array([world.dynamic_zone_fraction(Pose(*poses[i])) for i in src])
+    return {"error": err.numpy(), "surprise": surprise.numpy(), "dynamic": dyn,
+            "actions": np.array([ep.actions[i] for i in src])}
+
+
+@torch.no_grad()
+def held_out_error(model, held: FrameDataset) -> dict:
+    states = encode_frames(model, held.frames)
+    poses = normalise_poses(np.asarray(held.poses, dtype=np.float64), held.ranges)
+    model_err, copy_err = rollout_errors(model, states, poses, held.rounds(), 1)[1]
+    return {"error": model_err, "copy_error": copy_err, "ratio": model_err / copy_err}
+
+
+def train_wm(model, data: FrameDataset, budget_s: float, seed: int) -> dict:
+    cfg = TrainConfig.preset("cpu").replace(time_budget_s=budget_s, epochs=10_000, seed=seed)
+    res = fit(model, data, cfg)
+    return {"steps": res.steps, "seconds": round(res.seconds, 1),
+            "last_loss": round(res.epoch_losses[-1], 5) if res.epoch_losses else None}
+
+
+def concat_datasets(parts: list[FrameDataset]) -> FrameDataset:
+    return FrameDataset(np.concatenate([p.frames for p in parts]),
+                        np.concatenate([p.poses for p in parts]),
+                        np.concatenate([p.round_ids for p in parts]), parts[0].ranges)
+
+
+def agent_policy(model, q_net, spec: ObservationSpec, ranges: PoseRanges, epsilon: float,
+                 rng: np.random.Generator):
+    def policy(frame, pose: Pose) -> int:
+        obs = observe(model, frame, [pose.as_tuple()], ranges, spec)
+        return choose_action(q_net, obs[0], epsilon=epsilon, rng=rng)[0]
+    return policy
+
+
+def random_policy(rng: random.Random):
+    return lambda frame, pose: rng.randrange(N_ACTIONS)
+
+
+def summarise(stats: dict) -> dict:
+    return {"true_error": float(np.mean(stats["error"])),
+            "predicted_surprise": float(np.mean(stats["surprise"])),
+            "dwell": float(np.mean(stats["dynamic"] > DYNAMIC)),
+            "mean_dynamic_fraction": float(np.mean(stats["dynamic"])),
+            "jump_share": float(np.mean(stats["actions"] >= 17)),
+            "zoom_in_share": float(np.mean(np.isin(stats["actions"], (9, 15))))}
+
+
+def masked_mean(values: np.ndarray, mask: np.ndarray) -> float | None:
+    return float(values[mask].mean()) if mask.any() else None
+
+
+def merge(stats_list: list[dict]) -> dict:
+    return {k: np.concatenate([s[k] for s in stats_list]) for k in stats_list[0]}
+
+
+def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict:
+    t_start = time.monotonic()
+    torch.manual_seed(seed)
+    world = SimWorld(SimWorldConfig(seed=seed, panorama_path=args.panorama, ranges=SIM_RANGES,
+                                    cache_dir=args.cache_dir))
+    size = 64
+    rng = random.Random(1000 + seed)
+    moves = args.moves
+    # Held out: random rounds from another seed, at later times than anything trained on.
+    held_rng = random.Random(9000 + seed)
+    held = drive(world, 50_000.0, [world.ranges.apply(random_pose(held_rng, SIM_RANGES))
+                                   for _ in range(args.held_rounds)], args.held_moves,
+                 random_policy(held_rng), size, scale).dataset(SIM_RANGES)
+
+    # Cycle 1: the random sweep, then the first world model (shared by both arms).
+    t = 0.0
+    sweep_starts = [world.ranges.apply(random_pose(rng, SIM_RANGES)) for _ in range(args.sweep_rounds)]
+    sweep = drive(world, t, sweep_starts, moves, random_policy(rng), size, scale)
+    t += 2000.0
+    data0 = sweep.dataset(SIM_RANGES)
+    wm0 = build_world_model("cpu")
+    log(f"[seed {seed}] cycle 1: sweep of {len(data0)} frames, training the WM")
+    wm_log = [{"cycle": 1, **train_wm(wm0, data0, args.wm_first_budget_s or args.wm_budget_s, seed)}]
+    wm = {"agent": wm0, "random": copy.deepcopy(wm0)}
+    data = {"agent": [data0], "random": [data0]}
+    held_first = held_out_error(wm0, held)
+
+    variants = ["surprise", "delta"] if args.reward == "both" else [args.reward]
+    primary = variants[0]
+    measured = variants + (["oracle"] if args.oracle else [])
+    per_policy: dict[str, list[dict]] = {k: [] for k in [f"agent_{v}" for v in measured] +
+                                         ["random", "sweep"]}
+    cycles = []
+    for cycle in range(2, args.cycles + 1):
+        model = wm["agent"]
+        all_agent = concat_datasets(data["agent"])
+        t0 = time.monotonic()
+        dreams = dream_from_frames(model, all_agent.frames, all_agent.poses, SIM_RANGES,
+                                   n_dreams=args.dreams, length=args.dream_length,
+                                   seed=seed * 100 + cycle, batch=args.dream_batch, scale=scale,
+                                   spec=spec)
+        dream_s = time.monotonic() - t0
+        starts = [world.ranges.apply(random_pose(rng, SIM_RANGES)) for _ in range(args.nav_rounds)]
+        sweep_starts = [world.ranges.apply(random_pose(rng, SIM_RANGES))
+                        for _ in range(args.nav_rounds)]
+        info = {"cycle": cycle, "dream_s": round(dream_s, 1),
+                "dream_surprise_mean": float(dreams.surprise.mean())}
+        eps = {}
+        for v in variants + (["oracle"] if args.oracle else []):
+            cfg = AgentConfig.preset("cpu").replace(reward="surprise" if v == "oracle" else v,
+                                                    gamma=args.gamma, seed=seed,
+                                                    updates=args.agent_updates)
+            state = make_agent(cfg, dreams.obs_dim)
+            source = dreams
+            if v == "oracle":
+                # Diagnostic only: the reward a perfect surprise head would give in a world whose
+                # only unpredictable parts are its dynamic zones (the sim's ground truth at the
+                # dreamed pose). It never feeds a world model.
+                dz = [world.dynamic_zone_fraction(Pose(*p)) for p in
+                      dreams.poses[:, 1:].reshape(-1, 3).tolist()]
+                source = dataclasses.replace(dreams, surprise=torch.tensor(dz).reshape(
+                    dreams.surprise.shape).float())
+            mem = replay_from_dreams(source, cfg)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # a small MLP: one thread is fastest (measured)
+            try:
+                res = train(state, mem)
+            finally:
+                torch.set_num_threads(threads)
+            info[f"agent_{v}"] = {"updates": res.updates, "seconds": round(res.seconds, 1),
+                                  "loss_first": round(float(np.mean(res.losses[:50])), 4),
+                                  "loss_last": round(float(np.mean(res.losses[-50:])), 4)}
+            nrng = np.random.default_rng(seed * 1000 + cycle)
+            eps[f"agent_{v}"] = drive(world, t, starts, moves,
+                                      agent_policy(model, state.policy, spec, SIM_RANGES,
+                                                   args.epsilon, nrng), size, scale,
+                                      round_offset=cycle * 1000)
+        eps["random"] = drive(world, t, starts, moves, random_policy(random.Random(seed * 7 + cycle)),
+                              size, scale, round_offset=cycle * 1000)
+        eps["sweep"] = drive(world, t, sweep_starts, moves,
+                             random_policy(random.Random(seed * 11 + cycle)), size, scale,
+                             round_offset=cycle * 1000)
+        t += 2000.0
+        for name, ep in eps.items():
+            st = transition_stats(model, ep, world)
+            per_policy[name].append(st)
+            info[name] = summarise(st)
+        log(f"[seed {seed}] cycle {cycle}: " + ", ".join(
+            f"{k} err {info[k]['true_error']:.4f} dwell {info[k]['dwell']:.2f}" for k in eps))
+        # Each arm's WM learns from its own navigation frames.
+        data["agent"].append(eps[f"agent_{primary}"].dataset(SIM_RANGES))
+        data["random"].append(eps["random"].dataset(SIM_RANGES))
+        for arm in ("agent", "random"):
+            wm_log.append({"cycle": cycle, "arm": arm,
+                           **train_wm(wm[arm], concat_datasets(data[arm]), args.wm_budget_s,
+                                      seed + cycle)})
+        cycles.append(info)
+
+    merged = {k: merge(v) for k, v in per_policy.items()}
+    summary = {k: summarise(v) for k, v in merged.items()}
+    held_final = {arm: held_out_error(wm[arm], held) for arm in ("agent", "random")}
+    # Diagnostics over every measured transition (all policies, the agent arm's WMs).
+    every = merge(list(merged.values()))
+    dyn_mask, static_mask = every["dynamic"] > DYNAMIC, every["dynamic"] < 0.1
+    diag = {
+        "spearman_predicted_surprise_vs_dynamic_fraction": spearman(every["surprise"], every["dynamic"]),
+        "spearman_true_error_vs_dynamic_fraction": spearman(every["error"], every["dynamic"]),
+        "spearman_predicted_surprise_vs_true_error": spearman(every["surprise"], every["error"]),
+        "predicted_surprise_dynamic_views": masked_mean(every["surprise"], dyn_mask),
+        "predicted_surprise_static_views": masked_mean(every["surprise"], static_mask),
+        "true_error_dynamic_views": masked_mean(every["error"], dyn_mask),
+        "true_error_static_views": masked_mean(every["error"], static_mask),
+        "true_error_jumps": float(every["error"][every["actions"] >= 17].mean()),
+        "true_error_non_jumps": float(every["error"][every["actions"] < 17].mean()),
+    }
+    pa = summary[f"agent_{primary}"]
+    out = {
+        "seed": seed,
+        "seeking_ratio": pa["true_error"] / summary["random"]["true_error"],
+        "dwell_ratio": (pa["dwell"] / summary["random"]["dwell"]
+                        if summary["random"]["dwell"] > 0 else None),
+        "learning_gain": held_final["agent"]["ratio"] / held_final["random"]["ratio"],
+        "learning_gain_raw": held_final["agent"]["error"] / held_final["random"]["error"],
+        "variants": {v: {"seeking_ratio": summary[f"agent_{v}"]["true_error"] /
+                         summary["random"]["true_error"],
+                         "dwell_ratio": (summary[f"agent_{v}"]["dwell"] / summary["random"]["dwell"]
+                                         if summary["random"]["dwell"] > 0 else None)}
+                     for v in measured},
+        "sweep_vs_random": {"seeking_ratio": summary["sweep"]["true_error"] /
+                            summary["random"]["true_error"],
+                            "dwell_ratio": (summary["sweep"]["dwell"] / summary["random"]["dwell"]
+                                            if summary["random"]["dwell"] > 0 else None)},
+        "policies": summary,
+        "held_out": {"after_cycle_1": held_first, **held_final},
+        "diagnostics": diag,
+        "cycles": cycles,
+        "world_model_training": wm_log,
+        "wall_s": round(time.monotonic() - t_start, 1),
+    }
+    log(f"[seed {seed}] seeking {out['seeking_ratio']:.2f} dwell {out['dwell_ratio']} "
+        f"gain {out['learning_gain']:.3f} ({out['wall_s']:.0f}s)")
+    return out
+
+
+def mean(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--panorama", default=None, help="equirectangular image (2:1) to use")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--cycles", type=int, default=3, help="K: cycle 1 is the sweep")
+    p.add_argument("--sweep-rounds", type=int, default=8)
+    p.add_argument("--nav-rounds", type=int, default=6)
+    p.add_argument("--moves", type=int, default=20)
+    p.add_argument("--held-rounds", type=int, default=12)
+    p.add_argument("--held-moves", type=int, default=10)
+    p.add_argument("--wm-budget-s", type=float, default=40.0, help="WM training per cycle and arm")
+    p.add_argument("--wm-first-budget-s", type=float, default=None,
+                   help="WM training of cycle 1 (shared by both arms); default --wm-budget-s")
+    p.add_argument("--dreams", type=int, default=256)
+    p.add_argument("--dream-length", type=int, default=10)
+    p.add_argument("--dream-batch", type=int, default=32)
+    p.add_argument("--agent-updates", type=int, default=5000)
+    p.add_argument("--gamma", type=float, default=0.99)
+    p.add_argument("--epsilon", type=float, default=0.05, help="run-time epsilon-greedy")
+    p.add_argument("--reward", default="both", choices=["surprise", "delta", "both"],
+                   help="reward of the agent arm; 'both' trains and measures both variants and "
+                        "feeds the WM with the 'surprise' agent")
+    p.add_argument("--pan-tilt-deg", type=float, default=ActionScale().pan_tilt_deg,
+                   help="degrees per raw action unit (the original: 2, a jump = 10 deg pan)")
+    p.add_argument("--pool-grid", type=int, default=ObservationSpec().pool_grid)
+    p.add_argument("--oracle", action="store_true",
+                   help="also train and measure a diagnostic agent whose dream reward is the "
+                        "sim's ground-truth dynamic fraction (never feeds a WM)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cache-dir", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.cache_dir is None:
+        args.cache_dir = str(Path(tempfile.gettempdir()) / "ptzjepa-panoramas")
+    scale = ActionScale(pan_tilt_deg=args.pan_tilt_deg, zoom_log_step=ActionScale().zoom_log_step)
+    spec = ObservationSpec(pool_grid=args.pool_grid)
+    start = time.monotonic()
+    per_seed = [run_seed(s, args, scale, spec) for s in range(args.first_seed,
+                                                             args.first_seed + args.seeds)]
+    variants = per_seed[0]["variants"].keys()
+    out = {
+        "seeking_ratio": mean(r["seeking_ratio"] for r in per_seed),
+        "dwell_ratio": mean(r["dwell_ratio"] for r in per_seed),
+        "learning_gain": mean(r["learning_gain"] for r in per_seed),
+        "learning_gain_raw": mean(r["learning_gain_raw"] for r in per_seed),
+        "targets": {"seeking_ratio": ">= 1.5", "dwell_ratio": ">= 2", "learning_gain": "<= 0.9"},
+        "variants": {v: {"seeking_ratio": mean(r["variants"][v]["seeking_ratio"] for r in per_seed),
+                         "dwell_ratio": mean(r["variants"][v]["dwell_ratio"] for r in per_seed)}
+                     for v in variants},
+        "sweep_vs_random": {k: mean(r["sweep_vs_random"][k] for r in per_seed)
+                            for k in ("seeking_ratio", "dwell_ratio")},
+        "diagnostics": {k: mean(r["diagnostics"][k] for r in per_seed)
+                        for k in per_seed[0]["diagnostics"]},
+        "per_seed": per_seed,
+        "config": {k: v for k, v in vars(args).items() if k not in ("out", "cache_dir")} |
+                  {"ranges": vars(SIM_RANGES) if hasattr(SIM_RANGES, "__dict__") else str(SIM_RANGES),
+                   "action_scale": {"pan_tilt_deg": scale.pan_tilt_deg,
+                                    "zoom_log_step": scale.zoom_log_step},
+                   "world_model": "cpu", "agent": "cpu", "observation_spec": spec.to_dict(),
+                   "primary_reward": "surprise" if args.reward == "both" else args.reward},
+        "machine": {"cpu": platform.processor() or platform.machine(),
+                    "threads": torch.get_num_threads()},
+        "wall_s": round(time.monotonic() - start, 1),
+    }
+    text = json.dumps(out, indent=2, default=float)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
