@@ -7,6 +7,8 @@ recorded, so a round cut short by an error or a stop request still lists every f
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from datetime import timezone
 from typing import Any, Literal
 
@@ -14,6 +16,15 @@ from shared.camera_client import ClientSnapshot
 from shared.metrics import FRAMES_COLLECTED
 from shared.schemas import FrameRecord, PoseModel
 from shared.store import Store, frame_path, manifest_path
+
+
+def run_id(kind: str, job_id: str | None) -> str:
+    """A short, unique name for one run's rounds (`sweep-...`, `nav-...`), derived from its job id.
+
+    Hashed, not truncated: cycle job ids share long prefixes (`cycle-<time>-...`).
+    """
+    source = job_id or uuid.uuid4().hex
+    return f"{kind}-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
 
 
 class RoundRecorder:

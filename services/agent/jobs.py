@@ -12,10 +12,11 @@ from shared.config import load_settings
 from shared.keys import Keys
 from shared.metrics import AGENT_LOSS
 from shared.progress import JobProgress
+from shared.recording import run_id
 from shared.redis import client_for
 from shared.store import store_for
 
-from services.agent.navigation import navigate_camera, run_id_for
+from services.agent.navigation import navigate_camera
 from services.agent.training_phase import AgentHooks, train_on_dreams
 
 
@@ -76,7 +77,7 @@ def navigate(node: str | None = None, iterations: int | None = None, movements: 
                           timeout_s=settings.camera.client_timeout_s()) as camera:
             result = navigate_camera(settings, store_for(settings), client, camera,
                                      iterations=iterations, movements=movements, seed=seed,
-                                     run_id=run_id_for(job.id if job else None), on_frame=on_frame)
+                                     run_id=run_id("nav", job.id if job else None), on_frame=on_frame)
         outcome = "stopped" if result.stopped else "ok"
         return result.summary() | {"seed": seed}
     finally:

@@ -11,7 +11,6 @@ the move and the error it actually made (prediction vs the observed view's state
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -138,6 +137,3 @@ def _count(result: NavigationResult, snap) -> None:
     if snap.dynamic_fraction is not None:
         result.dynamic_fractions.append(snap.dynamic_fraction)
 
-
-def run_id_for(job_id: str | None) -> str:
-    return f"nav-{(job_id or str(int(time.time())))[:8]}"

@@ -10,6 +10,7 @@ from shared.camera_client import CameraClient
 from shared.config import load_settings
 from shared.keys import Keys
 from shared.progress import JobProgress
+from shared.recording import run_id
 from shared.redis import client_for
 from shared.store import store_for
 
@@ -40,7 +41,7 @@ def collect_sweep(iterations: int | None = None, movements: int | None = None,
                           timeout_s=settings.camera.client_timeout_s()) as camera:
             result = run_sweep(camera, store, node=settings.node, camera=settings.camera.name,
                                iterations=iterations, movements=movements, seed=seed,
-                               collection_id=f"sweep-{job.id[:8]}" if job else None,
+                               collection_id=run_id("sweep", job.id if job else None),
                                on_frame=on_frame)
         outcome = "stopped" if result.stopped else "ok"
         summary = result.summary(store, settings.node) | {"seed": seed}

@@ -10,7 +10,6 @@ round cut short by a failure still gets its manifest for the frames it has: noth
 from __future__ import annotations
 
 import random
-import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,7 +17,7 @@ from shared.camera_client import CameraClient
 from shared.contact_sheet import contact_sheet
 from shared.progress import StopRequested
 from shared.pose import ACTIONS, PoseRanges, apply_action, random_pose
-from shared.recording import RoundRecorder
+from shared.recording import RoundRecorder, run_id
 from shared.store import Store, decode_image, report_path
 
 
@@ -56,7 +55,7 @@ def run_sweep(client: CameraClient, store: Store, *, node: str, camera: str, ite
     """
     rng = random.Random(seed)
     ranges = client.info().ranges.to_ranges()
-    result = SweepResult(collection_id or f"sweep-{uuid.uuid4().hex[:10]}")
+    result = SweepResult(collection_id or run_id("sweep", None))
     total = iterations * (movements + 1)
     thumbs: list = []
     try:

@@ -137,14 +137,15 @@ class WorldModelConfig:
         if name == "cpu":
             return WorldModelConfig(
                 encoder=EncoderConfig(img_size=64, patch_size=8, dim=128, depth=4, heads=4),
-                predictor=PredictorConfig(dim=128, depth=4, heads=4),
+                predictor=PredictorConfig(dim=128, depth=4, heads=4, warp=True),
                 surprise=SurpriseConfig(targets=("pred_error",), primary="pred_error", hidden=128),
                 name="cpu")
         if name == "paper":
             # ViT-tiny: 192-dim, 12 blocks, 3 heads, 224 px, patch 14 (256 tokens); predictor 12 x 384.
             return WorldModelConfig(
                 encoder=EncoderConfig(img_size=224, patch_size=14, dim=192, depth=12, heads=3),
-                predictor=PredictorConfig(dim=384, depth=12, heads=6, query_self_attn=False),
+                predictor=PredictorConfig(dim=384, depth=12, heads=6, query_self_attn=False,
+                                          warp=True),
                 surprise=SurpriseConfig(targets=("pred_error",), primary="pred_error", hidden=256),
                 name="paper")
         raise ConfigError(f"unknown world-model preset {name!r}; choose 'cpu' or 'paper'")

@@ -16,6 +16,8 @@ Shapes: S source states, T transitions per source, K queried cells per transitio
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -59,6 +61,12 @@ class ActionConditionedPredictor(nn.Module):
         d = cfg.dim
         self.in_proj = nn.Linear(enc.dim, d)
         self.register_buffer("pos", sincos_2d(d, enc.grid), persistent=False)
+        self.grid = enc.grid
+        # Cell centres as (x, y) in [-1, 1] (grid_sample's convention), row-major like the tokens.
+        c = (2.0 * torch.arange(enc.grid, dtype=torch.float32) + 1.0) / enc.grid - 1.0
+        ys, xs = torch.meshgrid(c, c, indexing="ij")
+        self.register_buffer("cell_xy", torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1),
+                             persistent=False)
         self.cond = nn.Sequential(nn.Linear(3 * cfg.pose_dim, d), nn.GELU(), nn.Linear(d, d))
         self.query_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList(PredictorBlock(cfg) for _ in range(cfg.depth))
@@ -72,6 +80,44 @@ class ActionConditionedPredictor(nn.Module):
     def conditioning(self, pose_from: torch.Tensor, pose_to: torch.Tensor) -> torch.Tensor:
         """(..., 4) normalised poses -> (..., 12) features: from, to, and the move itself."""
         return torch.cat([pose_from, pose_to, pose_to - pose_from], dim=-1)
+
+    def warp_coords(self, pose_from: torch.Tensor, pose_to: torch.Tensor,
+                    xy: torch.Tensor) -> torch.Tensor:
+        """Where each target cell's content sits in the source view.
+
+        pose_from, pose_to: (S, T, 4) normalised; xy: (S, T, K, 2) target cell centres in [-1, 1].
+        Returns (S, T, K, 2) source coordinates (outside [-1, 1]: content new to the view). Pinhole
+        small-angle model, square views: a pan of p degrees shifts the view by 2 p / hfov_from
+        half-widths (tilt likewise, upwards is -y), a zoom ratio r scales about the centre.
+        """
+        c = self.cfg
+        a_f = torch.atan2(pose_from[..., 0], pose_from[..., 1])
+        a_t = torch.atan2(pose_to[..., 0], pose_to[..., 1])
+        d_pan = torch.remainder(a_t - a_f + math.pi, 2 * math.pi) - math.pi
+        d_pan_deg = d_pan * (180.0 / math.pi)
+        d_tilt_deg = (pose_to[..., 2] - pose_from[..., 2]) * (c.warp_tilt_span_deg / 2.0)
+        log_span = math.log(c.warp_zoom_span)
+        zoom_f = torch.exp((pose_from[..., 3] + 1.0) * (log_span / 2.0))
+        ratio = torch.exp((pose_to[..., 3] - pose_from[..., 3]) * (log_span / 2.0))
+        hfov_f = c.warp_hfov_deg / zoom_f
+        shift = torch.stack([2.0 * d_pan_deg / hfov_f, -2.0 * d_tilt_deg / hfov_f], dim=-1)
+        return xy / ratio[..., None, None] + shift[..., None, :]
+
+    def warp(self, state: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor,
+             query_index: torch.Tensor | None) -> torch.Tensor:
+        """Source tokens (S, N, D) resampled at the warped cells -> (S, T, K, D) (bilinear, border
+        padding: cells whose content is new to the view start from the nearest edge token)."""
+        s, t, _ = pose_from.shape
+        if query_index is None:
+            xy = self.cell_xy.expand(s, t, self.n_tokens, 2)
+        else:
+            xy = self.cell_xy[query_index]
+        src = self.warp_coords(pose_from.float(), pose_to.float(), xy)
+        k, dim = xy.shape[2], state.shape[-1]
+        grid_map = state.transpose(1, 2).reshape(s, dim, self.grid, self.grid)
+        out = F.grid_sample(grid_map, src.reshape(s, t * k, 1, 2).to(state.dtype), mode="bilinear",
+                            padding_mode="border", align_corners=False)
+        return out[..., 0].transpose(1, 2).reshape(s, t, k, dim)
 
     def memory(self, state: torch.Tensor) -> torch.Tensor:
         """State tokens (S, N, enc_dim) -> memory (S, N, d) with positions re-added."""
@@ -106,6 +152,9 @@ class ActionConditionedPredictor(nn.Module):
             base = torch.gather(state, 1, qi[..., None].expand(*qi.shape, state.shape[-1]))
             base = base.reshape(s, t, -1, state.shape[-1])
         k = pos.shape[1]
+        if self.cfg.warp:
+            base = self.warp(state, pose_from, pose_to, query_index)
+            here = self.in_proj(base).reshape(s * t, k, d) + pos
         cond = self.cond(self.conditioning(pose_from, pose_to)).reshape(s * t, 1, d)
         x = here + self.query_mlp(torch.cat([pos, cond.expand(s * t, k, d)], dim=-1))
         for blk in self.blocks:
