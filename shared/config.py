@@ -208,9 +208,10 @@ class YamlFileSource(PydanticBaseSettingsSource):
 class PresetSource(PydanticBaseSettingsSource):
     """The named preset's values, lowest priority above the defaults."""
 
-    def __init__(self, settings_cls: type[BaseSettings], preset: str):
+    def __init__(self, settings_cls: type[BaseSettings], preset: str, defaults: dict[str, Any]):
         super().__init__(settings_cls)
         self.preset = preset
+        self.defaults = defaults
 
     def get_field_value(self, field, field_name):  # pragma: no cover - required by the ABC
         return None, field_name, False
@@ -218,7 +219,7 @@ class PresetSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if self.preset not in PRESETS:
             raise ConfigError(f"preset: unknown preset '{self.preset}', choose one of {sorted(PRESETS)}")
-        return {"preset": self.preset, **PRESETS[self.preset]}
+        return _deep_merge({"preset": self.preset, **PRESETS[self.preset]}, self.defaults)
 
 
 class Settings(BaseSettings):
@@ -259,7 +260,7 @@ class Settings(BaseSettings):
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings):
         return (init_settings, env_settings, YamlFileSource(settings_cls, _config_path),
-                PresetSource(settings_cls, _preset_name))
+                PresetSource(settings_cls, _preset_name, _defaults))
 
     def resolved_store_url(self) -> str:
         return self.store_url or str((self.data_dir / "store").resolve())
@@ -269,6 +270,15 @@ class Settings(BaseSettings):
 # from class-level hooks, so the chosen file and preset travel this way.
 _config_path: Path | None = None
 _preset_name: str = "cpu"
+_defaults: dict[str, Any] = {}
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
 
 
 def _read_secret_files(environ: dict[str, str]) -> dict[str, str]:
@@ -287,15 +297,19 @@ def _read_secret_files(environ: dict[str, str]) -> dict[str, str]:
 
 
 def load_settings(config_file: str | Path | None = None, environ: dict[str, str] | None = None,
-                  **overrides: Any) -> Settings:
-    """Build the settings; raises ConfigError whose message names every bad field."""
-    global _config_path, _preset_name
+                  defaults: dict[str, Any] | None = None, **overrides: Any) -> Settings:
+    """Build the settings; raises ConfigError whose message names every bad field.
+
+    `defaults` sit just above the preset: the config file and the environment still win (the
+    demo uses this for its shorter phase budgets); `overrides` win over everything.
+    """
+    global _config_path, _preset_name, _defaults
     env = dict(os.environ if environ is None else environ)
     path = config_file or env.get(ENV_PREFIX + "CONFIG")
     preset = str(overrides.get("preset") or env.get(ENV_PREFIX + "PRESET") or _yaml_preset(path) or "cpu")
     secrets = _read_secret_files(env)
     saved = {k: os.environ.get(k) for k in secrets}
-    _config_path, _preset_name = (Path(path) if path else None), preset
+    _config_path, _preset_name, _defaults = (Path(path) if path else None), preset, defaults or {}
     try:
         os.environ.update(secrets)
         if environ is not None:
@@ -309,7 +323,7 @@ def load_settings(config_file: str | Path | None = None, environ: dict[str, str]
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        _config_path, _preset_name = None, "cpu"
+        _config_path, _preset_name, _defaults = None, "cpu", {}
 
 
 def _with_environ(env: dict[str, str], overrides: dict[str, Any]) -> Settings:

@@ -258,13 +258,14 @@ class Lease:
 
     def _mark_lost(self, reason: str) -> None:
         with self._lock:
-            if self.lost.is_set():
+            if self.lost_reason is not None:
                 return
             self.lost_reason = reason
-            self.lost.set()
         self._stop_renewing()
         log.warning("lease on slot '%s' (fence %d) lost: %s", self.slot, self.fence, reason)
         self._manager._emit("lost", self.slot, {"fence": self.fence, "reason": reason})
+        # Set last: whoever waits on `lost` then also sees the event it was told about.
+        self.lost.set()
 
 
 class LeaseManager:

@@ -33,12 +33,10 @@ UrlOpt = typer.Option(None, "--url", help="coordinator URL (default from the con
 
 
 def _settings(config: Optional[Path], data_dir: Optional[Path] = None,
-              overrides: dict | None = None) -> Settings:
-    overrides = dict(overrides or {})
-    if data_dir:
-        overrides["data_dir"] = data_dir
+              defaults: dict | None = None) -> Settings:
+    overrides = {"data_dir": data_dir} if data_dir else {}
     try:
-        return load_settings(config, **overrides)
+        return load_settings(config, defaults=defaults, **overrides)
     except ConfigError as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -184,8 +182,7 @@ def demo(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirO
          cycles: int = typer.Option(2, min=1, max=20, help="full cycles to run"),
          full: bool = typer.Option(False, help="use the preset's full phase sizes, not the demo's")) -> None:
     """Start the node on the simulated camera, run full learning cycles, show the results, stop."""
-    overrides = {} if full else DEMO_SETTINGS
-    settings = _settings(config, data_dir, overrides)
+    settings = _settings(config, data_dir, None if full else DEMO_SETTINGS)
     setup_logging("WARNING")
     try:
         with Node(settings) as node:

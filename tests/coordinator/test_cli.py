@@ -1,5 +1,6 @@
 """The `ptzjepa` command line as a user runs it: real subprocesses, real ports, real signals."""
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
+
+from tests.coordinator.test_full_cycle import TINY
 
 from tests.support.servers import free_port, free_port_block, wait_http_ok
 
@@ -32,16 +36,23 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "services.coordinator.cli", *args]
 
 
-def test_demo_collects_and_reports_where_the_frames_are(tmp_path):
+def test_demo_runs_a_cycle_and_reports_where_everything_is(tmp_path):
     env, _ = _env(tmp_path)
-    out = subprocess.run(_cli("demo", "--iterations", "2", "--movements", "3"), env=env,
+    config = json.loads(json.dumps(TINY))
+    config.pop("camera")
+    config["collect"] = {"iterations": 2, "movements": 3}  # the config file beats the demo's sizes
+    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(config))
+    out = subprocess.run(_cli("demo", "--cycles", "1", "--config", str(tmp_path / "demo.yaml")), env=env,
                          capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stdout + out.stderr
     text = " ".join(out.stdout.split())
-    assert "collected 8 frames in 2 rounds" in text
+    assert "collected 8 frames in 2 rounds" in text and ": finished" in text
+    for phase in ("collect", "worldmodel", "dreamer", "agent"):
+        assert f"{phase} finished" in text
     sheets = list((tmp_path / "data" / "store" / "reports" / "node0").glob("contact_sheet-*.png"))
     assert len(sheets) == 1 and sheets[0].stat().st_size > 1000
     assert len(list((tmp_path / "data" / "store" / "manifests" / "node0").glob("*.jsonl"))) == 2
+    assert list((tmp_path / "data" / "store" / "agents" / "node0").glob("*.safetensors"))
 
 
 def test_up_serves_until_ctrl_c_then_stops_everything(tmp_path):
@@ -67,5 +78,5 @@ def test_bad_config_exits_2_naming_the_field(tmp_path):
     env, _ = _env(tmp_path)
     env["PTZJEPA_COLLECT__ITERATIONS"] = "-3"
     out = subprocess.run(_cli("demo"), env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2
+    assert out.returncode == 2, out.stdout
     assert "collect.iterations" in out.stdout
