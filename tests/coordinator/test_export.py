@@ -30,7 +30,7 @@ def test_export_through_the_cli_matches_the_manifests(two_cycles, tmp_path):
     frames = _frames(two_cycles.store)
     n, dim = len(frames), 32
     assert side["rows"] == n == 18 and side["columns"]["frame_id"] == [f.frame_id for f in frames]
-    # the default model is the newest published version (from Redis: the slots' latest records)
+    # the default model is the newest published version (Redis: the slots' published records)
     newest = read_versions(two_cycles.store, [])[-1]
     assert (side["model"]["slot"], side["model"]["version"]) == (newest["slot"], newest["version"])
     assert side["model"]["checkpoint"] == "resume"

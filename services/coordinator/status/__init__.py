@@ -21,7 +21,7 @@ from shared.store import StoreError
 
 from services.coordinator.status.assets import PAGE, SCRIPT
 from services.coordinator.status.data import (FILE_RE, NODE_RE, REPORT_DIR_RE, LatestFrames,
-                                              snapshot)
+                                              NodeList, snapshot)
 
 NO_STORE = {"Cache-Control": "no-store"}
 MEDIA = {"png": "image/png", "html": "text/html; charset=utf-8", "json": "application/json"}
@@ -36,6 +36,7 @@ def _node(value: str | None, settings: Settings) -> str:
 
 def build_status_router(settings: Settings, frames: LatestFrames) -> APIRouter:
     router = APIRouter(tags=["status"])
+    nodes = NodeList()
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -47,7 +48,7 @@ def build_status_router(settings: Settings, frames: LatestFrames) -> APIRouter:
 
     @router.get("/v1/status")
     def status(request: Request) -> dict:
-        return snapshot(request.app.state.redis, request.app.state.store, settings, frames)
+        return snapshot(request.app.state.redis, request.app.state.store, settings, frames, nodes)
 
     def newest(node: str):
         try:

@@ -34,7 +34,7 @@ th{color:#5a6577;font-weight:600}
 .plots img{max-width:360px;max-height:260px;border:1px solid #dde2ea;border-radius:4px;display:block}
 #error{display:none;background:#fde2e4;color:#b00020;padding:.5em 1.2em}
 .muted{color:#8591a3}
-code{font-size:.9em}
+code{font-size:.9em;word-break:break-all}
 </style>
 </head>
 <body data-refresh-count="0">
@@ -95,6 +95,7 @@ SCRIPT = r"""
     const d = typeof t === "number" ? new Date(t * 1000) : new Date(t);
     return d.toISOString().replace("T", " ").slice(0, 19) + "Z";
   }
+  function clock(t) { const s = time(t); return s ? s.slice(11) : ""; }
   function badge(status) { return el("span", {class: "badge s-" + status}, status); }
   function bar(progress) {
     if (!progress || !progress.total) return null;
@@ -142,7 +143,7 @@ SCRIPT = r"""
     for (const n of status.nodes) for (const j of n.jobs) rows.push(el("tr", {"data-job": j.job_id, "data-status": j.status},
       el("td", {}, n.node), el("td", {}, j.phase), el("td", {}, badge(j.status), j.error ? " " + j.error : ""),
       el("td", {}, bar(j.progress) || ""), el("td", {}, j.cycle_id ? el("code", {}, j.cycle_id) : "-"),
-      el("td", {}, el("code", {}, j.job_id)), el("td", {}, time(j.ended_at))));
+      el("td", {}, el("code", {}, j.job_id)), el("td", {title: time(j.ended_at)}, clock(j.ended_at))));
     fill("jobs", rows.length ? rows : [el("tr", {}, el("td", {colSpan: 7, class: "muted"}, "no phases yet"))]);
   }
   function renderLeases(models) {

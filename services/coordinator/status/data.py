@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 NODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 REPORT_DIR_RE = re.compile(r"^analysis-[A-Za-z0-9_.-]{1,120}$")
 FILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,120}\.(png|html|json)$")
-JOBS_PER_REGISTRY = 25
+JOBS_PER_REGISTRY = 10
+NODES_TTL_S = 15.0  # the node list is refreshed at most this often (it scans Redis keys)
 JOBS_SHOWN = 15
 
 
@@ -150,11 +151,30 @@ def latest_report(store: Store, node: str) -> dict | None:
             "plots": plots, "notes": meta.get("notes", [])[:10]}
 
 
-def snapshot(client: redis.Redis, store: Store, settings: Settings, frames: LatestFrames) -> dict:
+class NodeList:
+    """`known_nodes`, remembered for NODES_TTL_S: a page refreshing every few seconds must not scan
+    the keyspace every time."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._nodes: list[str] = []
+        self._at = -float("inf")
+
+    def get(self, client: redis.Redis, keys: Keys, settings: Settings, store: Store) -> list[str]:
+        with self._lock:
+            if time.monotonic() - self._at > NODES_TTL_S:
+                self._nodes = known_nodes(client, keys, settings, store)
+                self._at = time.monotonic()
+            return list(self._nodes)
+
+
+def snapshot(client: redis.Redis, store: Store, settings: Settings, frames: LatestFrames,
+             nodes: NodeList | None = None) -> dict:
     keys = Keys(settings.redis_prefix)
     problems: list[str] = []
     out_nodes = []
-    for node in known_nodes(client, keys, settings, store):
+    names = nodes.get(client, keys, settings, store) if nodes else known_nodes(client, keys, settings, store)
+    for node in names:
         entry: dict[str, Any] = {"node": node, "this": node == settings.node}
         entry["lifelong"] = cycles.lifelong_state(client, keys, node)
         recent = cycles.list_cycles(client, keys, node, limit=1)

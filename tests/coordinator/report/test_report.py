@@ -123,3 +123,47 @@ def test_cycle_ranges(text, expected):
 def test_bad_cycle_ranges_are_refused(text):
     with pytest.raises(ValueError, match="--cycles"):
         parse_cycle_range(text)
+
+
+def test_versions_whose_publication_was_refused_are_left_out(two_cycles, tmp_path):
+    import shutil
+
+    from services.coordinator.report.data import gather
+    from shared.redis import connect
+
+    copy = Store(str(shutil.copytree(two_cycles.settings.resolved_store_url(), tmp_path / "store")))
+    real = json.loads(copy.read_bytes(copy.list("models/wm_00", ".json")[0]))
+    # files a holder wrote before the fencing check refused its publication: in no lineage
+    copy.write_json(f"models/wm_00/{'f' * 64}.json", {**real, "version": "f" * 64})
+    client = connect(two_cycles.redis_url)
+    try:
+        data = gather(copy, "node0", redis_client=client, redis_prefix=two_cycles.settings.redis_prefix,
+                      slots=two_cycles.settings.worldmodel.slot_names())
+    finally:
+        client.close()
+    assert len(data.versions) == 2 and all(m["version"] != "f" * 64 for m in data.versions)
+    assert any("never published" in n for n in data.notes)
+    alone = gather(copy, "node0", redis_problem="none")
+    assert len(alone.versions) == 3  # without Redis there is no telling
+
+
+def test_the_report_finds_a_running_embedded_redis_or_says_why_not(tmp_path):
+    from services.coordinator.report.redis_access import open_redis
+    from shared.redis import EmbeddedRedis
+
+    settings = load_settings(environ={}, data_dir=tmp_path / "data")
+    client, problem = open_redis(settings)
+    assert client is None and "no embedded node is running" in problem
+    server = EmbeddedRedis(tmp_path / "data")
+    try:
+        client, problem = open_redis(settings)
+        assert problem is None and client.ping()
+        client.close()
+    finally:
+        server.close()
+    client, problem = open_redis(settings)
+    assert client is None and problem
+    unreachable = load_settings(environ={}, data_dir=tmp_path / "data",
+                                redis_url="redis://:secret@127.0.0.1:1/0")
+    client, problem = open_redis(unreachable, timeout_s=0.5)
+    assert client is None and "cannot reach" in problem and "secret" not in problem

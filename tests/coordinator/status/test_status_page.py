@@ -59,8 +59,10 @@ def coordinator(two_cycles, tmp_path):
     if latest_report(two_cycles.store, "node0") is None:  # the report tests may have published one
         build_report(two_cycles.settings, tmp_path / "report", redis_client=client, tsne=False,
                      publish=True)
-    lease = LeaseManager(client, Keys(two_cycles.settings.redis_prefix), "node0").acquire(
-        "wm_01", ttl_ms=120_000, wait_s=0, heartbeat=False)
+    keys = Keys(two_cycles.settings.redis_prefix)
+    lease = LeaseManager(client, keys, "node0").acquire("wm_01", ttl_ms=120_000, wait_s=0, heartbeat=False)
+    # a second site sharing this Redis, in lifelong mode (it left no frames or cycles here)
+    client.hset(keys.lifelong("node1"), mapping={"enabled": "1", "cycles_started": 3})
     try:
         with ThreadedServer(create_app(two_cycles.settings)) as server, \
                 httpx.Client(base_url=server.url, timeout=10) as http:
@@ -70,6 +72,7 @@ def coordinator(two_cycles, tmp_path):
             http.post(f"/v1/jobs/{queued.json()['job_id']}/stop")
     finally:
         lease.release()
+        client.delete(keys.lifelong("node1"))
         from rq import Queue
         Queue(Keys(two_cycles.settings.redis_prefix).queue("agent", "node0"), connection=client).empty()
         client.close()
@@ -82,7 +85,9 @@ def test_status_endpoints(coordinator, two_cycles):
     assert '<script src="/ui/status.js">' in page.text and "http" not in page.text.split("<body")[1]
     assert http.get("/ui/status.js").headers["content-type"].startswith("text/javascript")
     status = http.get("/v1/status").json()
-    assert [n["node"] for n in status["nodes"]] == ["node0"]
+    assert [n["node"] for n in status["nodes"]] == ["node0", "node1"]
+    assert [(n["this"], n["lifelong"]["enabled"]) for n in status["nodes"]] == [(True, False), (False, True)]
+    assert status["nodes"][1]["latest_frame"] is None and status["nodes"][1]["jobs"] == []
     node = status["nodes"][0]
     assert node["cycles_total"] == 2 and node["latest_cycle"]["id"] == two_cycles.cycle_ids[-1]
     assert node["jobs"][0]["job_id"] == queued and node["jobs"][0]["status"] == "queued"
@@ -117,8 +122,10 @@ def test_status_page_in_a_headless_browser_shows_what_the_api_says(coordinator, 
     status = http.get("/v1/status").json()
     cycles = http.get("/v1/cycles", params={"limit": 10}).json()
     models = http.get("/v1/models").json()
-    # nodes
+    # nodes, and whether each is in lifelong mode
     assert [a["data-node"] for a in dom.find("tr", "data-node")] == [n["node"] for n in status["nodes"]]
+    assert [a["data-lifelong"] for a in dom.find("td", "data-lifelong")] == \
+        ["on" if n["lifelong"]["enabled"] else "off" for n in status["nodes"]] == ["off", "on"]
     # cycles and their phases, with each phase's status
     assert [a["data-cycle"] for a in dom.find("tr", "data-cycle")] == [c["id"] for c in cycles]
     shown = [(a["data-cycle"], a["data-phase"], a["data-status"]) for a in dom.find("span", "data-phase")]
