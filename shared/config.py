@@ -219,7 +219,7 @@ class PresetSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if self.preset not in PRESETS:
             raise ConfigError(f"preset: unknown preset '{self.preset}', choose one of {sorted(PRESETS)}")
-        return _deep_merge({"preset": self.preset, **PRESETS[self.preset]}, self.defaults)
+        return deep_merge({"preset": self.preset, **PRESETS[self.preset]}, self.defaults)
 
 
 class Settings(BaseSettings):
@@ -273,10 +273,10 @@ _preset_name: str = "cpu"
 _defaults: dict[str, Any] = {}
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(
             out.get(key), dict) else value
     return out
 

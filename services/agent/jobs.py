@@ -4,38 +4,25 @@ from __future__ import annotations
 
 import random
 
-from rq import get_current_job
-
 from shared import events
 from shared.camera_client import CameraClient
-from shared.config import load_settings
-from shared.keys import Keys
+from shared.jobcontext import job_context
 from shared.metrics import AGENT_LOSS
 from shared.progress import JobProgress
 from shared.recording import run_id
-from shared.redis import client_for
 from shared.store import store_for
 
 from services.agent.navigation import navigate_camera
 from services.agent.training_phase import AgentHooks, train_on_dreams
 
 
-def _context(node: str | None):
-    settings = load_settings()
-    if node is not None and node != settings.node:
-        settings = settings.model_copy(update={"node": node})
-    job = get_current_job()
-    client = job.connection if job else client_for(settings)
-    return settings, job, client, Keys(settings.redis_prefix)
-
-
 def train_agent(node: str | None = None, updates: int | None = None) -> dict:
     """Double DQN on the newest dreams (the cycle's, when run in a cycle)."""
-    settings, job, client, keys = _context(node)
+    ctx = job_context(node)
+    settings, job, client, keys = ctx.settings, ctx.job, ctx.client, ctx.keys
     if updates is not None:
         settings = settings.model_copy(update={"agent": settings.agent.model_copy(update={"updates": updates})})
-    dependency = job.dependency if job is not None else None
-    upstream = dependency.return_value() if dependency is not None else None
+    upstream = ctx.upstream_result()
     progress = JobProgress(client, keys, settings.node, "agent", total=1)
 
     def on_progress(done: int, total: int, info: dict) -> None:
@@ -60,7 +47,8 @@ def train_agent(node: str | None = None, updates: int | None = None) -> dict:
 def navigate(node: str | None = None, iterations: int | None = None, movements: int | None = None,
              seed: int | None = None) -> dict:
     """Drive the camera with the node's agent; frames and manifests go to the store."""
-    settings, job, client, keys = _context(node)
+    ctx = job_context(node)
+    settings, job, client, keys = ctx.settings, ctx.job, ctx.client, ctx.keys
     iterations = iterations or settings.agent.navigate_iterations
     movements = movements or settings.agent.navigate_movements
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed

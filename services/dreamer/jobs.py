@@ -4,38 +4,23 @@ from __future__ import annotations
 
 import uuid
 
-from rq import get_current_job
-
 from shared import events
-from shared.config import load_settings
-from shared.keys import Keys
-from shared.metrics import DREAM_SURPRISE, DREAMS
+from shared.jobcontext import job_context
 from shared.leases import LeaseManager
+from shared.metrics import DREAM_SURPRISE, DREAMS
 from shared.progress import JobProgress
-from shared.redis import client_for
 from shared.store import store_for
 
 from services.dreamer.phase import DreamHooks, dream, resolve_version
 
 
-def upstream_result() -> dict | None:
-    """The result of the job this one depends on (the previous phase of its cycle), if any."""
-    job = get_current_job()
-    dependency = job.dependency if job is not None else None
-    return dependency.return_value() if dependency is not None else None
-
-
 def generate_dreams(node: str | None = None, slot: str | None = None, version: str | None = None,
                     dreams: int | None = None) -> dict:
     """Dream from a published world-model version; returns where the shards are."""
-    settings = load_settings()
-    if node is not None and node != settings.node:
-        settings = settings.model_copy(update={"node": node})
-    job = get_current_job()
-    client = job.connection if job else client_for(settings)
-    keys = Keys(settings.redis_prefix)
+    ctx = job_context(node)
+    settings, job, client, keys = ctx.settings, ctx.job, ctx.client, ctx.keys
     slot, version = resolve_version(LeaseManager(client, keys, settings.node), settings, slot,
-                                    version, upstream_result())
+                                    version, ctx.upstream_result())
     total = dreams or settings.dreamer.dreams
     progress = JobProgress(client, keys, settings.node, "dreamer", total=total)
     outcome = "failed"

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from rq import get_current_job
-
-from shared import events
-from shared.config import load_settings
-from shared.keys import Keys
+from shared import events, versions
+from shared.jobcontext import job_context
 from shared.leases import LeaseManager, NoFreeSlot
-from shared import versions
 from shared.metrics import LEASE_EVENTS, LEASE_WAIT, WM_LOSS, WM_VERSIONS
 from shared.progress import JobProgress
-from shared.redis import client_for
 from shared.store import store_for
 
 from services.worldmodel.phase import PhaseHooks, train_slot
@@ -19,12 +14,8 @@ from services.worldmodel.phase import PhaseHooks, train_slot
 
 def train_world_model(node: str | None = None, slot: str | None = None) -> dict:
     """Train a world-model slot (a free one when `slot` is None) and publish a new version."""
-    settings = load_settings()
-    if node is not None and node != settings.node:
-        settings = settings.model_copy(update={"node": node})
-    job = get_current_job()
-    client = job.connection if job else client_for(settings)
-    keys = Keys(settings.redis_prefix)
+    ctx = job_context(node)
+    settings, client, keys = ctx.settings, ctx.client, ctx.keys
     progress = JobProgress(client, keys, settings.node, "worldmodel", total=1)
 
     def on_progress(done: int, total: int, info: dict) -> None:

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.config import ConfigError, Settings
+from shared.config import ConfigError, Settings, deep_merge
 from shared.models.config import ConfigError as ModelConfigError
 from shared.models.config import WorldModelConfig
 
 from services.worldmodel.config import TrainConfig
 
 
-def _deep_update(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _deep_update(out[key], value) if isinstance(value, dict) and isinstance(
-            out.get(key), dict) else value
-    return out
-
-
 def model_config(settings: Settings) -> WorldModelConfig:
     base = WorldModelConfig.preset(settings.preset).to_dict()
     try:
-        return WorldModelConfig.from_dict(_deep_update(base, settings.worldmodel.model))
+        return WorldModelConfig.from_dict(deep_merge(base, settings.worldmodel.model))
     except (ModelConfigError, TypeError, ValueError) as exc:
         raise ConfigError(f"worldmodel.model: {exc}") from None
 
