@@ -124,10 +124,10 @@ def up(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt
 # The demo's budget: two whole cycles in a couple of minutes on 2 cores (the presets are sized
 # for real runs; these bounds only shorten each phase).
 DEMO_SETTINGS = {
-    "collect": {"iterations": 6, "movements": 10},
-    "worldmodel": {"time_budget_s": 25.0},
-    "dreamer": {"dreams": 64},
-    "agent": {"time_budget_s": 10.0, "navigate_iterations": 3, "navigate_movements": 10},
+    "collect": {"iterations": 5, "movements": 10},
+    "worldmodel": {"time_budget_s": 15.0},
+    "dreamer": {"dreams": 32},
+    "agent": {"time_budget_s": 8.0, "navigate_iterations": 2, "navigate_movements": 10},
 }
 
 
