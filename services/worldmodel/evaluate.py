@@ -4,8 +4,11 @@
   target state of frame i+1, divided by that of simply copying state_i (a model that has learned
   nothing about motion scores 1; lower is better).
 - rollout ratio by horizon h: the same for h chained predictions from a real frame's state.
-- pose probe R^2: ridge regression (closed form) from mean-pooled states to the normalised pose,
-  fitted on training frames and scored on held-out frames; a collapsed encoder scores ~0.
+- pose probe R^2: ridge regression (closed form) from pooled states (token mean and std plus a 2x2
+  grid of regional means) to the normalised pose, fitted on probe-training frames and scored on disjoint
+  held-out frames; a collapsed encoder scores ~0. By default the probe fits on the training sweep
+  and scores the held-out sweep; `probe_train` / `probe_test` give it its own sets (the bench's
+  protocol: random views of the same site, see docs/worldmodel.md).
 - surprise Spearman: rank correlation between each surprise head's prediction and the actual error
   of held-out one-step transitions.
 All evaluation runs on the target-space states the dreamer and the agent use.
@@ -26,6 +29,19 @@ def encode_dataset(model: WorldModel, data: FrameDataset, batch: int = 64) -> to
     model.eval()
     return torch.cat([model.encode_state(data.frames[i:i + batch])
                       for i in range(0, len(data), batch)])
+
+
+def pooled_features(states: torch.Tensor, regions: int = 2) -> np.ndarray:
+    """(B, N, D) states -> (B, (2 + regions^2) D): the token mean, the token std (how varied the
+    view is, which changes with zoom) and the means of a regions x regions grid of cells (coarse
+    layout: where in the view things are)."""
+    b, n, d = states.shape
+    g = int(round(n ** 0.5))
+    feats = [states.mean(1), states.std(1)]
+    if regions > 1 and g * g == n and g % regions == 0:
+        grid = states.reshape(b, regions, g // regions, regions, g // regions, d)
+        feats.append(grid.mean(dim=(2, 4)).reshape(b, regions * regions * d))
+    return torch.cat(feats, dim=1).numpy().astype(np.float64)
 
 
 def _sq_err(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -109,8 +125,10 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate(model: WorldModel, train: FrameDataset, held_out: FrameDataset,
-             max_horizon: int = 10) -> dict:
-    """All held-out figures as a JSON-ready dict."""
+             max_horizon: int = 10, probe_train: FrameDataset | None = None,
+             probe_test: FrameDataset | None = None) -> dict:
+    """All held-out figures as a JSON-ready dict. The probe fits on `probe_train` (default: the
+    training sweep) and scores `probe_test` (default: the held-out sweep)."""
     model.eval()
     s_test = encode_dataset(model, held_out)
     p_test = normalise_poses(np.asarray(held_out.poses, dtype=np.float64), held_out.ranges)
@@ -126,10 +144,16 @@ def evaluate(model: WorldModel, train: FrameDataset, held_out: FrameDataset,
     heads = model.surprise_all(s_test[src], p_test[src], p_test[dst])
     surprise = {name: spearman(v.numpy(), actual.numpy()) for name, v in heads.items()}
 
-    s_train = encode_dataset(model, train)
-    p_train = normalise_poses(np.asarray(train.poses, dtype=np.float64), train.ranges)
-    probe = ridge_probe_r2(s_train.mean(1).numpy().astype(np.float64), p_train.numpy(),
-                           s_test.mean(1).numpy().astype(np.float64), p_test.numpy())
+    fit_set = probe_train if probe_train is not None else train
+    s_fit = encode_dataset(model, fit_set)
+    p_fit = normalise_poses(np.asarray(fit_set.poses, dtype=np.float64), fit_set.ranges)
+    if probe_test is not None:
+        s_score = encode_dataset(model, probe_test)
+        p_score = normalise_poses(np.asarray(probe_test.poses, dtype=np.float64), probe_test.ranges)
+    else:
+        s_score, p_score = s_test, p_test
+    probe = ridge_probe_r2(pooled_features(s_fit), p_fit.numpy(), pooled_features(s_score),
+                           p_score.numpy())
     return {
         "one_step_ratio": one_model / one_copy,
         "rollout_ratio": {str(h): m / c for h, (m, c) in sorted(roll.items())},
@@ -139,4 +163,6 @@ def evaluate(model: WorldModel, train: FrameDataset, held_out: FrameDataset,
         "surprise_spearman": surprise,
         "one_step_error": one_model, "one_step_copy_error": one_copy,
         "held_out_transitions": int(len(src)),
+        "probe_lambda": probe["lambda"],
+        "probe_frames": {"fit": len(fit_set), "score": len(s_score)},
     }

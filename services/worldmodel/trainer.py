@@ -22,6 +22,7 @@ Progress = Callable[[dict], None]
 ShouldStop = Callable[[], bool]
 
 STOP_REASONS = ("epochs", "plateau", "time_budget", "stopped")
+SIZE_AFTER_STEPS = 3  # steps timed before a time-budgeted run starts sizing its schedules
 
 
 @dataclass
@@ -62,25 +63,38 @@ def fit(model: WorldModel, data: FrameDataset, cfg: TrainConfig, *,
         torch.set_num_threads(cfg.threads)
     sampler = WindowSampler(data, model.cfg.encoder.img_size, cfg.window_len, cfg.windows_per_batch)
     steps_per_epoch = cfg.steps_per_epoch or sampler.steps_per_epoch()
+    fresh = state is None
     if state is None:
         state = make_train_state(model, cfg, cfg.epochs * steps_per_epoch)
     elif state.model is not model:
         raise ValueError("the resumed state belongs to a different model object")
+    full_total = state.total_steps
     start = clock()
     transitions = 0
     reason = "epochs"
+    run_steps = 0
     while state.epoch < cfg.epochs:
         total, count = 0.0, 0
         for _ in range(steps_per_epoch):
             if should_stop is not None and should_stop():
                 reason = "stopped"
                 break
-            if cfg.time_budget_s is not None and clock() - start >= cfg.time_budget_s:
-                reason = "time_budget"
-                break
+            if cfg.time_budget_s is not None:
+                elapsed = clock() - start
+                if elapsed >= cfg.time_budget_s:
+                    reason = "time_budget"
+                    break
+                if fresh and run_steps >= SIZE_AFTER_STEPS and elapsed > 0:
+                    # Size the LR / weight-decay / EMA schedules to the budget at the run's mean
+                    # step time so far (re-estimated every step: the load on a shared machine
+                    # changes): a time-budget stop otherwise cuts the cosine mid-way, with the
+                    # LR high and the EMA far from 1. Never beyond the epochs' own length.
+                    fits = int((cfg.time_budget_s - elapsed) * run_steps / elapsed)
+                    state.total_steps = max(state.step + 1, min(full_total, state.step + fits))
             metrics = train_step(state, sampler.sample(state.generator), cfg)
             total += metrics["loss"]
             count += 1
+            run_steps += 1
             transitions += metrics["transitions"]
             if progress is not None:
                 progress({"kind": "step", "epoch": state.epoch, "step": state.step,

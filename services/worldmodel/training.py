@@ -158,12 +158,25 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
             frames = (order + (torch.arange(n_chain) * w)[:, None]).to(dev)
             s = tgt[frames[:, 0]]
             for h in range(1, horizon + 1):
-                p, tr, ls = model.forward_predictor(s, flat_poses[frames[:, h - 1]][:, None],
-                                                    flat_poses[frames[:, h]][:, None])
-                true_h = tgt[frames[:, h]][:, None]
+                p_from = flat_poses[frames[:, h - 1]][:, None]
+                p_to = flat_poses[frames[:, h]][:, None]
+                rq = None
+                if not cfg.rollout_bptt and qi is not None:
+                    # No backpropagation through the chain: the loss needs only the queried cells
+                    # (as one-step pairs), the next source is the full prediction without a graph.
+                    rq = torch.rand(n_chain, 1, n_cells, generator=state.generator).argsort(-1)
+                    rq = rq[..., :cfg.train_queries].to(dev)
+                p, tr, ls = model.forward_predictor(s, p_from, p_to, rq)
+                true_h = _gather_cells(tgt[frames[:, h]][:, None], rq)
                 loss_roll = loss_roll + F.smooth_l1_loss(p.float(), true_h, beta=cfg.smooth_l1_beta)
-                groups.append((p, tr, ls, true_h, frames[:, h:h + 1], None))
-                s = p[:, 0] if cfg.rollout_bptt else p[:, 0].detach()
+                groups.append((p, tr, ls, true_h, frames[:, h:h + 1], rq))
+                if h == horizon:
+                    break
+                if rq is not None:
+                    with torch.no_grad():
+                        s = model.predictor(s, p_from, p_to)[0][:, 0]
+                else:
+                    s = p[:, 0] if cfg.rollout_bptt else p[:, 0].detach()
             loss_roll = loss_roll / horizon
 
     # 3. surprise heads (fp32; on detached features, so they never bend the predictor).

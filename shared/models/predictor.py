@@ -103,6 +103,20 @@ class ActionConditionedPredictor(nn.Module):
         shift = torch.stack([2.0 * d_pan_deg / hfov_f, -2.0 * d_tilt_deg / hfov_f], dim=-1)
         return xy / ratio[..., None, None] + shift[..., None, :]
 
+    N_WARP_FEATURES = 3
+
+    def warp_features(self, pose_from: torch.Tensor, pose_to: torch.Tensor) -> torch.Tensor:
+        """(S, T, 4) poses -> (S, T, 3): fraction of target cells whose content lies outside the
+        source view, mean cell displacement (half-widths), |log zoom ratio|."""
+        s, t, _ = pose_from.shape
+        xy = self.cell_xy.expand(s, t, self.n_tokens, 2)
+        src = self.warp_coords(pose_from.float(), pose_to.float(), xy)
+        outside = (src.abs() > 1.0).any(dim=-1).float().mean(dim=-1)
+        moved = (src - xy).norm(dim=-1).mean(dim=-1)
+        log_ratio = (pose_to[..., 3] - pose_from[..., 3]).abs() * (
+            math.log(self.cfg.warp_zoom_span) / 2.0)
+        return torch.stack([outside, moved, log_ratio], dim=-1)
+
     def warp(self, state: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor,
              query_index: torch.Tensor | None) -> torch.Tensor:
         """Source tokens (S, N, D) resampled at the warped cells -> (S, T, K, D) (bilinear, border

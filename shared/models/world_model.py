@@ -49,7 +49,11 @@ class WorldModel(nn.Module):
         self.target_encoder.requires_grad_(False)
         self.predictor = ActionConditionedPredictor(cfg.encoder, cfg.predictor,
                                                     cfg.surprise.ensemble_size)
-        self.surprise = SurpriseHeads(cfg.surprise, cfg.predictor.dim, 3 * cfg.predictor.pose_dim)
+        # With the warp, the heads also see its geometry (how much of the target view is new
+        # content, how far content moves, the zoom step): the main driver of prediction error.
+        n_geo = self.predictor.N_WARP_FEATURES if cfg.predictor.warp else 0
+        self.surprise = SurpriseHeads(cfg.surprise, cfg.predictor.dim,
+                                      3 * cfg.predictor.pose_dim + n_geo)
 
     # ----- encoders -------------------------------------------------------------------------
     def encode_context(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,6 +82,8 @@ class WorldModel(nn.Module):
         """
         pred, trunk = self.predictor(state, pose_from, pose_to, query_index)
         cond = self.predictor.conditioning(pose_from, pose_to)
+        if self.cfg.predictor.warp:
+            cond = torch.cat([cond, self.predictor.warp_features(pose_from, pose_to)], dim=-1)
         return pred, trunk, self.surprise(trunk, cond)
 
     @torch.no_grad()

@@ -161,3 +161,24 @@ def test_resumable_checkpoint_round_trip(tmp_path):
     save_world_model(state.model, tmp_path / "share.safetensors")
     with pytest.raises(CheckpointError, match="resume"):
         load_resumable(tmp_path / "share.safetensors", cfg)
+
+
+def test_time_budget_sizes_the_schedule():
+    """With a time budget, the LR/EMA schedules are sized to the steps that fit in it (measured
+    on the first steps), so the cosine completes instead of being cut mid-way."""
+    ticks = iter(range(0, 100000, 10))  # every clock read advances 10 s
+    r = _fit(TINY_TRAIN.replace(epochs=50, steps_per_epoch=2, time_budget_s=200.0),
+             clock=lambda: float(next(ticks)))
+    assert r.stop_reason == "time_budget"
+    assert r.state.total_steps < 100 and r.state.total_steps <= r.steps + 1
+
+
+def test_rollout_without_bptt_queries_cells():
+    torch.manual_seed(0)
+    model = build_world_model(tiny_cfg())
+    cfg = TINY_TRAIN.replace(train_queries=5, rollout_bptt=False, rollout_horizon=2)
+    sampler = WindowSampler(synthetic(), 16, cfg.window_len, cfg.windows_per_batch)
+    state = make_train_state(model, cfg, total_steps=10)
+    m = train_step(state, sampler.sample(state.generator), cfg)
+    # 2 windows x 3 frames x 2 others one-step pairs + 2 chains x 2 rollout steps.
+    assert m["transitions"] == 12 + 4 and np.isfinite(m["loss_rollout"])
