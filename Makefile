@@ -1,30 +1,39 @@
-# The two commands of the README. Both create .venv when it is missing and install the project.
+# The two commands of the README. Both create .venv when it is missing and install the project:
+# `make demo` only what it runs, `make test` the test tools too.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
 .PHONY: demo test install bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
-install: $(STAMP)
+install: $(VENV)/.installed
 
-demo: $(STAMP)
+demo: $(VENV)/.installed
 	$(BIN)/ptzjepa demo
 
-test: $(STAMP)
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(VENV)/.installed
 	mkdir -p bench/results
 	$(BIN)/python bench/camera.py --out bench/results/camera.json
+	$(BIN)/python bench/leases.py --out bench/results/leases.json
+	$(BIN)/python bench/worldmodel.py --out bench/results/worldmodel.json
+	$(BIN)/python bench/throughput.py --out bench/results/throughput.json
+	$(BIN)/python bench/cycle.py --out bench/results/cycle.json
+	$(BIN)/python bench/curiosity.py --out bench/results/curiosity.json
 
 clean:
 	rm -rf $(VENV) .ptzjepa-data

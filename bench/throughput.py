@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="timed training per preset")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--agent-seconds", type=float, default=10.0,
+                        help="timed dreaming and agent training per preset (bench/agent_throughput.py)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -109,6 +111,19 @@ def main() -> None:
                 results[preset] = {"error": proc.stderr.strip().splitlines()[-1:]}
             else:
                 results[preset] = json.loads(out.read_text())
+        # Dreams and agent updates (issue 4), measured by bench/agent_throughput.py in a fresh
+        # process too, merged here so that one file holds every throughput figure of a preset.
+        agent_bench = Path(__file__).with_name("agent_throughput.py")
+        proc = subprocess.run([sys.executable, str(agent_bench), "--child", preset,
+                               "--seconds", str(args.agent_seconds)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            results[preset]["dream_agent_error"] = proc.stderr.strip().splitlines()[-1:]
+        else:
+            extra = json.loads(proc.stdout.strip().splitlines()[-1])
+            results[preset].update({"dream_sps": extra["dream_sps"], "agent_ups": extra["agent_ups"],
+                                    "agent_tps": extra["agent_tps"],
+                                    "dream_agent_peak_rss_mb": extra["peak_rss_mb"],
+                                    "dream_agent_vs_original": extra["vs_original"]})
         print(f"{preset}: {results[preset]}", file=sys.stderr, flush=True)
     results["machine"] = {"cpu": platform.processor() or platform.machine(),
                           "cores": os.cpu_count(),
