@@ -3,7 +3,8 @@
     python bench/curiosity.py --out bench/results/curiosity.json [--panorama IMAGE] [--seeds 3]
 
 In the simulated world (SimWorld + SimCamera directly, no services; `cpu` presets; camera ranges
-pan 0..360 wrapping, tilt -30..30, zoom 1..10, the project's sim default), per seed:
+pan 0..360 wrapping, tilt -30..30, zoom 1..10, the project's sim default; 4 deg per action unit
+for every policy, `--pan-tilt-deg`), per seed:
 
 - cycle 1: a random sweep (rounds of a random absolute pose, then random moves from the 21
   actions), world-model (WM) training (services.worldmodel.trainer.fit, time-bounded);
@@ -360,8 +361,10 @@ def main() -> None:
     p.add_argument("--reward", default="both", choices=["surprise", "delta", "both"],
                    help="reward of the agent arm; 'both' trains and measures both variants and "
                         "feeds the WM with the 'surprise' agent")
-    p.add_argument("--pan-tilt-deg", type=float, default=ActionScale().pan_tilt_deg,
-                   help="degrees per raw action unit (the original: 2, a jump = 10 deg pan)")
+    p.add_argument("--pan-tilt-deg", type=float, default=4.0,
+                   help="degrees per raw action unit (the original: 2, a jump = 10 deg pan); 4 by "
+                        "default, as bench/worldmodel.py: at 2, 20 moves cannot cross the scene "
+                        "(docs/agent.md)")
     p.add_argument("--pool-grid", type=int, default=ObservationSpec().pool_grid)
     p.add_argument("--oracle", action="store_true",
                    help="also train and measure a diagnostic agent whose dream reward is the "

@@ -103,7 +103,13 @@ def get_cycle(client: redis.Redis, keys: Keys, cycle_id: str) -> dict:
     rec = _record(client, keys, cycle_id)
     phases = []
     for info in json.loads(rec["phases"]):
-        phases.append({**info, **_job_state(client, info["job_id"])})
+        state = _job_state(client, info["job_id"])
+        if info.get("name") == rec.get("failed_phase") and state["status"] not in ENDED:
+            state = {**state, "status": "failed", "error": rec.get("failed_error") or "failed"}
+        elif rec["status"] in ENDED and state["status"] in ("deferred", "scheduled", "queued"):
+            # The cycle's closer cancels these right after closing it; do not show them waiting.
+            state = {**state, "status": "canceled"}
+        phases.append({**info, **state})
     return {"id": rec["id"], "node": rec["node"], "status": rec["status"],
             "created_at": float(rec["created_at"]),
             "ended_at": float(rec["ended_at"]) if rec.get("ended_at") else None,
@@ -136,13 +142,20 @@ def list_cycles(client: redis.Redis, keys: Keys, node: str, limit: int = 20) -> 
     return [get_cycle(client, keys, i) for i in ids if client.exists(keys.cycle(i))]
 
 
-def _end(client: redis.Redis, keys: Keys, cycle_id: str, status: str, reason: str | None) -> bool:
-    """Close a running cycle once (the first closer wins); True if this call closed it."""
+def _end(client: redis.Redis, keys: Keys, cycle_id: str, status: str, reason: str | None,
+         failed_phase: str = "", failed_error: str = "") -> bool:
+    """Close a running cycle once (the first closer wins); True if this call closed it.
+
+    A failure also records which phase failed and why, in the same atomic step: rq marks the job
+    failed only after its failure callback returns, and a reader in between must not see the
+    failed cycle's phase still "started"."""
     script = client.register_script(
         "if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end "
-        "redis.call('HSET', KEYS[1], 'status', ARGV[1], 'ended_at', ARGV[2], 'reason', ARGV[3]) "
+        "redis.call('HSET', KEYS[1], 'status', ARGV[1], 'ended_at', ARGV[2], 'reason', ARGV[3], "
+        "'failed_phase', ARGV[4], 'failed_error', ARGV[5]) "
         "return 1")
-    closed = bool(script(keys=[keys.cycle(cycle_id)], args=[status, repr(time.time()), reason or ""]))
+    closed = bool(script(keys=[keys.cycle(cycle_id)], args=[status, repr(time.time()), reason or "",
+                                                            failed_phase, failed_error]))
     if closed:
         CYCLES.labels(_s(client.hget(keys.cycle(cycle_id), "node")) or "", status).inc()
     return closed
@@ -194,8 +207,10 @@ def on_phase_failure(job: Job, connection: redis.Redis, typ, value, traceback) -
     if not cycle_id:
         return
     rec = _record(connection, keys, cycle_id)
-    reason = f"{phase} failed: {getattr(typ, '__name__', typ)}: {value}"
-    if _end(connection, keys, cycle_id, "failed", reason):
+    error = f"{getattr(typ, '__name__', typ)}: {value}"
+    reason = f"{phase} failed: {error}"
+    if _end(connection, keys, cycle_id, "failed", reason, failed_phase=phase or "",
+            failed_error=error):
         _cancel_waiting(connection, keys, rec, after=phase)
         events.emit(connection, keys, "cycle.finished", rec["node"], cycle_id=cycle_id,
                     outcome="failed", reason=reason)

@@ -20,7 +20,7 @@ class TrainConfig:
     # ordered pair inside a window is a one-step transition from the context encoder.
     window_len: int = 4
     windows_per_batch: int = 8
-    train_queries: int | None = None  # cells predicted per one-step transition (None: all)
+    train_queries: int | None = None  # queries (cells, at query_stride 1) per transition (None: all)
     # Rollouts from target-space states along each window (what dreams do), fed back into the
     # predictor; `rollout_bptt` backpropagates through the chain.
     rollout_horizon: int = 3

@@ -125,7 +125,8 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
     poses = batch["poses"].to(dev)
     n_win, w = poses.shape[:2]
     flat_poses = poses.reshape(n_win * w, -1)
-    n_cells = model.cfg.encoder.n_tokens
+    predictor = model.predictor
+    n_queries = predictor.n_queries
     targets = model.cfg.surprise.targets
     groups = []  # (pred, trunk, log_s, true tokens, target frame index (S, T), cells)
 
@@ -139,13 +140,14 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
         pf = flat_poses[:, None].expand(-1, w - 1, -1)
         pt = flat_poses[table]
         qi = None
-        if cfg.train_queries is not None and cfg.train_queries < n_cells:
-            qi = torch.rand(*table.shape, n_cells, generator=state.generator).argsort(-1)
+        if cfg.train_queries is not None and cfg.train_queries < n_queries:
+            qi = torch.rand(*table.shape, n_queries, generator=state.generator).argsort(-1)
             qi = qi[..., :cfg.train_queries].to(dev)
         pred, trunk, log_s = model.forward_predictor(ctx, pf, pt, qi)
-        true = _gather_cells(tgt[table], qi)
+        cells = predictor.cells_of(qi)
+        true = _gather_cells(tgt[table], cells)
         loss_one = F.smooth_l1_loss(pred.float(), true, beta=cfg.smooth_l1_beta)
-        groups.append((pred, trunk, log_s, true, table, qi))
+        groups.append((pred, trunk, log_s, true, table, cells))
 
         # 2. rollouts from target-space states along windows (half of them backwards).
         loss_roll = torch.zeros((), device=dev)
@@ -164,12 +166,13 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
                 if not cfg.rollout_bptt and qi is not None:
                     # No backpropagation through the chain: the loss needs only the queried cells
                     # (as one-step pairs), the next source is the full prediction without a graph.
-                    rq = torch.rand(n_chain, 1, n_cells, generator=state.generator).argsort(-1)
+                    rq = torch.rand(n_chain, 1, n_queries, generator=state.generator).argsort(-1)
                     rq = rq[..., :cfg.train_queries].to(dev)
                 p, tr, ls = model.forward_predictor(s, p_from, p_to, rq)
-                true_h = _gather_cells(tgt[frames[:, h]][:, None], rq)
+                r_cells = predictor.cells_of(rq)
+                true_h = _gather_cells(tgt[frames[:, h]][:, None], r_cells)
                 loss_roll = loss_roll + F.smooth_l1_loss(p.float(), true_h, beta=cfg.smooth_l1_beta)
-                groups.append((p, tr, ls, true_h, frames[:, h:h + 1], rq))
+                groups.append((p, tr, ls, true_h, frames[:, h:h + 1], r_cells))
                 if h == horizon:
                     break
                 if rq is not None:
@@ -189,7 +192,8 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
             if name == "pred_error":
                 value = err
             elif name == "disagreement":
-                ens = model.predictor.ensemble_predictions(trunk.float(), pred.float())
+                ens = predictor.ensemble_predictions(trunk.float(), pred.float(),
+                                                     full=cells is None)
                 # Bootstrap weights per (head, transition) keep the heads from agreeing trivially.
                 keep = (torch.rand(ens.shape[:3], generator=state.generator) < 0.5).to(dev)
                 head_err = F.smooth_l1_loss(ens, true.expand_as(ens), reduction="none")

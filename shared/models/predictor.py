@@ -56,12 +56,26 @@ class ActionConditionedPredictor(nn.Module):
     def __init__(self, enc: EncoderConfig, cfg: PredictorConfig, ensemble_size: int = 0):
         super().__init__()
         cfg.validate()
+        if enc.grid % cfg.query_stride or enc.grid % cfg.memory_stride:
+            raise ValueError(f"query_stride {cfg.query_stride} and memory_stride "
+                             f"{cfg.memory_stride} must divide the token grid {enc.grid}")
         self.cfg = cfg
         self.n_tokens = enc.n_tokens
-        d = cfg.dim
-        self.in_proj = nn.Linear(enc.dim, d)
-        self.register_buffer("pos", sincos_2d(d, enc.grid), persistent=False)
         self.grid = enc.grid
+        d = cfg.dim
+        qs, ms = cfg.query_stride, cfg.memory_stride
+        self.cells_per_query = qs * qs
+        self.n_queries = (enc.grid // qs) ** 2
+        self.in_proj = nn.Linear(enc.dim, d)
+        self.register_buffer("query_pos", sincos_2d(d, enc.grid // qs, qs), persistent=False)
+        self.register_buffer("memory_pos", sincos_2d(d, enc.grid // ms, ms), persistent=False)
+        # The cells of each query's block, row-major inside the block: (n_queries, qs * qs).
+        g = enc.grid
+        cells = torch.arange(g * g).reshape(g // qs, qs, g // qs, qs).permute(0, 2, 1, 3)
+        cells = cells.reshape(self.n_queries, qs * qs)
+        self.register_buffer("query_cells", cells, persistent=False)
+        # Full predictions come out block by block; this puts them back in row-major cell order.
+        self.register_buffer("cell_order", cells.reshape(-1).argsort(), persistent=False)
         # Cell centres as (x, y) in [-1, 1] (grid_sample's convention), row-major like the tokens.
         c = (2.0 * torch.arange(enc.grid, dtype=torch.float32) + 1.0) / enc.grid - 1.0
         ys, xs = torch.meshgrid(c, c, indexing="ij")
@@ -71,11 +85,28 @@ class ActionConditionedPredictor(nn.Module):
         self.query_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList(PredictorBlock(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(d)
-        self.out = nn.Linear(d, enc.dim)
+        self.out = nn.Linear(d, self.cells_per_query * enc.dim)
         # Light heads for ensemble disagreement; they read the trunk's (detached) features so they
         # differ only by their own initialisation and data weighting, not by a shared trunk update.
-        self.ensemble = nn.ModuleList(nn.Linear(d, enc.dim) for _ in range(ensemble_size))
+        self.ensemble = nn.ModuleList(nn.Linear(d, self.cells_per_query * enc.dim)
+                                      for _ in range(ensemble_size))
         self.apply(init_weights)
+
+    def cells_of(self, query_index: torch.Tensor | None) -> torch.Tensor | None:
+        """(S, T, K) query indices -> (S, T, K * cells_per_query) the cells their predictions
+        cover, in the order `forward` returns them; None (all queries) stays None (row-major)."""
+        if query_index is None:
+            return None
+        return self.query_cells[query_index].flatten(-2)
+
+    def _to_cells(self, out: torch.Tensor, full: bool) -> torch.Tensor:
+        """(S, T, K, cells_per_query * D) head output -> (S, T, K * cells_per_query, D), put back
+        in row-major cell order when every query was asked (`full`)."""
+        s, t, k, _ = out.shape
+        out = out.reshape(s, t, k * self.cells_per_query, -1)
+        if full and self.cells_per_query > 1:
+            out = out[:, :, self.cell_order]
+        return out
 
     def conditioning(self, pose_from: torch.Tensor, pose_to: torch.Tensor) -> torch.Tensor:
         """(..., 4) normalised poses -> (..., 12) features: from, to, and the move itself."""
@@ -118,14 +149,15 @@ class ActionConditionedPredictor(nn.Module):
         return torch.stack([outside, moved, log_ratio], dim=-1)
 
     def warp(self, state: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor,
-             query_index: torch.Tensor | None) -> torch.Tensor:
-        """Source tokens (S, N, D) resampled at the warped cells -> (S, T, K, D) (bilinear, border
-        padding: cells whose content is new to the view start from the nearest edge token)."""
+             cells: torch.Tensor | None) -> torch.Tensor:
+        """Source tokens (S, N, D) resampled at the warped target cells (S, T, K) (None: all, in
+        row-major order) -> (S, T, K, D) (bilinear, border padding: cells whose content is new to
+        the view start from the nearest edge token)."""
         s, t, _ = pose_from.shape
-        if query_index is None:
+        if cells is None:
             xy = self.cell_xy.expand(s, t, self.n_tokens, 2)
         else:
-            xy = self.cell_xy[query_index]
+            xy = self.cell_xy[cells]
         src = self.warp_coords(pose_from.float(), pose_to.float(), xy)
         k, dim = xy.shape[2], state.shape[-1]
         grid_map = state.transpose(1, 2).reshape(s, dim, self.grid, self.grid)
@@ -134,50 +166,64 @@ class ActionConditionedPredictor(nn.Module):
         return out[..., 0].transpose(1, 2).reshape(s, t, k, dim)
 
     def memory(self, state: torch.Tensor) -> torch.Tensor:
-        """State tokens (S, N, enc_dim) -> memory (S, N, d) with positions re-added."""
-        return self.in_proj(state) + self.pos
+        """State tokens (S, N, enc_dim) -> memory (S, M, d): average-pooled by memory_stride,
+        projected, positions re-added."""
+        ms = self.cfg.memory_stride
+        if ms > 1:
+            s, n, dim = state.shape
+            grid_map = state.transpose(1, 2).reshape(s, dim, self.grid, self.grid)
+            state = F.avg_pool2d(grid_map, ms).flatten(2).transpose(1, 2)
+        return self.in_proj(state) + self.memory_pos
 
     def forward(self, state: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor,
                 query_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict target tokens.
 
         state: (S, N, enc_dim) source tokens; pose_from, pose_to: (S, T, 4) normalised;
-        query_index: (S, T, K) cell indices to predict, or None for all N cells.
-        Returns (prediction (S, T, K, enc_dim), trunk features (S, T, K, d)).
+        query_index: (S, T, K) query indices (0 .. n_queries - 1), or None for all queries.
+        Returns (prediction (S, T, K * cells_per_query, enc_dim) at the cells `cells_of(query_index)`
+        names - all N cells in row-major order when query_index is None -, trunk features
+        (S, T, K, d)).
 
-        The prediction is residual: the source token at the same cell plus a learned change, so
-        an untrained predictor starts at the "nothing moves" baseline and learns only the motion
-        (without this skip the predictor first has to learn to copy through attention, and on
-        small data it never got back to the baseline).
+        The prediction is residual: a base token (the source token at the same cell, or the
+        pose-aware warp of the source) plus a learned change, so an untrained predictor starts at
+        the base and learns only the correction (without this skip the predictor first has to
+        learn to copy through attention, and on small data it never got back to the baseline).
         """
         s, t, _ = pose_from.shape
         if state.shape[0] != s:
             raise ValueError(f"state has {state.shape[0]} sources but poses have {s}")
-        d = self.cfg.dim
-        memory = self.memory(state)
-        if query_index is None:
-            pos = self.pos.expand(s * t, self.n_tokens, d)
-            here = memory.repeat_interleave(t, dim=0)
-            base = state[:, None].expand(s, t, self.n_tokens, state.shape[-1])
-        else:
-            qi = query_index.reshape(s, -1)
-            pos = self.pos[qi].reshape(s * t, -1, d)
-            here = torch.gather(memory, 1, qi[..., None].expand(*qi.shape, d)).reshape(s * t, -1, d)
-            base = torch.gather(state, 1, qi[..., None].expand(*qi.shape, state.shape[-1]))
-            base = base.reshape(s, t, -1, state.shape[-1])
-        k = pos.shape[1]
+        d, dim = self.cfg.dim, state.shape[-1]
+        full = query_index is None
+        qi = (torch.arange(self.n_queries, device=state.device).expand(s, t, self.n_queries)
+              if full else query_index)
+        k, cpq = qi.shape[-1], self.cells_per_query
+        # Cells in the order the output head emits them (block by block).
+        cells = self.query_cells[qi].flatten(-2)
         if self.cfg.warp:
-            base = self.warp(state, pose_from, pose_to, query_index)
-            here = self.in_proj(base).reshape(s * t, k, d) + pos
+            base = self.warp(state, pose_from, pose_to, cells)
+        else:
+            flat = cells.reshape(s, -1)
+            base = torch.gather(state, 1, flat[..., None].expand(*flat.shape, dim))
+            base = base.reshape(s, t, -1, dim)
+        block_base = base if cpq == 1 else base.reshape(s, t, k, cpq, dim).mean(dim=3)
+        pos = self.query_pos[qi].reshape(s * t, k, d)
+        here = self.in_proj(block_base).reshape(s * t, k, d) + pos
+        memory = self.memory(state)
         cond = self.cond(self.conditioning(pose_from, pose_to)).reshape(s * t, 1, d)
         x = here + self.query_mlp(torch.cat([pos, cond.expand(s * t, k, d)], dim=-1))
         for blk in self.blocks:
             x = blk(x, memory, t)
         h = self.norm(x)
-        return base + self.out(h).reshape(s, t, k, -1), h.reshape(s, t, k, d)
+        pred = base + self.out(h).reshape(s, t, k * cpq, dim)
+        if full and cpq > 1:
+            pred = pred[:, :, self.cell_order]
+        return pred, h.reshape(s, t, k, d)
 
-    def ensemble_predictions(self, trunk: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
-        """(S, T, K, d) trunk features and the main prediction -> (E, S, T, K, enc_dim).
+    def ensemble_predictions(self, trunk: torch.Tensor, pred: torch.Tensor,
+                             full: bool = False) -> torch.Tensor:
+        """(S, T, K, d) trunk features and the main prediction -> (E, S, T, cells, enc_dim);
+        `full`: the prediction covers every query (row-major cells).
 
         Residual like the main head (source token + each head's own change): heads that had to
         rebuild whole tokens disagreed about token content, not about motion, and their
@@ -186,8 +232,8 @@ class ActionConditionedPredictor(nn.Module):
         if not len(self.ensemble):
             raise RuntimeError("this predictor has no ensemble heads (surprise.ensemble_size == 0)")
         h = trunk.detach()
-        base = (pred - self.out(trunk)).detach()
-        return torch.stack([base + head(h) for head in self.ensemble])
+        base = (pred - self._to_cells(self.out(trunk), full)).detach()
+        return torch.stack([base + self._to_cells(head(h), full) for head in self.ensemble])
 
 
 def disagreement(ens: torch.Tensor) -> torch.Tensor:

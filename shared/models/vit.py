@@ -21,17 +21,21 @@ _STD = (0.229, 0.224, 0.225)
 POS_SCALE = 0.1
 
 
-def sincos_2d(dim: int, grid: int) -> torch.Tensor:
-    """(grid*grid, dim) fixed 2-D sin-cos position code, row-major like the patch order."""
+def sincos_2d(dim: int, grid: int, stride: int = 1) -> torch.Tensor:
+    """(grid*grid, dim) fixed 2-D sin-cos position code, row-major like the patch order.
+
+    With `stride` > 1, the code of a coarse grid whose cell (i, j) covers a stride x stride block of
+    a fine grid of grid * stride cells, placed at the block's centre in fine-cell units (so coarse
+    and fine positions share one coordinate system)."""
     if dim % 4:
         raise ValueError(f"dim {dim} must be divisible by 4")
     quarter = dim // 4
     omega = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter))
-    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float64),
-                            torch.arange(grid, dtype=torch.float64), indexing="ij")
+    coord = torch.arange(grid, dtype=torch.float64) * stride + (stride - 1) / 2.0
+    ys, xs = torch.meshgrid(coord, coord, indexing="ij")
     parts = []
-    for coord in (ys.reshape(-1), xs.reshape(-1)):
-        ang = coord[:, None] * omega[None, :]
+    for c in (ys.reshape(-1), xs.reshape(-1)):
+        ang = c[:, None] * omega[None, :]
         parts += [torch.sin(ang), torch.cos(ang)]
     return torch.cat(parts, dim=1).float()
 

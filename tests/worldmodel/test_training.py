@@ -25,10 +25,11 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def tiny_cfg(targets=("pred_error",), ensemble=0) -> WorldModelConfig:
+def tiny_cfg(targets=("pred_error",), ensemble=0, strides=(1, 1)) -> WorldModelConfig:
     return WorldModelConfig(
         encoder=EncoderConfig(img_size=16, patch_size=4, dim=32, depth=2, heads=2),
-        predictor=PredictorConfig(dim=32, depth=1, heads=2),
+        predictor=PredictorConfig(dim=32, depth=1, heads=2, query_stride=strides[0],
+                                  memory_stride=strides[1]),
         surprise=SurpriseConfig(targets=targets, primary=targets[0], hidden=16,
                                 ensemble_size=ensemble), name="tiny")
 
@@ -53,13 +54,16 @@ TINY_TRAIN = TrainConfig(window_len=3, windows_per_batch=2, rollout_horizon=2, l
                          start_lr=3e-3, warmup_frac=0.0, epochs=2)
 
 
-@pytest.mark.parametrize("targets,ensemble,queries", [
-    (("pred_error",), 0, None),
-    (("pred_error", "disagreement", "grad_norm"), 2, 5),
+@pytest.mark.parametrize("targets,ensemble,queries,strides", [
+    (("pred_error",), 0, None, (1, 1)),
+    (("pred_error", "disagreement", "grad_norm"), 2, 5, (1, 1)),
+    # Coarse queries (2 x 2 cells each) over a pooled memory, the paper preset's kind of predictor.
+    (("pred_error", "disagreement", "grad_norm"), 2, 2, (2, 2)),
+    (("pred_error", "disagreement"), 2, None, (2, 2)),
 ])
-def test_train_steps_reduce_loss(targets, ensemble, queries):
+def test_train_steps_reduce_loss(targets, ensemble, queries, strides):
     torch.manual_seed(0)
-    model = build_world_model(tiny_cfg(targets, ensemble))
+    model = build_world_model(tiny_cfg(targets, ensemble, strides))
     cfg = TINY_TRAIN.replace(train_queries=queries)
     sampler = WindowSampler(synthetic(), 16, cfg.window_len, cfg.windows_per_batch)
     state = make_train_state(model, cfg, total_steps=40)
@@ -67,7 +71,9 @@ def test_train_steps_reduce_loss(targets, ensemble, queries):
     first = [train_step(state, fixed, cfg)["loss"] for _ in range(3)]
     for _ in range(25):
         m = train_step(state, fixed, cfg)
-    assert m["loss"] < 0.7 * first[0]
+    # A coarse predictor (one query per 2 x 2 block, pooled memory) learns this toy motion more
+    # slowly: it must emit four different tokens from one query.
+    assert m["loss"] < (0.7 if strides == (1, 1) else 0.85) * first[0]
     assert m["transitions"] == 2 * 3 * 2 + 2 * 2
     assert np.isfinite(m["loss_surprise"]) and state.step == 28
     # The EMA moved the target encoder away from its initial copy of the context encoder.

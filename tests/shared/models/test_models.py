@@ -172,3 +172,47 @@ def test_warp_moves_content_with_the_camera():
     nxt, _ = m.predict(m.encode_state(np.zeros((1, 32, 32, 3), np.uint8)), [[0, 0, 1]],
                        [[10, 0, 1]], ranges)
     assert nxt.shape == (1, 16, 32)
+
+
+@pytest.mark.parametrize("query_stride,memory_stride", [(2, 1), (2, 2), (4, 2)])
+def test_coarse_queries_cover_every_cell(query_stride, memory_stride):
+    """A coarse query predicts its whole block of cells; a subset of queries gives exactly the
+    cells `cells_of` names, equal to the full prediction there, and the full prediction comes back
+    in row-major cell order and varies across the cells of one block."""
+    torch.manual_seed(0)
+    cfg = WorldModelConfig(
+        encoder=EncoderConfig(img_size=64, patch_size=8, dim=32, depth=1, heads=2),
+        predictor=PredictorConfig(dim=32, depth=2, heads=2, query_self_attn=False, warp=True,
+                                  query_stride=query_stride, memory_stride=memory_stride),
+        surprise=SurpriseConfig(targets=("pred_error", "disagreement"), primary="pred_error",
+                                hidden=16, ensemble_size=2), name="strided")
+    m = build_world_model(cfg).eval()
+    pred_mod = m.predictor
+    assert pred_mod.n_queries == (8 // query_stride) ** 2
+    assert sorted(pred_mod.query_cells.flatten().tolist()) == list(range(64))
+    state = torch.nn.functional.layer_norm(torch.randn(2, 64, 32), (32,))
+    pf, pt = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    with torch.no_grad():
+        full, trunk = pred_mod(state, pf, pt)
+        qi = torch.stack([torch.randperm(pred_mod.n_queries)[:2] for _ in range(6)]).reshape(2, 3, 2)
+        part, _ = pred_mod(state, pf, pt, qi)
+    assert full.shape == (2, 3, 64, 32) and trunk.shape == (2, 3, pred_mod.n_queries, 32)
+    cells = pred_mod.cells_of(qi)
+    assert part.shape == (2, 3, 2 * query_stride ** 2, 32)
+    assert torch.allclose(part, torch.gather(full, 2, cells[..., None].expand(*cells.shape, 32)),
+                          atol=1e-5)
+    # Cells of one block get different predictions (the head emits one token per cell).
+    block = pred_mod.query_cells[0]
+    assert (full[0, 0, block[0]] - full[0, 0, block[1]]).abs().max() > 1e-4
+    ens = pred_mod.ensemble_predictions(trunk, full, full=True)
+    assert ens.shape == (2, 2, 3, 64, 32)
+    nxt, surprise = m.predict(state, [[0, 0, 1], [90, 10, 2]], [[10, 0, 1], [90, 10, 4]])
+    assert nxt.shape == (2, 64, 32) and surprise.shape == (2,)
+
+
+def test_strides_must_divide_the_grid():
+    with pytest.raises(ConfigError, match="query_stride 3 must divide the token grid 4"):
+        WorldModelConfig(encoder=EncoderConfig(img_size=32, patch_size=8, dim=32, depth=1, heads=2),
+                         predictor=PredictorConfig(dim=32, depth=1, heads=2, query_stride=3))
+    with pytest.raises(ConfigError, match="must be >= 1"):
+        PredictorConfig(memory_stride=0).validate()
