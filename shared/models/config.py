@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SURPRISE_TARGETS = ("pred_error", "disagreement", "grad_norm")
+ADDED_STRIDES = ("query_stride", "memory_stride")
 
 
 class ConfigError(ValueError):
@@ -188,6 +189,10 @@ class WorldModelConfig:
             sub = d[key]
             if not isinstance(sub, dict):
                 raise ConfigError(f"config field {key!r} must be an object")
+            if key == "predictor":
+                # Added after format 1 shipped; files written before them were made by code that
+                # behaved exactly as stride 1 does, so 1 is what they mean, not a guess.
+                sub = {**{name: 1 for name in ADDED_STRIDES}, **sub}
             _exact_keys(sub, cls, f"config.{key}")
             if key == "surprise":
                 sub = {**sub, "targets": tuple(sub["targets"])}

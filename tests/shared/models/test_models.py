@@ -139,6 +139,19 @@ def test_config_validation_and_json_round_trip():
         WorldModelConfig.from_json("not json")
 
 
+def test_configs_written_before_the_strides_read_as_stride_one():
+    """Session-1 files have no stride fields; their code behaved as stride 1 does."""
+    d = WorldModelConfig.preset("cpu").to_dict()
+    for name in ("query_stride", "memory_stride"):
+        del d["predictor"][name]
+    old = WorldModelConfig.from_dict(d)
+    assert (old.predictor.query_stride, old.predictor.memory_stride) == (1, 1)
+    assert old == WorldModelConfig.preset("cpu")
+    d["predictor"]["warp_speed"] = 3  # any other unknown or missing field still fails loudly
+    with pytest.raises(ConfigError, match="unknown"):
+        WorldModelConfig.from_dict(d)
+
+
 def test_warp_moves_content_with_the_camera():
     """The warp base: a pan by one cell's worth of degrees moves every token one cell left, a
     tilt up moves them down, zoom x2 magnifies about the centre; zero move is the identity."""
