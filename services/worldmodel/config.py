@@ -74,10 +74,10 @@ class TrainConfig:
                                threads=os.cpu_count())
         if name == "paper":
             # The paper sizes on a small machine (docs/worldmodel.md): long windows (each encoded
-            # frame is the source of 7 one-step pairs and the target of 7), 16 of 256 cells queried
-            # per transition (I-JEPA-style sparse targets; each target frame still gets ~112 cell
-            # predictions per step, from 7 sources), one short rollout without backpropagation through
-            # the chain, and torch on every core.
+            # frame is the source of 7 one-step pairs and the target of 7), 16 queries per
+            # transition (with the paper predictor's 4 x 4 query blocks: all 16, i.e. every cell,
+            # for the cost that 16 single-cell queries had), one short rollout without
+            # backpropagation through the chain, and torch on every core.
             return TrainConfig(window_len=8, windows_per_batch=2, train_queries=16,
                                rollout_horizon=2, rollout_chains=1, rollout_bptt=False, lr=5e-4,
                                threads=os.cpu_count())
