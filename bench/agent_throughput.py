@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.output import machine, write_result  # noqa: E402
 
 ORIGINAL = {"dream_sps": 7.4, "agent_tps": 3.0, "agent_peak_gb": 7.9}
 
@@ -112,13 +113,11 @@ def main() -> None:
         print(f"{preset}: {out[preset]}", file=sys.stderr, flush=True)
     out["original"] = ORIGINAL
     out["targets_paper"] = {"dream_sps": ">= 74", "agent_tps": ">= 150"}
-    out["machine"] = {"cpu": platform.processor() or platform.machine(),
-                      "load_avg_1m_at_end": round(__import__("os").getloadavg()[0], 2)}
-    text = json.dumps(out, indent=2)
+    out["machine"] = machine()
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
-    print(text)
+        write_result(args.out, out)
+    else:
+        print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

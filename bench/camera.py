@@ -10,10 +10,8 @@ Targets (issue 2): render of a 224x224 view <= 15 ms median on a 2-core machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import socket
 import sys
 import tempfile
 import threading
@@ -22,13 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.output import write_result  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
 
 
 def measure_rest(n: int = 200, seed: int = 0) -> dict:
@@ -39,7 +34,7 @@ def measure_rest(n: int = 200, seed: int = 0) -> dict:
     from shared.config import load_settings
 
     data_dir = Path(tempfile.mkdtemp(prefix="ptzjepa-bench-"))
-    port = _free_port()
+    port = free_port()
     settings = load_settings(environ={}, data_dir=data_dir, services={"camera_port": port})
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
@@ -85,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from camera_render import measure_render
+    from bench.camera_render import measure_render
     from shared.config import load_settings
 
     render = measure_render(args.n, args.seed, ranges=load_settings(environ={}).camera.ranges())
@@ -98,10 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "world_build_s": render["world_build_s"],
         "cpu_count": os.cpu_count(),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    write_result(args.out, result)
     return 0
 
 

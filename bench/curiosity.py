@@ -35,9 +35,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import math
-import platform
+import os
 import random
 import sys
 import tempfile
@@ -49,6 +48,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.output import machine, write_result  # noqa: E402
 from services.agent.config import AgentConfig  # noqa: E402
 from services.agent.dqn import make_agent, replay_from_dreams, train  # noqa: E402
 from services.agent.observe import observe  # noqa: E402
@@ -180,6 +180,14 @@ def summarise(stats: dict) -> dict:
             "zoom_in_share": float(np.mean(np.isin(stats["actions"], (9, 15))))}
 
 
+def vs_random(summary: dict, policy: str) -> dict:
+    """A policy's seeking ratio (true error) and dwell ratio against the random policy's (None
+    when random never dwelt)."""
+    rnd = summary["random"]
+    return {"seeking_ratio": summary[policy]["true_error"] / rnd["true_error"],
+            "dwell_ratio": summary[policy]["dwell"] / rnd["dwell"] if rnd["dwell"] > 0 else None}
+
+
 def masked_mean(values: np.ndarray, mask: np.ndarray) -> float | None:
     return float(values[mask].mean()) if mask.any() else None
 
@@ -303,23 +311,14 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
         "true_error_jumps": float(every["error"][every["actions"] >= 17].mean()),
         "true_error_non_jumps": float(every["error"][every["actions"] < 17].mean()),
     }
-    pa = summary[f"agent_{primary}"]
+    primary_vs_random = vs_random(summary, f"agent_{primary}")
     out = {
         "seed": seed,
-        "seeking_ratio": pa["true_error"] / summary["random"]["true_error"],
-        "dwell_ratio": (pa["dwell"] / summary["random"]["dwell"]
-                        if summary["random"]["dwell"] > 0 else None),
+        **primary_vs_random,
         "learning_gain": held_final["agent"]["ratio"] / held_final["random"]["ratio"],
         "learning_gain_raw": held_final["agent"]["error"] / held_final["random"]["error"],
-        "variants": {v: {"seeking_ratio": summary[f"agent_{v}"]["true_error"] /
-                         summary["random"]["true_error"],
-                         "dwell_ratio": (summary[f"agent_{v}"]["dwell"] / summary["random"]["dwell"]
-                                         if summary["random"]["dwell"] > 0 else None)}
-                     for v in measured},
-        "sweep_vs_random": {"seeking_ratio": summary["sweep"]["true_error"] /
-                            summary["random"]["true_error"],
-                            "dwell_ratio": (summary["sweep"]["dwell"] / summary["random"]["dwell"]
-                                            if summary["random"]["dwell"] > 0 else None)},
+        "variants": {v: vs_random(summary, f"agent_{v}") for v in measured},
+        "sweep_vs_random": vs_random(summary, "sweep"),
         "policies": summary,
         "held_out": {"after_cycle_1": held_first, **held_final},
         "diagnostics": diag,
@@ -377,7 +376,7 @@ def main() -> None:
         args.cache_dir = str(Path(tempfile.gettempdir()) / "ptzjepa-panoramas")
     scale = ActionScale(pan_tilt_deg=args.pan_tilt_deg, zoom_log_step=ActionScale().zoom_log_step)
     spec = ObservationSpec(pool_grid=args.pool_grid)
-    start = time.monotonic()
+    start, load_start = time.monotonic(), os.getloadavg()[0]
     per_seed = [run_seed(s, args, scale, spec) for s in range(args.first_seed,
                                                              args.first_seed + args.seeds)]
     variants = per_seed[0]["variants"].keys()
@@ -401,14 +400,10 @@ def main() -> None:
                                     "zoom_log_step": scale.zoom_log_step},
                    "world_model": "cpu", "agent": "cpu", "observation_spec": spec.to_dict(),
                    "primary_reward": "surprise" if args.reward == "both" else args.reward},
-        "machine": {"cpu": platform.processor() or platform.machine(),
-                    "threads": torch.get_num_threads()},
+        "machine": machine(load_start),
         "wall_s": round(time.monotonic() - start, 1),
     }
-    text = json.dumps(out, indent=2, default=float)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
-    print(text)
+    write_result(args.out, out, default=float)
 
 
 if __name__ == "__main__":

@@ -12,30 +12,16 @@ Target (issue 4): under 10 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def _free_port_block(n: int) -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n < 65535:
-            try:
-                socks = [socket.socket() for _ in range(n)]
-                for i, sock in enumerate(socks):
-                    sock.bind(("127.0.0.1", base + i))
-                return base
-            except OSError:
-                continue
-            finally:
-                for sock in socks:
-                    sock.close()
+from bench.output import write_result  # noqa: E402
+from tests.support.servers import free_port_block  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from shared.config import load_settings
 
     data = Path(tempfile.mkdtemp(prefix="ptzjepa-cycle-"))
-    base = _free_port_block(12)
+    base = free_port_block(12)
     settings = load_settings(environ={}, preset=args.preset, data_dir=data,
                              services={"coordinator_port": base, "camera_port": base + 1,
                                        "worker_metrics_port": base + 2})
@@ -92,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_seconds": 600,
         "cpu_count": os.cpu_count(),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    write_result(args.out, result)
     return 0
 
 

@@ -17,12 +17,10 @@ under a fresh random prefix and are deleted at the end. Exit status 1 if any saf
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform
 import secrets
-import statistics
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.output import machine, write_result  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.leases import LeaseManager, NoFreeSlot, StaleLease  # noqa: E402
 from shared.redis import EmbeddedRedis, connect, redacted  # noqa: E402
@@ -206,14 +205,10 @@ def main() -> int:
     result["contention"] = contention
     result["target_p99_ms"] = 5.0
     result["p99_within_target"] = result["acquire_release_p99_ms"] < 5.0
-    result["host"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                      "platform": platform.platform(),
-                      "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    result["host"] = {**machine(load_before), "python": platform.python_version(),
+                      "platform": platform.platform()}
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     safe = (contention["double_grants"] == 0 and contention["repeated_fences"] == 0
             and contention["fence_errors"] == 0 and contention["publish_refused"] == 0
             and contention["no_free_slot"] == 0)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.output import machine, write_result  # noqa: E402
 
 def worker(preset: str, seconds: float, warmup: int, threads: int | None) -> dict:
     import numpy as np
@@ -97,7 +97,7 @@ def main() -> None:
         return
 
     results: dict = {}
-    load_start = round(os.getloadavg()[0], 2)
+    load_start = os.getloadavg()[0]
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "r.json"
@@ -125,14 +125,8 @@ def main() -> None:
                                     "dream_agent_peak_rss_mb": extra["peak_rss_mb"],
                                     "dream_agent_vs_original": extra["vs_original"]})
         print(f"{preset}: {results[preset]}", file=sys.stderr, flush=True)
-    results["machine"] = {"cpu": platform.processor() or platform.machine(),
-                          "cores": os.cpu_count(),
-                          "load_avg_1m_at_start": load_start,
-                          "load_avg_1m_at_end": round(os.getloadavg()[0], 2)}
-    text = json.dumps(results, indent=2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
-    print(text)
+    results["machine"] = machine(load_start)
+    write_result(args.out, results)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
-import platform
 import random
 import sys
 import time
@@ -32,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.output import machine, write_result  # noqa: E402
 from services.worldmodel.config import TrainConfig  # noqa: E402
 from services.worldmodel.data import FrameDataset  # noqa: E402
 from services.worldmodel.evaluate import evaluate  # noqa: E402
@@ -137,7 +136,7 @@ def main() -> None:
     probe_test = random_views(world, args.probe_test, seed=4000 + args.seed, size=size,
                               t0=30_000.0)
     model = build_world_model(wm_cfg)
-    load_start = round(os.getloadavg()[0], 2)
+    load_start = os.getloadavg()[0]
 
     def progress(ev: dict) -> None:
         if ev["kind"] == "epoch" and (ev["epoch"] % 5 == 0 or ev["epoch"] == 1):
@@ -165,15 +164,9 @@ def main() -> None:
                       else str(BENCH_SCALE), "ranges": dataclasses.asdict(BENCH_RANGES),
                       "rounds": args.rounds, "moves": args.moves,
                       "seed": args.seed, "panorama": args.panorama},
-           "machine": {"cpu": platform.processor() or platform.machine(),
-                       "threads": torch.get_num_threads(), "cores": os.cpu_count(),
-                       "load_avg_1m_at_start": load_start,
-                       "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
+           "machine": machine(load_start),
            "wall_s": round(time.monotonic() - start, 1)}
-    text = json.dumps(out, indent=2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
-    print(text)
+    write_result(args.out, out)
 
 
 if __name__ == "__main__":
