@@ -60,7 +60,7 @@ from services.worldmodel.config import TrainConfig  # noqa: E402
 from services.worldmodel.data import FrameDataset  # noqa: E402
 from services.worldmodel.evaluate import rollout_errors, spearman  # noqa: E402
 from services.worldmodel.trainer import fit  # noqa: E402
-from shared.dreams import ObservationSpec  # noqa: E402
+from shared.dreams import REWARDS, ObservationSpec  # noqa: E402
 from shared.models import build_world_model  # noqa: E402
 from shared.models.surprise import per_transition_error  # noqa: E402
 from shared.models.world_model import normalise_poses  # noqa: E402
@@ -132,10 +132,12 @@ def transition_stats(model, ep: Episodes, world: SimWorld) -> dict:
     pf = normalise_poses(poses[src_i.numpy()], world.ranges)
     pt = normalise_poses(poses[dst_i.numpy()], world.ranges)
     pred, surprise = model.predict(states[src_i], pf, pt)
+    view = model.stay_surprise(states[dst_i], pt)
     err = per_transition_error(pred[:, None], states[dst_i][:, None])[:, 0]
     dyn = np.array([world.dynamic_zone_fraction(Pose(*poses[i])) for i in src])
-    return {"error": err.numpy(), "surprise": surprise.numpy(), "dynamic": dyn,
-            "actions": np.array([ep.actions[i] for i in src])}
+    return {"error": err.numpy(), "surprise": surprise.numpy(), "view_surprise": view.numpy(),
+            "dynamic": dyn, "actions": np.array([ep.actions[i] for i in src]),
+            "tilt": poses[dst_i.numpy(), 1], "zoom": poses[dst_i.numpy(), 2]}
 
 
 @torch.no_grad()
@@ -174,6 +176,9 @@ def random_policy(rng: random.Random):
 def summarise(stats: dict) -> dict:
     return {"true_error": float(np.mean(stats["error"])),
             "predicted_surprise": float(np.mean(stats["surprise"])),
+            "predicted_view_surprise": float(np.mean(stats["view_surprise"])),
+            "mean_tilt": float(np.mean(stats["tilt"])),
+            "mean_log_zoom": float(np.mean(np.log(stats["zoom"]))),
             "dwell": float(np.mean(stats["dynamic"] > DYNAMIC)),
             "mean_dynamic_fraction": float(np.mean(stats["dynamic"])),
             "jump_share": float(np.mean(stats["actions"] >= 17)),
@@ -223,7 +228,7 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
     data = {"agent": [data0], "random": [data0]}
     held_first = held_out_error(wm0, held)
 
-    variants = ["surprise", "delta"] if args.reward == "both" else [args.reward]
+    variants = args.rewards
     primary = variants[0]
     measured = variants + (["oracle"] if args.oracle else [])
     per_policy: dict[str, list[dict]] = {k: [] for k in [f"agent_{v}" for v in measured] +
@@ -304,6 +309,8 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
         "spearman_predicted_surprise_vs_dynamic_fraction": spearman(every["surprise"], every["dynamic"]),
         "spearman_true_error_vs_dynamic_fraction": spearman(every["error"], every["dynamic"]),
         "spearman_predicted_surprise_vs_true_error": spearman(every["surprise"], every["error"]),
+        "spearman_view_surprise_vs_dynamic_fraction": spearman(every["view_surprise"],
+                                                               every["dynamic"]),
         "predicted_surprise_dynamic_views": masked_mean(every["surprise"], dyn_mask),
         "predicted_surprise_static_views": masked_mean(every["surprise"], static_mask),
         "true_error_dynamic_views": masked_mean(every["error"], dyn_mask),
@@ -357,9 +364,11 @@ def main() -> None:
     p.add_argument("--agent-updates", type=int, default=5000)
     p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--epsilon", type=float, default=0.05, help="run-time epsilon-greedy")
-    p.add_argument("--reward", default="both", choices=["surprise", "delta", "both"],
-                   help="reward of the agent arm; 'both' trains and measures both variants and "
-                        "feeds the WM with the 'surprise' agent")
+    p.add_argument("--rewards", default="surprise_view,surprise",
+                   type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
+                   help="comma-separated reward variants (shared.dreams.REWARDS) to train and "
+                        "measure every cycle; the first drives the agent arm's camera and feeds "
+                        "its world model")
     p.add_argument("--pan-tilt-deg", type=float, default=4.0,
                    help="degrees per raw action unit (the original: 2, a jump = 10 deg pan); 4 by "
                         "default, as bench/worldmodel.py: at 2, 20 moves cannot cross the scene "
@@ -371,6 +380,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache-dir", default=None)
     args = p.parse_args()
+    unknown = [v for v in args.rewards if v not in REWARDS]
+    if not args.rewards or unknown:
+        p.error(f"--rewards: unknown {unknown} (choose from {', '.join(REWARDS)})")
     torch.set_num_threads(args.threads)
     if args.cache_dir is None:
         args.cache_dir = str(Path(tempfile.gettempdir()) / "ptzjepa-panoramas")
@@ -399,7 +411,7 @@ def main() -> None:
                    "action_scale": {"pan_tilt_deg": scale.pan_tilt_deg,
                                     "zoom_log_step": scale.zoom_log_step},
                    "world_model": "cpu", "agent": "cpu", "observation_spec": spec.to_dict(),
-                   "primary_reward": "surprise" if args.reward == "both" else args.reward},
+                   "primary_reward": args.rewards[0]},
         "machine": machine(load_start),
         "wall_s": round(time.monotonic() - start, 1),
     }

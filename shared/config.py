@@ -138,8 +138,9 @@ class DreamerSettings(BaseModel):
 class AgentSettings(BaseModel):
     updates: int | None = Field(None, ge=1, description="gradient updates per job (default: preset)")
     time_budget_s: float | None = Field(120.0, gt=0.0)
-    reward: Literal["surprise", "delta"] | None = Field(None, description="surprise or its change; "
-                                                                          "default: the preset's")
+    reward: Literal["surprise", "delta", "view", "surprise_view"] | None = Field(
+        None, description="the move's surprise, its change, the reached view's surprise, or the "
+                          "move's plus the view's; default: the preset's (docs/agent.md)")
     config: dict[str, Any] = Field(default_factory=dict,
                                    description="overrides of the preset's AgentConfig, e.g. {hidden: [64]}")
     epsilon: float = Field(0.1, ge=0.0, le=1.0, description="exploration while navigating")

@@ -28,6 +28,8 @@ half-written job (no index: the job did not finish). Each shard holds, for `coun
     actions        int64   (count, length)             indices into shared.pose.ACTIONS
     surprise       float32 (count, length)             WM primary surprise of transition t
     surprise_delta float32 (count, length)             surprise[t] - surprise[t-1] (0 at t = 0)
+    view_surprise  float32 (count, length + 1)         WM surprise of holding still at state t
+                                                       (format 2; absent from format-1 shards)
 
 and JSON metadata: format, format_version, slot, version, node, length, count, obs_dim, the
 observation spec, the action scale and the pose ranges. `read_shard` checks all of it and raises
@@ -53,7 +55,8 @@ if TYPE_CHECKING:  # torch is heavy; only the model services load it
     from shared.store import Store
 
 FORMAT = "ptzjepa.dreams"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+READABLE_VERSIONS = ("1", "2")  # format 1 has no view_surprise
 INDEX_NAME = "index.json"
 POSE_FEATURES = 4
 
@@ -153,8 +156,17 @@ TENSORS = {  # name -> (dtype name, shape as a function of (count, length, obs_d
     "actions": ("int64", lambda c, l, o: (c, l)),
     "surprise": ("float32", lambda c, l, o: (c, l)),
     "surprise_delta": ("float32", lambda c, l, o: (c, l)),
+    "view_surprise": ("float32", lambda c, l, o: (c, l + 1)),
 }
-REWARDS = ("surprise", "delta")
+OPTIONAL = frozenset({"view_surprise"})  # None in memory when read from a format-1 shard
+# Rewards of transition t (state t -> state t+1), from the world model's predicted surprise:
+#   surprise       the surprise of the move itself, s_t (dominated by the move's geometry: a jump
+#                  brings new content into view, wherever the camera points);
+#   delta          s_t - s_{t-1} (the original's reward);
+#   view           v_{t+1}, the surprise of holding still at the view reached (what changes there
+#                  by itself: the scene's dynamic parts);
+#   surprise_view  s_t + v_{t+1}: getting there plus staying there (the default; docs/agent.md).
+REWARDS = ("surprise", "delta", "view", "surprise_view")
 
 
 @dataclass(eq=False)
@@ -167,6 +179,7 @@ class Dreams:
     actions: "torch.Tensor"
     surprise: "torch.Tensor"
     surprise_delta: "torch.Tensor"
+    view_surprise: "torch.Tensor | None" = None
     spec: ObservationSpec = field(default_factory=ObservationSpec)
     ranges: PoseRanges = field(default_factory=PoseRanges)
     scale: ActionScale = field(default_factory=ActionScale)
@@ -189,12 +202,18 @@ class Dreams:
         return int(self.observations.shape[2])
 
     def rewards(self, kind: str = "surprise") -> "torch.Tensor":
-        """(count, length) reward of each transition: the surprise or its change."""
+        """(count, length) reward of each transition (see REWARDS)."""
         if kind == "surprise":
             return self.surprise
         if kind == "delta":
             return self.surprise_delta
-        raise ValueError(f"unknown reward {kind!r}; choose from {REWARDS}")
+        if kind not in REWARDS:
+            raise ValueError(f"unknown reward {kind!r}; choose from {REWARDS}")
+        if self.view_surprise is None:
+            raise ValueError(f"reward {kind!r} needs the view surprise, which these dreams lack "
+                             f"(dream format 1, written before it existed): generate new dreams")
+        view = self.view_surprise[:, 1:]
+        return view if kind == "view" else self.surprise + view
 
     def transitions(self, reward: str = "surprise") -> dict[str, "torch.Tensor"]:
         """Flat (count * length, ...) transitions: obs, action, reward, next_obs."""
@@ -204,7 +223,7 @@ class Dreams:
                 "next_obs": o[:, 1:].reshape(-1, self.obs_dim)}
 
     def _tensors(self) -> dict[str, "torch.Tensor"]:
-        return {k: getattr(self, k) for k in TENSORS}
+        return {k: getattr(self, k) for k in TENSORS if getattr(self, k) is not None}
 
     def select(self, index) -> "Dreams":
         return dataclasses.replace(self, **{k: v[index] for k, v in self._tensors().items()})
@@ -219,14 +238,18 @@ class Dreams:
         for p in parts[1:]:
             if p.length != first.length or p.obs_dim != first.obs_dim or p.spec != first.spec:
                 raise ValueError("dreams of different length, observation size or spec")
-        return dataclasses.replace(first, **{k: torch.cat([getattr(p, k) for p in parts])
-                                             for k in TENSORS})
+        # A mix of format-1 and format-2 parts has no view surprise as a whole.
+        return dataclasses.replace(first, **{
+            k: None if any(getattr(p, k) is None for p in parts)
+            else torch.cat([getattr(p, k) for p in parts]) for k in TENSORS})
 
 
 def _check_shapes(tensors: dict, count: int, length: int, obs_dim: int, where: str,
-                  dtypes: bool = False) -> None:
+                  dtypes: bool = False, optional: frozenset = OPTIONAL) -> None:
     for name, (dtype, shape_fn) in TENSORS.items():
         if name not in tensors:
+            if name in optional:
+                continue
             raise ValueError(f"{where}: tensor {name!r} is missing")
         t = tensors[name]
         want = shape_fn(count, length, obs_dim)
@@ -262,6 +285,8 @@ def write_shards(store: "Store", folder: str, dreams: Dreams, *, slot: str = "",
                    "actions": part.actions.to(torch.int64),
                    "surprise": part.surprise.to(torch.float32),
                    "surprise_delta": part.surprise_delta.to(torch.float32)}
+        if part.view_surprise is not None:
+            tensors["view_surprise"] = part.view_surprise.to(torch.float32)
         rel = f"{folder}/shard-{i:05d}.safetensors"
         sha = store.write_tensors(rel, tensors, {**common, "count": str(part.count),
                                                  "shard": str(i)})
@@ -288,9 +313,10 @@ def read_shard(store: "Store", rel: str, expected_sha256: str | None = None) -> 
     if meta.get("format") != FORMAT:
         raise DreamShardError(f"{rel}: not a dream shard (format {meta.get('format')!r}, "
                               f"expected {FORMAT!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise DreamShardError(f"{rel}: unsupported dream format version "
-                              f"{meta.get('format_version')!r} (this code reads {FORMAT_VERSION})")
+    version = meta.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise DreamShardError(f"{rel}: unsupported dream format version {version!r} (this code "
+                              f"reads {', '.join(READABLE_VERSIONS)})")
     try:
         count, length, obs_dim = int(meta["count"]), int(meta["length"]), int(meta["obs_dim"])
         spec = ObservationSpec.from_dict(json.loads(meta["observation_spec"]))
@@ -302,7 +328,9 @@ def read_shard(store: "Store", rel: str, expected_sha256: str | None = None) -> 
     if extra:
         raise DreamShardError(f"{rel}: unexpected tensors {extra}")
     try:
-        _check_shapes(tensors, count, length, obs_dim, rel, dtypes=True)
+        # Format 2 always holds the view surprise; only format 1 may lack it.
+        _check_shapes(tensors, count, length, obs_dim, rel, dtypes=True,
+                      optional=OPTIONAL if version == "1" else frozenset())
     except ValueError as e:
         raise DreamShardError(str(e)) from None
     for name, t in tensors.items():
@@ -315,7 +343,8 @@ def read_shard(store: "Store", rel: str, expected_sha256: str | None = None) -> 
                 if k not in ("observation_spec", "ranges", "action_scale")}
     return Dreams(observations=tensors["observations"].float(), poses=tensors["poses"],
                   actions=tensors["actions"], surprise=tensors["surprise"],
-                  surprise_delta=tensors["surprise_delta"], spec=spec, ranges=ranges, scale=scale,
+                  surprise_delta=tensors["surprise_delta"],
+                  view_surprise=tensors.get("view_surprise"), spec=spec, ranges=ranges, scale=scale,
                   meta=meta_out)
 
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-REWARDS = ("surprise", "delta")
+from shared.dreams import REWARDS  # noqa: F401  (the reward variants; re-exported)
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,10 @@ class AgentConfig:
     grad_clip: float = 1.0
     huber_delta: float = 1.0
     double: bool = True               # double DQN: the policy net picks a', the target net rates it
-    reward: str = "surprise"          # "surprise" or "delta" (its change r_t - r_{t-1})
+    # The world model's predicted surprise of the move ("surprise"), its change r_t - r_{t-1}
+    # ("delta", the original's), of holding still at the view reached ("view"), or the move's
+    # plus the view's ("surprise_view"); see shared.dreams.REWARDS and docs/agent.md.
+    reward: str = "surprise_view"
     reward_norm: bool = True          # divide rewards by their std over the replay memory
     replay_capacity: int = 50_000
     # Bounds of one `train` call.

@@ -3,9 +3,12 @@
 The whole batch advances together: one `WorldModel.predict` call per step for every dream (the
 original looped over dreams in Python, 4 at a time). Actions are sampled per dream, uniformly over
 the 21 actions; poses advance with the same wrap/clamp as `shared.pose.apply_action`, vectorised.
-Each step records the agent's observation of the state it is in (`shared.dreams`), the action, and
-the world model's primary surprise for that transition, from which the two reward variants are
-derived: the surprise itself and its change r_t - r_{t-1} (the original's reward; 0 at t = 0).
+Each step records the agent's observation of the state it is in (`shared.dreams`), the action, the
+world model's primary surprise for that transition and its change r_t - r_{t-1} (the original's
+reward; 0 at t = 0), and, for every state, its *view surprise*: the surprise of holding the camera
+still there, which leaves out the geometry of the move (computed in the same predictor call as the
+step: both transitions from a state share its keys and values). The reward variants of
+`shared.dreams.REWARDS` are derived from these.
 """
 
 from __future__ import annotations
@@ -78,21 +81,25 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
     state = start_states.float()
     obs = [observation_from_states(state, poses, ranges, spec).cpu()]
     all_poses = [poses]
-    surprise = []
+    surprise, view = [], []
     for t in range(length):
         nxt = advance_poses(poses, actions[:, t], ranges, scale)
-        state, s = model.predict(state, poses, nxt, ranges)  # one call for the whole batch
+        # One call for the whole batch: the move and holding still at the current view.
+        state, s, v = model.predict_with_stay(state, poses, nxt, ranges)
         poses = nxt
         surprise.append(s.float().cpu())
+        view.append(v.float().cpu())
         obs.append(observation_from_states(state, poses, ranges, spec).cpu())
         all_poses.append(poses)
         if progress is not None:
             progress(t + 1, length)
-    sur = torch.stack(surprise, dim=1) if surprise else torch.zeros(b, 0)
+    view.append(model.stay_surprise(state, poses, ranges).float().cpu())  # the last view
+    sur = torch.stack(surprise, dim=1)
     delta = torch.zeros_like(sur)
     delta[:, 1:] = sur[:, 1:] - sur[:, :-1]
     return Dreams(observations=torch.stack(obs, dim=1), poses=torch.stack(all_poses, dim=1).float(),
-                  actions=actions, surprise=sur, surprise_delta=delta, spec=spec, ranges=ranges,
+                  actions=actions, surprise=sur, surprise_delta=delta,
+                  view_surprise=torch.stack(view, dim=1), spec=spec, ranges=ranges,
                   scale=scale, meta=dict(meta or {}))
 
 

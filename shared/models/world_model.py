@@ -94,16 +94,51 @@ class WorldModel(nn.Module):
         Returns (next_state (B, N, D), surprise (B,)): the surprise is the primary target's
         prediction in its natural units (e.g. the expected prediction error of this transition).
         """
+        self._check_state(state)
+        pf, pt = self._poses(state, pose_from, ranges), self._poses(state, pose_to, ranges)
+        pred, _, log_s = self.forward_predictor(state.to(self._device()).float(), pf, pt)
+        return pred[:, 0], log_s[:, 0, self.surprise.primary].exp()
+
+    @torch.no_grad()
+    def predict_with_stay(self, state: torch.Tensor, pose_from, pose_to,
+                          ranges: PoseRanges | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`predict` plus the *view surprise* of the source: the primary surprise of holding the
+        camera still at `pose_from` (the same call: both transitions of a source share its keys
+        and values). Returns (next_state (B, N, D), surprise (B,), stay_surprise (B,)).
+
+        A move's surprise is dominated by its geometry (a jump brings new content into view);
+        holding still leaves only what changes by itself, i.e. where the scene is dynamic.
+        """
+        self._check_state(state)
+        pf, pt = self._poses(state, pose_from, ranges), self._poses(state, pose_to, ranges)
+        pred, _, log_s = self.forward_predictor(state.to(self._device()).float(),
+                                                torch.cat([pf, pf], dim=1),
+                                                torch.cat([pt, pf], dim=1))
+        s = log_s[..., self.surprise.primary].exp()
+        return pred[:, 0], s[:, 0], s[:, 1]
+
+    @torch.no_grad()
+    def stay_surprise(self, state: torch.Tensor, pose, ranges: PoseRanges | None = None
+                      ) -> torch.Tensor:
+        """(B,) primary surprise of holding the camera still at `pose` in `state` (see
+        `predict_with_stay`)."""
+        self._check_state(state)
+        p = self._poses(state, pose, ranges)
+        _, _, log_s = self.forward_predictor(state.to(self._device()).float(), p, p)
+        return log_s[:, 0, self.surprise.primary].exp()
+
+    def _check_state(self, state: torch.Tensor) -> None:
         if state.ndim != 3 or state.shape[1:] != (self.cfg.encoder.n_tokens, self.cfg.encoder.dim):
             raise ValueError(f"state must be (B, {self.cfg.encoder.n_tokens}, "
                              f"{self.cfg.encoder.dim}), got {tuple(state.shape)}")
-        dev = self._device()
-        pf = normalise_poses(pose_from, ranges).to(dev)[:, None]
-        pt = normalise_poses(pose_to, ranges).to(dev)[:, None]
-        if pf.shape[0] != state.shape[0] or pt.shape[0] != state.shape[0]:
+
+    def _poses(self, state: torch.Tensor, poses, ranges: PoseRanges | None) -> torch.Tensor:
+        """(B, 3) raw or (B, 4) normalised poses -> (B, 1, 4) on the model's device."""
+        p = normalise_poses(poses, ranges).to(self._device())[:, None]
+        if p.shape[0] != state.shape[0]:
             raise ValueError("state, pose_from and pose_to must have the same batch size")
-        pred, _, log_s = self.forward_predictor(state.to(dev).float(), pf, pt)
-        return pred[:, 0], log_s[:, 0, self.surprise.primary].exp()
+        return p
 
     @torch.no_grad()
     def surprise_all(self, state: torch.Tensor, pose_from, pose_to,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import typing
 
 import pytest
 import torch
@@ -12,7 +13,8 @@ from services.agent.dqn import (make_agent, replay_from_dreams, soft_update, td_
                                 train_step)
 from services.agent.qnet import QNetwork
 from services.agent.replay import ReplayMemory
-from shared.dreams import Dreams
+from shared.config import AgentSettings
+from shared.dreams import REWARDS, Dreams
 from shared.pose import N_ACTIONS
 
 OBS = 6
@@ -36,6 +38,12 @@ def test_config_presets_and_validation():
     assert AgentConfig.from_dict(paper.to_dict()) == paper
     with pytest.raises(ValueError, match="reward"):
         AgentConfig(reward="other")
+    assert cpu.reward == paper.reward == "surprise_view"  # the measured default (docs/agent.md)
+    for kind in REWARDS:
+        assert AgentConfig(reward=kind).reward == kind
+    # the node settings accept exactly the rewards the agent knows
+    assert set(typing.get_args(AgentSettings.model_fields["reward"].annotation)[0].__args__) == \
+        set(REWARDS)
     with pytest.raises(ValueError, match="unknown"):
         AgentConfig.from_dict({**cpu.to_dict(), "extra": 1})
     # well under 10 MB even at the paper preset (paper WM tokens are 192-dim: 5 * 192 + 4 inputs)
@@ -133,8 +141,10 @@ def test_replay_from_dreams_selects_the_reward():
     c, l, o = 3, 4, OBS
     d = Dreams(observations=torch.randn(c, l + 1, o), poses=torch.zeros(c, l + 1, 3),
                actions=torch.randint(N_ACTIONS, (c, l)), surprise=torch.rand(c, l),
-               surprise_delta=torch.rand(c, l) - 0.5)
-    for kind, want in (("surprise", d.surprise), ("delta", d.surprise_delta)):
+               surprise_delta=torch.rand(c, l) - 0.5, view_surprise=torch.rand(c, l + 1))
+    for kind, want in (("surprise", d.surprise), ("delta", d.surprise_delta),
+                       ("view", d.view_surprise[:, 1:]),
+                       ("surprise_view", d.surprise + d.view_surprise[:, 1:])):
         mem = replay_from_dreams(d, AgentConfig(reward=kind, batch_size=4, replay_capacity=64))
         assert len(mem) == c * l
         torch.testing.assert_close(mem.reward[:12], want.reshape(-1))

@@ -1,6 +1,8 @@
-"""Dream generation: shapes, pose wrap/clamp, one predict call per step, reward variants."""
+"""Dream generation: shapes, pose wrap/clamp, one predictor call per step, reward variants."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -28,6 +30,7 @@ def test_generate_shapes_and_observation_space(tiny_wm):
     assert d.observations.shape == (5, 5, obs_dim)
     assert d.poses.shape == (5, 5, 3) and d.actions.shape == (5, 4)
     assert d.surprise.shape == (5, 4) and d.surprise_delta.shape == (5, 4)
+    assert d.view_surprise.shape == (5, 5) and (d.view_surprise > 0).all()
     assert d.actions.min() >= 0 and d.actions.max() < N_ACTIONS
     assert torch.isfinite(d.observations).all() and (d.surprise > 0).all()
     # step 0 is exactly the run-time observation of the real start state
@@ -43,8 +46,14 @@ def test_reward_variants(tiny_wm):
     assert torch.equal(d.rewards("surprise"), d.surprise)
     assert torch.all(d.surprise_delta[:, 0] == 0)
     torch.testing.assert_close(d.rewards("delta")[:, 1:], d.surprise[:, 1:] - d.surprise[:, :-1])
+    torch.testing.assert_close(d.rewards("view"), d.view_surprise[:, 1:])
+    torch.testing.assert_close(d.rewards("surprise_view"), d.surprise + d.view_surprise[:, 1:])
     with pytest.raises(ValueError, match="unknown reward"):
         d.rewards("nope")
+    old = dataclasses.replace(d, view_surprise=None)  # as read from a format-1 shard
+    assert torch.equal(old.rewards("delta"), d.surprise_delta)
+    with pytest.raises(ValueError, match="format 1"):
+        old.rewards("surprise_view")
 
 
 def test_surprise_is_the_models_own_per_transition_surprise(tiny_wm):
@@ -56,6 +65,22 @@ def test_surprise_is_the_models_own_per_transition_surprise(tiny_wm):
     nxt, s = tiny_wm.predict(s0, poses, p1, RANGES)
     torch.testing.assert_close(d.surprise[:, 0], s.float())
     torch.testing.assert_close(d.observations[:, 1], observation_from_states(nxt, p1, RANGES))
+
+
+def test_view_surprise_is_the_surprise_of_holding_still_at_each_state(tiny_wm):
+    """v_t = the model's surprise for the transition state t -> the same pose; computed in the
+    step's own predictor call, it equals a separate predict() of that transition."""
+    s0 = states(tiny_wm, 3)
+    poses = np.array([[350.0, 5.0, 1.5], [0.0, -29.0, 9.0], [100.0, 0.0, 1.0]])
+    acts = torch.tensor([[18, 3], [20, 15], [0, 11]])
+    d = generate(tiny_wm, s0, poses, RANGES, 2, actions=acts)
+    p = d.poses.double()
+    state = s0
+    for t in range(3):
+        _, stay = tiny_wm.predict(state, p[:, t], p[:, t], RANGES)
+        torch.testing.assert_close(d.view_surprise[:, t], stay.float(), rtol=1e-4, atol=1e-6)
+        if t < 2:
+            state, _ = tiny_wm.predict(state, p[:, t], p[:, t + 1], RANGES)
 
 
 def test_poses_wrap_and_clamp_like_apply_action():
@@ -99,17 +124,22 @@ class CountingModel(torch.nn.Module):
         self.model = model
         self.calls = []
 
-    def predict(self, state, pose_from, pose_to, ranges=None):
-        self.calls.append(state.shape[0])
-        return self.model.predict(state, pose_from, pose_to, ranges)
+    def predict_with_stay(self, state, pose_from, pose_to, ranges=None):
+        self.calls.append(("step", state.shape[0]))
+        return self.model.predict_with_stay(state, pose_from, pose_to, ranges)
+
+    def stay_surprise(self, state, pose, ranges=None):
+        self.calls.append(("stay", state.shape[0]))
+        return self.model.stay_surprise(state, pose, ranges)
 
 
 @pytest.mark.parametrize("batch", [1, 7, 33])
-def test_one_predict_call_per_step_for_the_whole_batch(tiny_wm, batch):
+def test_one_predictor_call_per_step_for_the_whole_batch(tiny_wm, batch):
     counting = CountingModel(tiny_wm)
     generate(counting, states(tiny_wm, batch), np.array([[0.0, 0.0, 1.0]] * batch), RANGES, 5,
              torch.Generator().manual_seed(0))
-    assert counting.calls == [batch] * 5
+    # one batched call per step, plus one for the last state's view surprise
+    assert counting.calls == [("step", batch)] * 5 + [("stay", batch)]
 
 
 def test_dream_from_frames_batches_and_is_seeded(tiny_wm):

@@ -40,6 +40,7 @@ def test_round_trip(tmp_path, dreams):
     assert torch.equal(back.actions, dreams.actions)
     torch.testing.assert_close(back.surprise, dreams.surprise)
     torch.testing.assert_close(back.surprise_delta, dreams.surprise_delta)
+    torch.testing.assert_close(back.view_surprise, dreams.view_surprise)
     torch.testing.assert_close(back.poses, dreams.poses)
     torch.testing.assert_close(back.observations, dreams.observations, atol=1e-2, rtol=1e-3)  # fp16
     one = read_shard(store, index["shards"][0]["path"], index["shards"][0]["sha256"])
@@ -106,3 +107,25 @@ def test_bad_shards_raise_clear_errors(tmp_path, dreams):
     store.write_bytes("x/garbage.safetensors", b"not a safetensors file at all")
     with pytest.raises(CorruptFile, match="garbage.safetensors"):
         read_shard(store, "x/garbage.safetensors")
+
+
+def test_format_2_needs_the_view_surprise_and_format_1_reads_without_it(tmp_path, dreams):
+    """Shards written before the view surprise existed (format 1) still train the move-surprise
+    rewards; a format-2 shard without it is corrupt."""
+    store = Store(str(tmp_path))
+    index = write_shards(store, "ok", dreams, shard_size=10)
+    tensors, meta = store.read_tensors(index["shards"][0]["path"])
+    assert meta["format_version"] == "2"
+    old = {k: v for k, v in tensors.items() if k != "view_surprise"}
+    _bad(store, "x/v2_without_view.safetensors", old, meta)
+    with pytest.raises(DreamShardError, match="'view_surprise' is missing"):
+        read_shard(store, "x/v2_without_view.safetensors")
+    _bad(store, "x/v1.safetensors", old, {**meta, "format_version": "1"})
+    v1 = read_shard(store, "x/v1.safetensors")
+    assert v1.view_surprise is None
+    torch.testing.assert_close(v1.rewards("surprise"), dreams.surprise)
+    with pytest.raises(ValueError, match="format 1"):
+        v1.rewards("view")
+    _bad(store, "x/v9.safetensors", tensors, {**meta, "format_version": "9"})
+    with pytest.raises(DreamShardError, match="unsupported dream format version '9'"):
+        read_shard(store, "x/v9.safetensors")
