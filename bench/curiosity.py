@@ -148,6 +148,40 @@ def held_out_error(model, held: FrameDataset) -> dict:
     return {"error": model_err, "copy_error": copy_err, "ratio": model_err / copy_err}
 
 
+def stay_pairs(world: SimWorld, rng: random.Random, n: int, t0: float, size: int) -> dict:
+    """`n` random views, each grabbed twice by a camera that holds still in between (one move's
+    time apart), with each view's dynamic fraction: the ground truth of the view surprise."""
+    cam = SimCamera(world, SimCameraConfig(start_time_s=t0))
+    first, second, poses = [], [], []
+    for _ in range(n):
+        pose = cam.move_absolute(world.ranges.apply(random_pose(rng, world.ranges)))
+        first.append(cam.snapshot(size, size)[0])
+        cam.move_absolute(pose)
+        second.append(cam.snapshot(size, size)[0])
+        poses.append(pose.as_tuple())
+    return {"first": np.stack(first), "second": np.stack(second), "poses": np.array(poses),
+            "dynamic": np.array([world.dynamic_zone_fraction(Pose(*p)) for p in poses])}
+
+
+@torch.no_grad()
+def view_check(model, pairs: dict, ranges: PoseRanges) -> dict:
+    """Does the WM's predicted view surprise (holding still) rank the views as its true error
+    for holding still does, and does it see the dynamic zones?"""
+    a, b = encode_frames(model, pairs["first"]), encode_frames(model, pairs["second"])
+    p = normalise_poses(pairs["poses"], ranges)
+    pred, _ = model.predict(a, p, p)
+    err = per_transition_error(pred[:, None], b[:, None])[:, 0].numpy()
+    view = model.stay_surprise(a, p).numpy()
+    dyn = pairs["dynamic"]
+    return {"spearman_view_surprise_vs_true_stay_error": spearman(view, err),
+            "spearman_view_surprise_vs_dynamic_fraction": spearman(view, dyn),
+            "spearman_true_stay_error_vs_dynamic_fraction": spearman(err, dyn),
+            "true_stay_error_dynamic_views": masked_mean(err, dyn > DYNAMIC),
+            "true_stay_error_static_views": masked_mean(err, dyn < 0.1),
+            "view_surprise_dynamic_views": masked_mean(view, dyn > DYNAMIC),
+            "view_surprise_static_views": masked_mean(view, dyn < 0.1)}
+
+
 def train_wm(model, data: FrameDataset, budget_s: float, seed: int) -> dict:
     cfg = TrainConfig.preset("cpu").replace(time_budget_s=budget_s, epochs=10_000, seed=seed)
     res = fit(model, data, cfg)
@@ -169,8 +203,10 @@ def agent_policy(model, q_net, spec: ObservationSpec, ranges: PoseRanges, epsilo
     return policy
 
 
-def random_policy(rng: random.Random):
-    return lambda frame, pose: rng.randrange(N_ACTIONS)
+def random_policy(rng: random.Random, hold: float = 0.0):
+    """Uniform over the 21 actions; with `hold` > 0, the no-op (holding still) with that
+    probability first."""
+    return lambda frame, pose: 0 if hold and rng.random() < hold else rng.randrange(N_ACTIONS)
 
 
 def summarise(stats: dict) -> dict:
@@ -218,7 +254,7 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
     # Cycle 1: the random sweep, then the first world model (shared by both arms).
     t = 0.0
     sweep_starts = [world.ranges.apply(random_pose(rng, SIM_RANGES)) for _ in range(args.sweep_rounds)]
-    sweep = drive(world, t, sweep_starts, moves, random_policy(rng), size, scale)
+    sweep = drive(world, t, sweep_starts, moves, random_policy(rng, args.sweep_hold), size, scale)
     t += 2000.0
     data0 = sweep.dataset(SIM_RANGES)
     wm0 = build_world_model("cpu")
@@ -227,6 +263,7 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
     wm = {"agent": wm0, "random": copy.deepcopy(wm0)}
     data = {"agent": [data0], "random": [data0]}
     held_first = held_out_error(wm0, held)
+    checks = stay_pairs(world, random.Random(7000 + seed), args.view_checks, 60_000.0, size)
 
     variants = args.rewards
     primary = variants[0]
@@ -247,6 +284,7 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
         sweep_starts = [world.ranges.apply(random_pose(rng, SIM_RANGES))
                         for _ in range(args.nav_rounds)]
         info = {"cycle": cycle, "dream_s": round(dream_s, 1),
+                "view_check": view_check(model, checks, SIM_RANGES),
                 "dream_surprise_mean": float(dreams.surprise.mean())}
         eps = {}
         for v in variants + (["oracle"] if args.oracle else []):
@@ -288,6 +326,10 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
             st = transition_stats(model, ep, world)
             per_policy[name].append(st)
             info[name] = summarise(st)
+        vc = info["view_check"]
+        log(f"[seed {seed}] cycle {cycle}: view surprise vs true stay error "
+            f"{vc['spearman_view_surprise_vs_true_stay_error']:.2f}, vs dynamic fraction "
+            f"{vc['spearman_view_surprise_vs_dynamic_fraction']:.2f}")
         log(f"[seed {seed}] cycle {cycle}: " + ", ".join(
             f"{k} err {info[k]['true_error']:.4f} dwell {info[k]['dwell']:.2f}" for k in eps))
         # Each arm's WM learns from its own navigation frames.
@@ -351,6 +393,8 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--cycles", type=int, default=3, help="K: cycle 1 is the sweep")
     p.add_argument("--sweep-rounds", type=int, default=8)
+    p.add_argument("--sweep-hold", type=float, default=0.0,
+                   help="probability that a move of the cycle-1 sweep holds still (no-op)")
     p.add_argument("--nav-rounds", type=int, default=6)
     p.add_argument("--moves", type=int, default=20)
     p.add_argument("--held-rounds", type=int, default=12)
@@ -358,6 +402,9 @@ def main() -> None:
     p.add_argument("--wm-budget-s", type=float, default=40.0, help="WM training per cycle and arm")
     p.add_argument("--wm-first-budget-s", type=float, default=None,
                    help="WM training of cycle 1 (shared by both arms); default --wm-budget-s")
+    p.add_argument("--view-checks", type=int, default=200,
+                   help="random views grabbed twice (holding still) to check the WM's view "
+                        "surprise against its true error, every cycle")
     p.add_argument("--dreams", type=int, default=256)
     p.add_argument("--dream-length", type=int, default=10)
     p.add_argument("--dream-batch", type=int, default=32)

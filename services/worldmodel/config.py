@@ -28,6 +28,12 @@ class TrainConfig:
     rollout_weight: float = 1.0
     rollout_bptt: bool = True
     surprise_weight: float = 1.0
+    # Holding still: each frame of a batch also predicts itself at its own pose (zero move, zero
+    # time), so the predictor learns that a camera that does not move sees no change but what
+    # moves by itself. Without it, a predictor trained on jump-heavy agent data hallucinated
+    # change at standing views of a static scene (docs/agent.md, session 3). The surprise heads
+    # do not learn from these pairs (no time passes in them, so they hold no dynamics).
+    stay_weight: float = 0.0
     var_weight: float = 1.0           # anti-collapse variance floor on context tokens (0: off)
     var_gamma: float = 1.0
     # Optimiser and schedules.
@@ -61,6 +67,8 @@ class TrainConfig:
             raise ValueError("time_budget_s must be positive")
         if not 0.0 <= self.ema_start <= self.ema_end <= 1.0:
             raise ValueError("need 0 <= ema_start <= ema_end <= 1")
+        if self.stay_weight < 0:
+            raise ValueError("stay_weight must be >= 0")
         if self.patience < 0 or self.plateau_rel < 0:
             raise ValueError("patience and plateau_rel must be non-negative")
 
@@ -70,7 +78,7 @@ class TrainConfig:
             # Measured on the sim bench (docs/worldmodel.md): lr 2e-3 and 32 of 64 cells per
             # one-step transition trained faster per second than lr 1e-3 with all cells; rollouts
             # on half the windows keep the multi-step loss at a lower cost per step.
-            return TrainConfig(lr=2e-3, train_queries=32, rollout_chains=4,
+            return TrainConfig(lr=2e-3, train_queries=32, rollout_chains=4, stay_weight=1.0,
                                threads=os.cpu_count())
         if name == "paper":
             # The paper sizes on a small machine (docs/worldmodel.md): long windows (each encoded
@@ -80,7 +88,7 @@ class TrainConfig:
             # backpropagation through the chain, and torch on every core.
             return TrainConfig(window_len=8, windows_per_batch=2, train_queries=16,
                                rollout_horizon=2, rollout_chains=1, rollout_bptt=False, lr=5e-4,
-                               threads=os.cpu_count())
+                               stay_weight=1.0, threads=os.cpu_count())
         raise ValueError(f"unknown training preset {name!r}; choose 'cpu' or 'paper'")
 
     def replace(self, **changes: Any) -> "TrainConfig":

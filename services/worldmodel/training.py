@@ -112,7 +112,7 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
     """One optimisation step on `batch` (from WindowSampler.sample). Mutates `state`; returns
     plain-float metrics: loss (the world-model loss: one-step + weighted rollout; the surprise
     heads' and variance losses are reported apart so they cannot mask a plateau), loss_one_step,
-    loss_rollout, loss_var, loss_surprise, lr, weight_decay, momentum, transitions, mean_error."""
+    loss_rollout, loss_var, loss_stay, loss_surprise, lr, weight_decay, momentum, transitions, mean_error."""
     model, opt = state.model, state.optimizer
     model.train()
     dev = next(model.parameters()).device
@@ -135,9 +135,13 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
         tgt, pen = model.encode_target(x, return_penultimate=True)
         tgt = tgt.float()
 
-        # 1. one-step pairs from context tokens.
+        # 1. one-step pairs from context tokens, plus (stay_weight > 0) each frame holding still
+        #    as one more transition of the same call (it shares the source's keys and values).
         table = _pair_table(w, n_win).to(dev)
-        pf = flat_poses[:, None].expand(-1, w - 1, -1)
+        stay = cfg.stay_weight > 0
+        if stay:
+            table = torch.cat([table, torch.arange(n_win * w, device=dev)[:, None]], dim=1)
+        pf = flat_poses[:, None].expand(-1, table.shape[1], -1)
         pt = flat_poses[table]
         qi = None
         if cfg.train_queries is not None and cfg.train_queries < n_queries:
@@ -146,6 +150,13 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
         pred, trunk, log_s = model.forward_predictor(ctx, pf, pt, qi)
         cells = predictor.cells_of(qi)
         true = _gather_cells(tgt[table], cells)
+        loss_stay = torch.zeros((), device=dev)
+        if stay:
+            loss_stay = F.smooth_l1_loss(pred[:, -1:].float(), true[:, -1:],
+                                         beta=cfg.smooth_l1_beta)
+            pred, trunk, log_s, true, table = (pred[:, :-1], trunk[:, :-1], log_s[:, :-1],
+                                               true[:, :-1], table[:, :-1])
+            cells = None if cells is None else cells[:, :-1]
         loss_one = F.smooth_l1_loss(pred.float(), true, beta=cfg.smooth_l1_beta)
         groups.append((pred, trunk, log_s, true, table, cells))
 
@@ -219,7 +230,8 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
         std = torch.sqrt(ctx.float().var(dim=0) + 1e-4)
         loss_var = F.relu(cfg.var_gamma - std).mean()
     loss_wm = loss_one + cfg.rollout_weight * loss_roll
-    loss = loss_wm + cfg.var_weight * loss_var + cfg.surprise_weight * loss_s / len(groups)
+    loss = (loss_wm + cfg.stay_weight * loss_stay + cfg.var_weight * loss_var
+            + cfg.surprise_weight * loss_s / len(groups))
 
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"loss is {loss.item()} at step {state.step}")
@@ -234,5 +246,6 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
     all_err = torch.cat(errors)
     return {"loss": loss_wm.item(), "loss_one_step": loss_one.item(),
             "loss_rollout": loss_roll.item(), "loss_var": loss_var.item(),
+            "loss_stay": loss_stay.item(),
             "loss_surprise": loss_s.item() / len(groups), "lr": lr, "weight_decay": wd, "momentum": mom,
             "transitions": int(all_err.numel()), "mean_error": float(all_err.mean())}

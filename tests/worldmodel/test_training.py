@@ -81,6 +81,38 @@ def test_train_steps_reduce_loss(targets, ensemble, queries, strides):
                                                       model.target_encoder.parameters()))
 
 
+@torch.no_grad()
+def _stay_error(model, data) -> float:
+    """The predictor's error for holding still (same pose, same static frame) over `data`."""
+    model.eval()
+    s = model.encode_state(data.frames)
+    p = torch.tensor(data.poses, dtype=torch.float64)
+    pred, _ = model.predict(s, p, p)
+    return float(torch.nn.functional.smooth_l1_loss(pred, s))
+
+
+def test_holding_still_is_learned_and_kept_out_of_the_surprise_heads():
+    """With stay_weight, every frame also predicts itself at its own pose (zero move, zero time):
+    on a static scene the stay prediction gets closer to "nothing changes" than without. The
+    stays add no transitions to the count and never reach the surprise heads."""
+    errors, metrics = {}, {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = build_world_model(tiny_cfg())
+        cfg = TINY_TRAIN.replace(stay_weight=weight)
+        data = synthetic()
+        sampler = WindowSampler(data, 16, cfg.window_len, cfg.windows_per_batch)
+        state = make_train_state(model, cfg, total_steps=60)
+        for _ in range(60):
+            m = train_step(state, sampler.sample(state.generator), cfg)
+        errors[weight], metrics[weight] = _stay_error(model, data), m
+    assert errors[1.0] < 0.7 * errors[0.0]
+    assert metrics[0.0]["loss_stay"] == 0.0 and metrics[1.0]["loss_stay"] > 0.0
+    assert metrics[1.0]["transitions"] == metrics[0.0]["transitions"] == 2 * 3 * 2 + 2 * 2
+    with pytest.raises(ValueError, match="stay_weight"):
+        TrainConfig(stay_weight=-1.0)
+
+
 def test_schedules():
     cfg = TrainConfig(lr=1e-3, start_lr=1e-4, final_lr=1e-5, warmup_frac=0.1, ema_start=0.99,
                       ema_end=1.0, weight_decay=0.04, final_weight_decay=0.4)
