@@ -411,7 +411,7 @@ def main() -> None:
     p.add_argument("--agent-updates", type=int, default=5000)
     p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--epsilon", type=float, default=0.05, help="run-time epsilon-greedy")
-    p.add_argument("--rewards", default="surprise_view,surprise",
+    p.add_argument("--rewards", default="surprise,surprise_view",
                    type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
                    help="comma-separated reward variants (shared.dreams.REWARDS) to train and "
                         "measure every cycle; the first drives the agent arm's camera and feeds "

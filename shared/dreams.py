@@ -165,7 +165,8 @@ OPTIONAL = frozenset({"view_surprise"})  # None in memory when read from a forma
 #   delta          s_t - s_{t-1} (the original's reward);
 #   view           v_{t+1}, the surprise of holding still at the view reached (what changes there
 #                  by itself: the scene's dynamic parts);
-#   surprise_view  s_t + v_{t+1}: getting there plus staying there (the default; docs/agent.md).
+#   surprise_view  s_t + v_{t+1}: getting there plus staying there.
+# The agent's default is chosen by measurement (services.agent.config, docs/agent.md).
 REWARDS = ("surprise", "delta", "view", "surprise_view")
 
 

@@ -1,6 +1,6 @@
 """Batched imagined rollouts ("dreams") of a world model.
 
-The whole batch advances together: one `WorldModel.predict` call per step for every dream (the
+The whole batch advances together: one world-model predictor call per step for every dream (the
 original looped over dreams in Python, 4 at a time). Actions are sampled per dream, uniformly over
 the 21 actions; poses advance with the same wrap/clamp as `shared.pose.apply_action`, vectorised.
 Each step records the agent's observation of the state it is in (`shared.dreams`), the action, the

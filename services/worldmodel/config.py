@@ -33,6 +33,8 @@ class TrainConfig:
     # moves by itself. Without it, a predictor trained on jump-heavy agent data hallucinated
     # change at standing views of a static scene (docs/agent.md, session 3). The surprise heads
     # do not learn from these pairs (no time passes in them, so they hold no dynamics).
+    # On in `cpu`; off in `paper`, where the 8th transition per source raised the peak memory
+    # on this 2-core CPU from 2,428 to 2,686 MB, too close to the 2,750 MB target.
     stay_weight: float = 0.0
     var_weight: float = 1.0           # anti-collapse variance floor on context tokens (0: off)
     var_gamma: float = 1.0
@@ -88,7 +90,7 @@ class TrainConfig:
             # backpropagation through the chain, and torch on every core.
             return TrainConfig(window_len=8, windows_per_batch=2, train_queries=16,
                                rollout_horizon=2, rollout_chains=1, rollout_bptt=False, lr=5e-4,
-                               stay_weight=1.0, threads=os.cpu_count())
+                               threads=os.cpu_count())  # no stays: see stay_weight
         raise ValueError(f"unknown training preset {name!r}; choose 'cpu' or 'paper'")
 
     def replace(self, **changes: Any) -> "TrainConfig":

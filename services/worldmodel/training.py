@@ -112,7 +112,8 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
     """One optimisation step on `batch` (from WindowSampler.sample). Mutates `state`; returns
     plain-float metrics: loss (the world-model loss: one-step + weighted rollout; the surprise
     heads' and variance losses are reported apart so they cannot mask a plateau), loss_one_step,
-    loss_rollout, loss_var, loss_stay, loss_surprise, lr, weight_decay, momentum, transitions, mean_error."""
+    loss_rollout, loss_var, loss_stay, loss_surprise, lr, weight_decay, momentum, transitions,
+    mean_error."""
     model, opt = state.model, state.optimizer
     model.train()
     dev = next(model.parameters()).device
