@@ -169,9 +169,9 @@ def view_check(model, pairs: dict, ranges: PoseRanges) -> dict:
     for holding still does, and does it see the dynamic zones?"""
     a, b = encode_frames(model, pairs["first"]), encode_frames(model, pairs["second"])
     p = normalise_poses(pairs["poses"], ranges)
-    pred, _ = model.predict(a, p, p)
+    pred, view = model.predict(a, p, p)  # a stay transition: its surprise is the view surprise
     err = per_transition_error(pred[:, None], b[:, None])[:, 0].numpy()
-    view = model.stay_surprise(a, p).numpy()
+    view = view.numpy()
     dyn = pairs["dynamic"]
     return {"spearman_view_surprise_vs_true_stay_error": spearman(view, err),
             "spearman_view_surprise_vs_dynamic_fraction": spearman(view, dyn),

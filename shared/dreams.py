@@ -271,6 +271,9 @@ def write_shards(store: "Store", folder: str, dreams: Dreams, *, slot: str = "",
 
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
+    if dreams.view_surprise is None:  # a format-2 shard always holds it (read_shard checks)
+        raise ValueError("these dreams have no view surprise (read from a format-1 shard?): "
+                         "only complete dreams are written")
     folder = folder.rstrip("/")
     common = {"format": FORMAT, "format_version": FORMAT_VERSION, "slot": slot, "version": version,
               "node": node, "length": str(dreams.length), "obs_dim": str(dreams.obs_dim),
@@ -281,13 +284,7 @@ def write_shards(store: "Store", folder: str, dreams: Dreams, *, slot: str = "",
     shards = []
     for i, start in enumerate(range(0, dreams.count, shard_size)):
         part = dreams.select(slice(start, start + shard_size))
-        tensors = {"observations": part.observations.to(torch.float16),
-                   "poses": part.poses.to(torch.float32),
-                   "actions": part.actions.to(torch.int64),
-                   "surprise": part.surprise.to(torch.float32),
-                   "surprise_delta": part.surprise_delta.to(torch.float32)}
-        if part.view_surprise is not None:
-            tensors["view_surprise"] = part.view_surprise.to(torch.float32)
+        tensors = {k: v.to(getattr(torch, TENSORS[k][0])) for k, v in part._tensors().items()}
         rel = f"{folder}/shard-{i:05d}.safetensors"
         sha = store.write_tensors(rel, tensors, {**common, "count": str(part.count),
                                                  "shard": str(i)})

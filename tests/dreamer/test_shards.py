@@ -126,6 +126,8 @@ def test_format_2_needs_the_view_surprise_and_format_1_reads_without_it(tmp_path
     torch.testing.assert_close(v1.rewards("surprise"), dreams.surprise)
     with pytest.raises(ValueError, match="format 1"):
         v1.rewards("view")
+    with pytest.raises(ValueError, match="no view surprise"):  # never written as format 2
+        write_shards(store, "x/rewrite", v1)
     _bad(store, "x/v9.safetensors", tensors, {**meta, "format_version": "9"})
     with pytest.raises(DreamShardError, match="unsupported dream format version '9'"):
         read_shard(store, "x/v9.safetensors")
