@@ -9,16 +9,22 @@ for every policy, `--pan-tilt-deg`), per seed:
 - cycle 1: a random sweep (rounds of a random absolute pose, then random moves from the 21
   actions), world-model (WM) training (services.worldmodel.trainer.fit, time-bounded);
 - cycles 2..K, two arms from that same WM:
-  * agent arm: dream from the arm's frames (services.dreamer.rollout), train a fresh agent per
+  * agent arm: dream from the arm's frames (services.dreamer.rollout, with the measured error
+    map of services.dreamer.error_map fitted on them), train a fresh agent per
     reward variant (services.agent), then the primary agent drives a sim camera for the cycle's
     navigation rounds; its frames are added and the arm's WM trains on.
   * random arm: a random policy (same round start poses, same clock) drives the camera; its frames
     feed the random arm's WM, with the same budget.
   In every agent cycle the agent(s), the random policy and a sweep policy (fresh random absolute
   poses per round, random moves) are measured on the SAME world model (the agent arm's):
-  * surprise-seeking: the TRUE one-step error of that WM at the transitions each policy makes
-    (prediction from the encoded frame vs the target encoder of the frame actually observed next;
-    mean smooth-L1 per transition, the WM's own loss), agent / random;
+  * surprise-seeking (`seeking_ratio`): the WM's TRUE error at the views each policy visits,
+    agent / random: its prediction of each visited view from the frame before it and the move
+    (against the target encoder of the frame actually observed; mean smooth-L1 per transition,
+    the WM's own loss). `seeking_ratio_view` is a stricter reading, added in session 4: the WM's
+    true error for *holding still* at each visited view (its prediction from the encoded frame
+    against the same view rendered one no-op move later), which does not depend on the move
+    that led there, so jumping anywhere (a jump's error is mostly new content coming into view)
+    does not score;
   * dynamic dwell: fraction of steps whose view is mostly dynamic
     (world.dynamic_zone_fraction(pose) > 0.5), agent / random.
 - learning gain: after K cycles, each arm's WM one-step error on a fixed held-out set of random
@@ -55,6 +61,7 @@ from services.agent.observe import observe  # noqa: E402
 from services.agent.policy import choose_action  # noqa: E402
 from services.camera.sim.camera import SimCamera, SimCameraConfig  # noqa: E402
 from services.camera.sim.world import SimWorld, SimWorldConfig  # noqa: E402
+from services.dreamer.error_map import error_map_from_frames  # noqa: E402
 from services.dreamer.rollout import dream_from_frames, encode_frames  # noqa: E402
 from services.worldmodel.config import TrainConfig  # noqa: E402
 from services.worldmodel.data import FrameDataset  # noqa: E402
@@ -90,12 +97,14 @@ class Episodes:
         self.poses: list[tuple] = []
         self.rounds: list[int] = []
         self.actions: list[int] = []  # -1 at a round's start frame
+        self.times: list[float] = []  # simulated capture times
 
-    def add(self, frame, pose: Pose, round_id: int, action: int) -> None:
+    def add(self, frame, pose: Pose, round_id: int, action: int, t: float) -> None:
         self.frames.append(frame)
         self.poses.append(pose.as_tuple())
         self.rounds.append(round_id)
         self.actions.append(action)
+        self.times.append(t)
 
     def dataset(self, ranges: PoseRanges) -> FrameDataset:
         return FrameDataset(np.stack(self.frames), np.array(self.poses), np.array(self.rounds),
@@ -110,33 +119,44 @@ def drive(world: SimWorld, t0: float, starts: list[Pose], moves: int, policy, si
     ep = Episodes()
     for r, start in enumerate(starts):
         pose = cam.move_absolute(start)
-        frame, pose, _ = cam.snapshot(size, size)
-        ep.add(frame, pose, round_offset + r, -1)
+        frame, pose, t = cam.snapshot(size, size)
+        ep.add(frame, pose, round_offset + r, -1, t)
         for _ in range(moves):
             a = policy(frame, pose)
             pose = cam.move_absolute(apply_action(pose, a, world.ranges, scale))
-            frame, pose, _ = cam.snapshot(size, size)
-            ep.add(frame, pose, round_offset + r, a)
+            frame, pose, t = cam.snapshot(size, size)
+            ep.add(frame, pose, round_offset + r, a, t)
     return ep
+
+
+# A camera that holds still grabs its next frame one no-op move later (SimCamera's timing).
+HOLD_S = SimCameraConfig().settle_base_s + SimCameraConfig().snapshot_s
 
 
 @torch.no_grad()
 def transition_stats(model, ep: Episodes, world: SimWorld) -> dict:
-    """True error and predicted surprise of every move in `ep`, and the dynamic fraction of
-    each view reached."""
+    """Per move in `ep`: the WM's true error at the view reached (`view_error`: its error for
+    holding still there, against the same view rendered one no-op move later: what the WM
+    cannot predict about that view, whatever move led there), the true error of the move itself
+    (`error`), the predicted surprises, and the dynamic fraction of the view."""
     states = encode_frames(model, np.stack(ep.frames))
     poses = np.array(ep.poses)
     src = [i for i in range(1, len(ep.frames)) if ep.actions[i] >= 0]
     src_i = torch.tensor([i - 1 for i in src])
     dst_i = torch.tensor(src)
+    size = ep.frames[0].shape[0]
+    later = encode_frames(model, np.stack([world.render(Pose(*poses[i]), ep.times[i] + HOLD_S,
+                                                        size, size) for i in src]))
     pf = normalise_poses(poses[src_i.numpy()], world.ranges)
     pt = normalise_poses(poses[dst_i.numpy()], world.ranges)
     pred, surprise = model.predict(states[src_i], pf, pt)
-    view = model.stay_surprise(states[dst_i], pt)
+    stay, view = model.predict(states[dst_i], pt, pt)  # holding still: the view surprise
     err = per_transition_error(pred[:, None], states[dst_i][:, None])[:, 0]
+    view_err = per_transition_error(stay[:, None], later[:, None])[:, 0]
     dyn = np.array([world.dynamic_zone_fraction(Pose(*poses[i])) for i in src])
-    return {"error": err.numpy(), "surprise": surprise.numpy(), "view_surprise": view.numpy(),
-            "dynamic": dyn, "actions": np.array([ep.actions[i] for i in src]),
+    return {"error": err.numpy(), "view_error": view_err.numpy(), "surprise": surprise.numpy(),
+            "view_surprise": view.numpy(), "dynamic": dyn,
+            "actions": np.array([ep.actions[i] for i in src]),
             "tilt": poses[dst_i.numpy(), 1], "zoom": poses[dst_i.numpy(), 2]}
 
 
@@ -164,16 +184,24 @@ def stay_pairs(world: SimWorld, rng: random.Random, n: int, t0: float, size: int
 
 
 @torch.no_grad()
-def view_check(model, pairs: dict, ranges: PoseRanges) -> dict:
+def view_check(model, pairs: dict, ranges: PoseRanges, emap=None) -> dict:
     """Does the WM's predicted view surprise (holding still) rank the views as its true error
-    for holding still does, and does it see the dynamic zones?"""
+    for holding still does, and does it see the dynamic zones? With `emap`, the same for the
+    measured error map's view term."""
     a, b = encode_frames(model, pairs["first"]), encode_frames(model, pairs["second"])
     p = normalise_poses(pairs["poses"], ranges)
     pred, view = model.predict(a, p, p)  # a stay transition: its surprise is the view surprise
     err = per_transition_error(pred[:, None], b[:, None])[:, 0].numpy()
     view = view.numpy()
     dyn = pairs["dynamic"]
-    return {"spearman_view_surprise_vs_true_stay_error": spearman(view, err),
+    out = {}
+    if emap is not None:
+        mapped = emap.view(pairs["poses"])
+        out = {"spearman_map_view_vs_true_stay_error": spearman(mapped, err),
+               "spearman_map_view_vs_dynamic_fraction": spearman(mapped, dyn),
+               "map_view_dynamic_views": masked_mean(mapped, dyn > DYNAMIC),
+               "map_view_static_views": masked_mean(mapped, dyn < 0.1)}
+    return {**out, "spearman_view_surprise_vs_true_stay_error": spearman(view, err),
             "spearman_view_surprise_vs_dynamic_fraction": spearman(view, dyn),
             "spearman_true_stay_error_vs_dynamic_fraction": spearman(err, dyn),
             "true_stay_error_dynamic_views": masked_mean(err, dyn > DYNAMIC),
@@ -210,7 +238,8 @@ def random_policy(rng: random.Random, hold: float = 0.0):
 
 
 def summarise(stats: dict) -> dict:
-    return {"true_error": float(np.mean(stats["error"])),
+    return {"true_view_error": float(np.mean(stats["view_error"])),
+            "true_error": float(np.mean(stats["error"])),
             "predicted_surprise": float(np.mean(stats["surprise"])),
             "predicted_view_surprise": float(np.mean(stats["view_surprise"])),
             "mean_tilt": float(np.mean(stats["tilt"])),
@@ -222,11 +251,13 @@ def summarise(stats: dict) -> dict:
 
 
 def vs_random(summary: dict, policy: str) -> dict:
-    """A policy's seeking ratio (true error) and dwell ratio against the random policy's (None
-    when random never dwelt)."""
-    rnd = summary["random"]
-    return {"seeking_ratio": summary[policy]["true_error"] / rnd["true_error"],
-            "dwell_ratio": summary[policy]["dwell"] / rnd["dwell"] if rnd["dwell"] > 0 else None}
+    """A policy's seeking ratios (the WM's true error of the moves to the views it reached; and
+    for holding still at them) and dwell ratio against the random policy's (None when random
+    never dwelt)."""
+    rnd, pol = summary["random"], summary[policy]
+    return {"seeking_ratio": pol["true_error"] / rnd["true_error"],
+            "seeking_ratio_view": pol["true_view_error"] / rnd["true_view_error"],
+            "dwell_ratio": pol["dwell"] / rnd["dwell"] if rnd["dwell"] > 0 else None}
 
 
 def masked_mean(values: np.ndarray, mask: np.ndarray) -> float | None:
@@ -275,16 +306,21 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
         model = wm["agent"]
         all_agent = concat_datasets(data["agent"])
         t0 = time.monotonic()
+        states = encode_frames(model, all_agent.frames)
+        emap = error_map_from_frames(model, states, all_agent.poses, all_agent.round_ids,
+                                     SIM_RANGES, scale)
+        map_s = time.monotonic() - t0
         dreams = dream_from_frames(model, all_agent.frames, all_agent.poses, SIM_RANGES,
                                    n_dreams=args.dreams, length=args.dream_length,
                                    seed=seed * 100 + cycle, batch=args.dream_batch, scale=scale,
-                                   spec=spec)
-        dream_s = time.monotonic() - t0
+                                   spec=spec, states=states, error_map=emap)
+        dream_s = time.monotonic() - t0 - map_s
         starts = [world.ranges.apply(random_pose(rng, SIM_RANGES)) for _ in range(args.nav_rounds)]
         sweep_starts = [world.ranges.apply(random_pose(rng, SIM_RANGES))
                         for _ in range(args.nav_rounds)]
-        info = {"cycle": cycle, "dream_s": round(dream_s, 1),
-                "view_check": view_check(model, checks, SIM_RANGES),
+        info = {"cycle": cycle, "dream_s": round(dream_s, 1), "error_map_s": round(map_s, 1),
+                "error_map": emap.summary(),
+                "view_check": view_check(model, checks, SIM_RANGES, emap),
                 "dream_surprise_mean": float(dreams.surprise.mean())}
         eps = {}
         for v in variants + (["oracle"] if args.oracle else []):
@@ -326,12 +362,18 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
             st = transition_stats(model, ep, world)
             per_policy[name].append(st)
             info[name] = summarise(st)
-        vc = info["view_check"]
+        em, vc = info["error_map"], info["view_check"]
+        log(f"[seed {seed}] cycle {cycle}: error map of {em['transitions']} transitions "
+            f"(bandwidth {em['bandwidth_deg']} deg): vs true stay error "
+            f"{vc['spearman_map_view_vs_true_stay_error']:.2f}, vs dynamic fraction "
+            f"{vc['spearman_map_view_vs_dynamic_fraction']:.2f}")
         log(f"[seed {seed}] cycle {cycle}: view surprise vs true stay error "
             f"{vc['spearman_view_surprise_vs_true_stay_error']:.2f}, vs dynamic fraction "
             f"{vc['spearman_view_surprise_vs_dynamic_fraction']:.2f}")
         log(f"[seed {seed}] cycle {cycle}: " + ", ".join(
-            f"{k} err {info[k]['true_error']:.4f} dwell {info[k]['dwell']:.2f}" for k in eps))
+            f"{k} view err {info[k]['true_view_error']:.4f} move err {info[k]['true_error']:.4f} "
+            f"dwell {info[k]['dwell']:.2f}" for k in eps) +
+            f" ({time.monotonic() - t_start:.0f}s)")
         # Each arm's WM learns from its own navigation frames.
         data["agent"].append(eps[f"agent_{primary}"].dataset(SIM_RANGES))
         data["random"].append(eps["random"].dataset(SIM_RANGES))
@@ -353,6 +395,10 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
         "spearman_predicted_surprise_vs_true_error": spearman(every["surprise"], every["error"]),
         "spearman_view_surprise_vs_dynamic_fraction": spearman(every["view_surprise"],
                                                                every["dynamic"]),
+        "spearman_true_view_error_vs_dynamic_fraction": spearman(every["view_error"],
+                                                                 every["dynamic"]),
+        "true_view_error_dynamic_views": masked_mean(every["view_error"], dyn_mask),
+        "true_view_error_static_views": masked_mean(every["view_error"], static_mask),
         "predicted_surprise_dynamic_views": masked_mean(every["surprise"], dyn_mask),
         "predicted_surprise_static_views": masked_mean(every["surprise"], static_mask),
         "true_error_dynamic_views": masked_mean(every["error"], dyn_mask),
@@ -375,9 +421,13 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
         "world_model_training": wm_log,
         "wall_s": round(time.monotonic() - t_start, 1),
     }
-    log(f"[seed {seed}] seeking {out['seeking_ratio']:.2f} dwell {out['dwell_ratio']} "
+    log(f"[seed {seed}] seeking {out['seeking_ratio']:.2f} (holding still "
+        f"{out['seeking_ratio_view']:.2f}) dwell {out['dwell_ratio']} "
         f"gain {out['learning_gain']:.3f} ({out['wall_s']:.0f}s)")
     return out
+
+
+RATIOS = ("seeking_ratio", "seeking_ratio_view", "dwell_ratio")
 
 
 def mean(values) -> float | None:
@@ -395,7 +445,8 @@ def main() -> None:
     p.add_argument("--sweep-rounds", type=int, default=8)
     p.add_argument("--sweep-hold", type=float, default=0.0,
                    help="probability that a move of the cycle-1 sweep holds still (no-op)")
-    p.add_argument("--nav-rounds", type=int, default=6)
+    p.add_argument("--nav-rounds", type=int, default=10,
+                   help="navigation rounds per cycle and policy (the system's default 10 x 20)")
     p.add_argument("--moves", type=int, default=20)
     p.add_argument("--held-rounds", type=int, default=12)
     p.add_argument("--held-moves", type=int, default=10)
@@ -441,15 +492,14 @@ def main() -> None:
     variants = per_seed[0]["variants"].keys()
     out = {
         "seeking_ratio": mean(r["seeking_ratio"] for r in per_seed),
+        "seeking_ratio_view": mean(r["seeking_ratio_view"] for r in per_seed),
         "dwell_ratio": mean(r["dwell_ratio"] for r in per_seed),
         "learning_gain": mean(r["learning_gain"] for r in per_seed),
         "learning_gain_raw": mean(r["learning_gain_raw"] for r in per_seed),
         "targets": {"seeking_ratio": ">= 1.5", "dwell_ratio": ">= 2", "learning_gain": "<= 0.9"},
-        "variants": {v: {"seeking_ratio": mean(r["variants"][v]["seeking_ratio"] for r in per_seed),
-                         "dwell_ratio": mean(r["variants"][v]["dwell_ratio"] for r in per_seed)}
+        "variants": {v: {k: mean(r["variants"][v][k] for r in per_seed) for k in RATIOS}
                      for v in variants},
-        "sweep_vs_random": {k: mean(r["sweep_vs_random"][k] for r in per_seed)
-                            for k in ("seeking_ratio", "dwell_ratio")},
+        "sweep_vs_random": {k: mean(r["sweep_vs_random"][k] for r in per_seed) for k in RATIOS},
         "diagnostics": {k: mean(r["diagnostics"][k] for r in per_seed)
                         for k in per_seed[0]["diagnostics"]},
         "per_seed": per_seed,

@@ -132,15 +132,21 @@ class DreamerSettings(BaseModel):
     length: int = Field(10, ge=1, le=1000, description="steps per dream (dream_length)")
     batch: int = Field(64, ge=1, le=4096, description="dreams advanced together")
     shard_dreams: int = Field(256, ge=1, description="dreams per safetensors shard")
+    error_map_transitions: int = Field(
+        2000, ge=0, description="most recent real transitions the measured error map is fitted "
+                                "on (0: no map; the measured rewards are then unavailable)")
     seed: int | None = None
 
 
 class AgentSettings(BaseModel):
     updates: int | None = Field(None, ge=1, description="gradient updates per job (default: preset)")
     time_budget_s: float | None = Field(120.0, gt=0.0)
-    reward: Literal["surprise", "delta", "view", "surprise_view"] | None = Field(
-        None, description="the move's surprise, its change, the reached view's surprise, or the "
-                          "move's plus the view's; default: the preset's (docs/agent.md)")
+    reward: Literal["surprise", "delta", "view", "surprise_view", "measured",
+                    "measured_view"] | None = Field(
+        None, description="the move's surprise, its change, the reached view's surprise, the "
+                          "move's plus the view's, or the world model's measured error on real "
+                          "frames (move + view, or view alone); default: the preset's "
+                          "(docs/agent.md)")
     config: dict[str, Any] = Field(default_factory=dict,
                                    description="overrides of the preset's AgentConfig, e.g. {hidden: [64]}")
     epsilon: float = Field(0.1, ge=0.0, le=1.0, description="exploration while navigating")

@@ -30,6 +30,10 @@ half-written job (no index: the job did not finish). Each shard holds, for `coun
     surprise_delta float32 (count, length)             surprise[t] - surprise[t-1] (0 at t = 0)
     view_surprise  float32 (count, length + 1)         WM surprise of holding still at state t
                                                        (format 2; absent from format-1 shards)
+    measured_move  float32 (count, length)             measured error map's move term of a_t
+    measured_view  float32 (count, length + 1)         its view term at pose t (format 3, both
+                                                       present or both absent: the map needs
+                                                       real transitions, services.dreamer.error_map)
 
 and JSON metadata: format, format_version, slot, version, node, length, count, obs_dim, the
 observation spec, the action scale and the pose ranges. `read_shard` checks all of it and raises
@@ -55,8 +59,8 @@ if TYPE_CHECKING:  # torch is heavy; only the model services load it
     from shared.store import Store
 
 FORMAT = "ptzjepa.dreams"
-FORMAT_VERSION = "2"
-READABLE_VERSIONS = ("1", "2")  # format 1 has no view_surprise
+FORMAT_VERSION = "3"
+READABLE_VERSIONS = ("1", "2", "3")  # 1 has no view_surprise; 1 and 2 no measured_* tensors
 INDEX_NAME = "index.json"
 POSE_FEATURES = 4
 
@@ -157,8 +161,13 @@ TENSORS = {  # name -> (dtype name, shape as a function of (count, length, obs_d
     "surprise": ("float32", lambda c, l, o: (c, l)),
     "surprise_delta": ("float32", lambda c, l, o: (c, l)),
     "view_surprise": ("float32", lambda c, l, o: (c, l + 1)),
+    "measured_move": ("float32", lambda c, l, o: (c, l)),
+    "measured_view": ("float32", lambda c, l, o: (c, l + 1)),
 }
-OPTIONAL = frozenset({"view_surprise"})  # None in memory when read from a format-1 shard
+MEASURED = frozenset({"measured_move", "measured_view"})
+# None in memory when absent: view_surprise from format-1 shards, the measured pair from shards
+# of formats 1 and 2 or from dreams made without an error map.
+OPTIONAL = frozenset({"view_surprise"}) | MEASURED
 # Rewards of transition t (state t -> state t+1), from the world model's predicted surprise:
 #   surprise       the surprise of the move itself, s_t (dominated by the move's geometry: a jump
 #                  brings new content into view, wherever the camera points);
@@ -166,8 +175,12 @@ OPTIONAL = frozenset({"view_surprise"})  # None in memory when read from a forma
 #   view           v_{t+1}, the surprise of holding still at the view reached (what changes there
 #                  by itself: the scene's dynamic parts);
 #   surprise_view  s_t + v_{t+1}: getting there plus staying there.
+# and from the world model's *measured* error on the site's real transitions (the error map of
+# services.dreamer.error_map: no surprise head involved):
+#   measured       move[a_t] + view(pose_{t+1}), the error the move is expected to have;
+#   measured_view  view(pose_{t+1}) alone: where the model is weak, whatever the move.
 # The agent's default is chosen by measurement (services.agent.config, docs/agent.md).
-REWARDS = ("surprise", "delta", "view", "surprise_view")
+REWARDS = ("surprise", "delta", "view", "surprise_view", "measured", "measured_view")
 
 
 @dataclass(eq=False)
@@ -181,6 +194,8 @@ class Dreams:
     surprise: "torch.Tensor"
     surprise_delta: "torch.Tensor"
     view_surprise: "torch.Tensor | None" = None
+    measured_move: "torch.Tensor | None" = None
+    measured_view: "torch.Tensor | None" = None
     spec: ObservationSpec = field(default_factory=ObservationSpec)
     ranges: PoseRanges = field(default_factory=PoseRanges)
     scale: ActionScale = field(default_factory=ActionScale)
@@ -189,6 +204,8 @@ class Dreams:
     def __post_init__(self) -> None:
         c, l1, o = self.observations.shape
         _check_shapes(self._tensors(), c, l1 - 1, o, "dreams")
+        if (self.measured_move is None) != (self.measured_view is None):
+            raise ValueError("dreams: measured_move and measured_view come together (one error map)")
 
     @property
     def count(self) -> int:
@@ -210,6 +227,13 @@ class Dreams:
             return self.surprise_delta
         if kind not in REWARDS:
             raise ValueError(f"unknown reward {kind!r}; choose from {REWARDS}")
+        if kind in ("measured", "measured_view"):
+            if self.measured_view is None or self.measured_move is None:
+                raise ValueError(f"reward {kind!r} needs the measured error map, which these dreams "
+                                 f"lack (dream format {self.meta.get('format_version', '1 or 2')}, "
+                                 f"or dreamed without real transitions): generate new dreams")
+            view = self.measured_view[:, 1:]
+            return view if kind == "measured_view" else self.measured_move + view
         if self.view_surprise is None:
             raise ValueError(f"reward {kind!r} needs the view surprise, which these dreams lack "
                              f"(dream format 1, written before it existed): generate new dreams")
@@ -271,7 +295,7 @@ def write_shards(store: "Store", folder: str, dreams: Dreams, *, slot: str = "",
 
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
-    if dreams.view_surprise is None:  # a format-2 shard always holds it (read_shard checks)
+    if dreams.view_surprise is None:  # formats 2 and 3 always hold it (read_shard checks)
         raise ValueError("these dreams have no view surprise (read from a format-1 shard?): "
                          "only complete dreams are written")
     folder = folder.rstrip("/")
@@ -322,15 +346,19 @@ def read_shard(store: "Store", rel: str, expected_sha256: str | None = None) -> 
         scale = ActionScale(**json.loads(meta["action_scale"]))
     except (KeyError, ValueError, TypeError) as e:
         raise DreamShardError(f"{rel}: bad dream metadata: {e}") from None
-    extra = sorted(set(tensors) - set(TENSORS))
+    # Format 1 may lack the view surprise; formats 1 and 2 never hold the measured pair.
+    allowed = set(TENSORS) - (MEASURED if version in ("1", "2") else set())
+    extra = sorted(set(tensors) - allowed)
     if extra:
         raise DreamShardError(f"{rel}: unexpected tensors {extra}")
     try:
-        # Format 2 always holds the view surprise; only format 1 may lack it.
         _check_shapes(tensors, count, length, obs_dim, rel, dtypes=True,
-                      optional=OPTIONAL if version == "1" else frozenset())
+                      optional=OPTIONAL if version == "1" else MEASURED)
     except ValueError as e:
         raise DreamShardError(str(e)) from None
+    if ("measured_move" in tensors) != ("measured_view" in tensors):
+        raise DreamShardError(f"{rel}: holds one of measured_move / measured_view without the "
+                              f"other (they come from one error map)")
     for name, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise DreamShardError(f"{rel}: tensor {name!r} holds NaN or infinite values")
@@ -342,8 +370,10 @@ def read_shard(store: "Store", rel: str, expected_sha256: str | None = None) -> 
     return Dreams(observations=tensors["observations"].float(), poses=tensors["poses"],
                   actions=tensors["actions"], surprise=tensors["surprise"],
                   surprise_delta=tensors["surprise_delta"],
-                  view_surprise=tensors.get("view_surprise"), spec=spec, ranges=ranges, scale=scale,
-                  meta=meta_out)
+                  view_surprise=tensors.get("view_surprise"),
+                  measured_move=tensors.get("measured_move"),
+                  measured_view=tensors.get("measured_view"), spec=spec, ranges=ranges,
+                  scale=scale, meta=meta_out)
 
 
 def read_index(store: "Store", folder: str) -> dict:

@@ -28,9 +28,10 @@ class AgentConfig:
     huber_delta: float = 1.0
     double: bool = True               # double DQN: the policy net picks a', the target net rates it
     # The world model's predicted surprise of the move ("surprise"), its change r_t - r_{t-1}
-    # ("delta", the original's), of holding still at the view reached ("view"), or the move's
-    # plus the view's ("surprise_view"); see shared.dreams.REWARDS. The default is the best
-    # measured over six seeds of the curiosity bench (docs/agent.md, session 3).
+    # ("delta", the original's), of holding still at the view reached ("view"), the move's plus
+    # the view's ("surprise_view"), or its error measured on the site's real frames ("measured",
+    # "measured_view": services.dreamer.error_map); see shared.dreams.REWARDS. The default is the
+    # best measured in the curiosity bench (docs/agent.md, sessions 3 and 4).
     reward: str = "surprise"
     reward_norm: bool = True          # divide rewards by their std over the replay memory
     replay_capacity: int = 50_000

@@ -1,13 +1,16 @@
 """One dreaming phase: imagined rollouts of a published world model, written as shards.
 
 Dreams start from this node's recent real frames (encoded by the target encoder: the same state
-space the agent sees at run time) and advance in batches (services.dreamer.rollout). The version
+space the agent sees at run time) and advance in batches (services.dreamer.rollout). The same
+frames measure the model's actual error on the node's real transitions, the error map that gives
+dreams their measured rewards (services.dreamer.error_map). The version
 dreamed from is the one the cycle's world-model phase published, or one named by the caller, or
 the newest published version of any slot.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -23,9 +26,13 @@ from shared.frames import load_frames
 from shared.keys import Keys
 from shared.leases import LeaseManager
 from shared.models.checkpoint import model_from_bytes
+from shared.pose import ActionScale
 from shared.store import Store
 
-from services.dreamer.rollout import dream_from_frames
+log = logging.getLogger(__name__)
+
+from services.dreamer.error_map import ErrorMap, ErrorMapError, error_map_from_frames
+from services.dreamer.rollout import dream_from_frames, encode_frames
 
 
 class NoWorldModel(LookupError):
@@ -65,10 +72,14 @@ def dream(settings: Settings, store: Store, client: redis.Redis, *, slot: str, v
         frames = load_frames(store, model.cfg.encoder.img_size, node=settings.node,
                              include_other_nodes=False, max_rounds=settings.worldmodel.max_rounds)
         seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
+        ranges = settings.camera.ranges()
+        states = encode_frames(model, frames.images)
+        emap = measured_error_map(model, states, frames, ranges, cfg.error_map_transitions)
         dreams = dream_from_frames(
-            model, frames.images, frames.poses, settings.camera.ranges(),
+            model, frames.images, frames.poses, ranges,
             n_dreams=n_dreams or cfg.dreams, length=cfg.length, seed=seed, batch=cfg.batch,
-            progress=hooks.progress, should_stop=hooks.stop_requested,
+            states=states, error_map=emap, progress=hooks.progress,
+            should_stop=hooks.stop_requested,
             meta={"slot": slot, "version": version, "node": settings.node})
     folder = f"dreams/{settings.node}/{job_id}"
     index = write_shards(store, folder, dreams, slot=slot, version=version, node=settings.node,
@@ -78,10 +89,24 @@ def dream(settings: Settings, store: Store, client: redis.Redis, *, slot: str, v
                "length": dreams.length, "shards": len(index["shards"]), "seed": seed,
                "start_frames": len(frames.frame_ids),
                "mean_surprise": round(float(dreams.surprise.mean()), 6),
+               "error_map": emap.summary() if emap is not None else None,
                "dream_steps_per_s": round(dreams.count * dreams.length / max(elapsed, 1e-9), 2),
                "seconds": round(elapsed, 3)}
     client.set(keys.dreams_latest(settings.node), _json(summary))
     return summary
+
+
+def measured_error_map(model, states, frames, ranges, max_transitions: int) -> ErrorMap | None:
+    """The model's measured error on the node's real transitions (services.dreamer.error_map),
+    or None when no round holds two frames (the measured rewards are then unavailable)."""
+    if max_transitions == 0:
+        return None
+    try:
+        return error_map_from_frames(model, states, frames.poses, frames.round_ids, ranges,
+                                     ActionScale(), max_transitions=max_transitions)
+    except ErrorMapError as e:
+        log.warning("dreams get no measured error map: %s", e)
+        return None
 
 
 def _json(obj) -> str:

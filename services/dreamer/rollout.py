@@ -7,7 +7,9 @@ Each step records the agent's observation of the state it is in (`shared.dreams`
 world model's primary surprise for that transition and its change r_t - r_{t-1} (the original's
 reward; 0 at t = 0), and, for every state, its *view surprise*: the surprise of holding the camera
 still there, which leaves out the geometry of the move (computed in the same predictor call as the
-step: both transitions from a state share its keys and values). The reward variants of
+step: both transitions from a state share its keys and values). Given an error map (the model's
+measured error on the site's real transitions, services.dreamer.error_map), each dream also
+records its move term per action and its view term per pose. The reward variants of
 `shared.dreams.REWARDS` are derived from these.
 """
 
@@ -19,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from services.dreamer.error_map import ErrorMap
 from shared.dreams import Dreams, ObservationSpec, observation_from_states
 from shared.models.world_model import WorldModel
 from shared.pose import N_ACTIONS, ActionScale, PoseRanges, action_deltas
@@ -57,7 +60,7 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
              length: int, generator: torch.Generator | None = None, *,
              scale: ActionScale = ActionScale(), spec: ObservationSpec = ObservationSpec(),
              actions: torch.Tensor | None = None, progress: Progress | None = None,
-             meta: dict | None = None) -> Dreams:
+             error_map: ErrorMap | None = None, meta: dict | None = None) -> Dreams:
     """Roll `B` dreams of `length` steps forward together from real states.
 
     start_states: (B, N, D) target-space states (`model.encode_state(frames)`); start_poses: (B, 3)
@@ -97,10 +100,16 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
     sur = torch.stack(surprise, dim=1)
     delta = torch.zeros_like(sur)
     delta[:, 1:] = sur[:, 1:] - sur[:, :-1]
-    return Dreams(observations=torch.stack(obs, dim=1), poses=torch.stack(all_poses, dim=1).float(),
+    pose_seq = torch.stack(all_poses, dim=1)  # (B, L + 1, 3) float64
+    measured = {}
+    if error_map is not None:
+        measured = {"measured_move": torch.from_numpy(error_map.move[actions.cpu().numpy()]).float(),
+                    "measured_view": torch.from_numpy(
+                        error_map.view(pose_seq.reshape(-1, 3).numpy())).float().reshape(b, -1)}
+    return Dreams(observations=torch.stack(obs, dim=1), poses=pose_seq.float(),
                   actions=actions, surprise=sur, surprise_delta=delta,
                   view_surprise=torch.stack(view, dim=1), spec=spec, ranges=ranges,
-                  scale=scale, meta=dict(meta or {}))
+                  scale=scale, meta=dict(meta or {}), **measured)
 
 
 @torch.no_grad()
@@ -114,11 +123,12 @@ def encode_frames(model: WorldModel, frames, batch: int = 64) -> torch.Tensor:
 def dream_from_frames(model: WorldModel, frames, poses, ranges: PoseRanges, *, n_dreams: int,
                       length: int, seed: int = 0, batch: int = 32,
                       scale: ActionScale = ActionScale(), spec: ObservationSpec = ObservationSpec(),
-                      states: torch.Tensor | None = None,
+                      states: torch.Tensor | None = None, error_map: ErrorMap | None = None,
                       progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
                       meta: dict | None = None) -> Dreams:
     """`n_dreams` dreams starting from real frames drawn uniformly (with replacement), `batch`
-    dreams advancing together. `states` may be given (precomputed encodings of `frames`).
+    dreams advancing together. `states` may be given (precomputed encodings of `frames`);
+    `error_map` adds the measured move and view terms (see `generate`).
     progress(done_dreams, n_dreams) after each batch; should_stop() is polled between batches
     and ends generation early (what is done is returned; at least one batch is made)."""
     if n_dreams < 1:
@@ -137,7 +147,7 @@ def dream_from_frames(model: WorldModel, frames, poses, ranges: PoseRanges, *, n
         else:
             s0 = states[idx]
         parts.append(generate(model, s0, poses[idx.numpy()], ranges, length, gen, scale=scale,
-                              spec=spec))
+                              spec=spec, error_map=error_map))
         done = min(i + batch, n_dreams)
         if progress is not None:
             progress(done, n_dreams)

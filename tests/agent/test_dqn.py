@@ -141,10 +141,13 @@ def test_replay_from_dreams_selects_the_reward():
     c, l, o = 3, 4, OBS
     d = Dreams(observations=torch.randn(c, l + 1, o), poses=torch.zeros(c, l + 1, 3),
                actions=torch.randint(N_ACTIONS, (c, l)), surprise=torch.rand(c, l),
-               surprise_delta=torch.rand(c, l) - 0.5, view_surprise=torch.rand(c, l + 1))
+               surprise_delta=torch.rand(c, l) - 0.5, view_surprise=torch.rand(c, l + 1),
+               measured_move=torch.rand(c, l), measured_view=torch.rand(c, l + 1))
     for kind, want in (("surprise", d.surprise), ("delta", d.surprise_delta),
                        ("view", d.view_surprise[:, 1:]),
-                       ("surprise_view", d.surprise + d.view_surprise[:, 1:])):
+                       ("surprise_view", d.surprise + d.view_surprise[:, 1:]),
+                       ("measured", d.measured_move + d.measured_view[:, 1:]),
+                       ("measured_view", d.measured_view[:, 1:])):
         mem = replay_from_dreams(d, AgentConfig(reward=kind, batch_size=4, replay_capacity=64))
         assert len(mem) == c * l
         torch.testing.assert_close(mem.reward[:12], want.reshape(-1))

@@ -43,6 +43,9 @@ def test_phases_inline_share_one_state_space(tmp_path, redis_url, monkeypatch):
         assert dreams["version"] == wm["version"] and dreams["dreams"] == 12 and dreams["shards"] == 3
         loaded = read_dreams(store, dreams["folder"])
         assert loaded.observations.shape[:2] == (12, 5)
+        # the measured error map is fitted on the sweep's 2 x 4 real transitions
+        assert dreams["error_map"]["transitions"] == 8
+        assert loaded.measured_move.shape == (12, 4) and loaded.measured_view.shape == (12, 5)
         agent = train_agent()
         assert agent["wm_version"] == wm["version"] and agent["updates"] == 30
         nav = navigate(iterations=2, movements=3, seed=4)

@@ -9,9 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save
 
+from services.dreamer.error_map import error_map_from_frames
 from services.dreamer.rollout import generate
-from shared.dreams import (DreamShardError, ObservationSpec, read_dreams, read_index, read_shard,
-                           write_shards)
+from shared.dreams import (DreamShardError, Dreams, ObservationSpec, read_dreams, read_index,
+                           read_shard, write_shards)
 from shared.pose import ActionScale, PoseRanges
 from shared.store import AlreadyExists, CorruptFile, MissingFile, Store
 
@@ -109,17 +110,19 @@ def test_bad_shards_raise_clear_errors(tmp_path, dreams):
         read_shard(store, "x/garbage.safetensors")
 
 
-def test_format_2_needs_the_view_surprise_and_format_1_reads_without_it(tmp_path, dreams):
+def test_format_3_needs_the_view_surprise_and_format_1_reads_without_it(tmp_path, dreams):
     """Shards written before the view surprise existed (format 1) still train the move-surprise
-    rewards; a format-2 shard without it is corrupt."""
+    rewards; a format-2 or format-3 shard without it is corrupt."""
     store = Store(str(tmp_path))
     index = write_shards(store, "ok", dreams, shard_size=10)
     tensors, meta = store.read_tensors(index["shards"][0]["path"])
-    assert meta["format_version"] == "2"
+    assert meta["format_version"] == "3"
     old = {k: v for k, v in tensors.items() if k != "view_surprise"}
-    _bad(store, "x/v2_without_view.safetensors", old, meta)
-    with pytest.raises(DreamShardError, match="'view_surprise' is missing"):
-        read_shard(store, "x/v2_without_view.safetensors")
+    for version in ("2", "3"):
+        _bad(store, f"x/v{version}_without_view.safetensors", old,
+             {**meta, "format_version": version})
+        with pytest.raises(DreamShardError, match="'view_surprise' is missing"):
+            read_shard(store, f"x/v{version}_without_view.safetensors")
     _bad(store, "x/v1.safetensors", old, {**meta, "format_version": "1"})
     v1 = read_shard(store, "x/v1.safetensors")
     assert v1.view_surprise is None
@@ -131,3 +134,42 @@ def test_format_2_needs_the_view_surprise_and_format_1_reads_without_it(tmp_path
     _bad(store, "x/v9.safetensors", tensors, {**meta, "format_version": "9"})
     with pytest.raises(DreamShardError, match="unsupported dream format version '9'"):
         read_shard(store, "x/v9.safetensors")
+
+
+@pytest.fixture
+def measured_dreams(tiny_wm):
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    s0 = tiny_wm.encode_state(frames)
+    poses = np.stack([rng.uniform(0, 360, 8), rng.uniform(-30, 30, 8), rng.uniform(1, 10, 8)], 1)
+    scale = ActionScale(pan_tilt_deg=4.0)
+    emap = error_map_from_frames(tiny_wm, s0, poses, np.zeros(8, np.int64), RANGES, scale)
+    return generate(tiny_wm, s0, poses, RANGES, 5, torch.Generator().manual_seed(0), scale=scale,
+                    spec=ObservationSpec(pool_grid=1), error_map=emap)
+
+
+def test_measured_terms_round_trip_and_are_checked(tmp_path, measured_dreams, dreams):
+    store = Store(str(tmp_path))
+    write_shards(store, "m", measured_dreams, shard_size=3)
+    back = read_dreams(store, "m")
+    torch.testing.assert_close(back.measured_move, measured_dreams.measured_move)
+    torch.testing.assert_close(back.measured_view, measured_dreams.measured_view)
+    torch.testing.assert_close(back.rewards("measured"), measured_dreams.rewards("measured"))
+    # Dreams made without a map are written and read without the pair (format 3 allows it).
+    write_shards(store, "plain", dreams, shard_size=10)
+    plain = read_dreams(store, "plain")
+    assert plain.measured_move is None and plain.measured_view is None
+    with pytest.raises(ValueError, match="measured error map"):
+        plain.rewards("measured_view")
+    index = read_index(store, "m")
+    tensors, meta = store.read_tensors(index["shards"][0]["path"])
+    half = {k: v for k, v in tensors.items() if k != "measured_view"}
+    _bad(store, "x/half.safetensors", half, meta)
+    with pytest.raises(DreamShardError, match="without the other"):
+        read_shard(store, "x/half.safetensors")
+    _bad(store, "x/v2_measured.safetensors", tensors, {**meta, "format_version": "2"})
+    with pytest.raises(DreamShardError, match="unexpected tensors"):  # format 2 never had them
+        read_shard(store, "x/v2_measured.safetensors")
+    # A mix of parts with and without the map has no map as a whole.
+    mixed = Dreams.concat([back, plain])
+    assert mixed.measured_move is None and mixed.measured_view is None
