@@ -23,6 +23,10 @@ The two terms are fitted by backfitting (a few alternations). A dream transition
 `move[a_t]` and `view(pose_{t+1})`: the rewards `measured` (their sum) and `measured_view`
 (the view term alone) of `shared.dreams.REWARDS`. Real transitions carry no action index, so each
 is matched to the action whose wrapped/clamped result lands nearest its destination.
+
+Measured in the curiosity bench (docs/agent.md, session 4), the map is not yet a better reward
+than the learned head: one move term per action books the zoom-dependent part of a move's
+geometry into the view term at zoomed-in poses. It is an option and a diagnostic, not the default.
 """
 
 from __future__ import annotations
