@@ -37,9 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from services.dreamer.rollout import advance_poses
 from shared.models.surprise import per_transition_error
 from shared.models.world_model import WorldModel, normalise_poses
-from shared.pose import N_ACTIONS, ActionScale, PoseRanges
+from shared.pose import N_ACTIONS, ActionScale, PoseRanges, normalise_batch
 
 # Candidate kernel widths (radians of viewing direction) and log-zoom weights, chosen by
 # leave-one-out error on the measured transitions.
@@ -169,23 +170,14 @@ def fit_error_map(dest_poses, actions, errors, *, bandwidths=BANDWIDTHS,
 
 def infer_actions(pose_from: np.ndarray, pose_to: np.ndarray, ranges: PoseRanges,
                   scale: ActionScale) -> np.ndarray:
-    """(M, 3) x2 raw poses -> (M,) the action whose wrapped/clamped result is nearest pose_to."""
-    from services.dreamer.rollout import advance_poses
-
+    """(M, 3) x2 raw poses -> (M,) the action whose wrapped/clamped result is nearest pose_to,
+    compared as normalised poses (sin/cos pan handles the wrap)."""
     m = len(pose_from)
     src = torch.from_numpy(np.repeat(np.asarray(pose_from, np.float64), N_ACTIONS, axis=0))
     cand = advance_poses(src, torch.arange(N_ACTIONS).repeat(m), ranges, scale).numpy()
-    cand = cand.reshape(m, N_ACTIONS, 3)
-    to = np.asarray(pose_to, np.float64)[:, None, :]
-    dpan = np.abs(cand[..., 0] - to[..., 0])
-    if ranges.pan_wraps:
-        span = ranges.pan_max - ranges.pan_min
-        dpan = np.minimum(dpan, span - dpan)
-    dlz = np.log(np.maximum(cand[..., 2], 1e-9) / np.maximum(to[..., 2], 1e-9))
-    # A zoom step of the scale counts as much as a pan/tilt step of it.
-    zoom_deg = scale.pan_tilt_deg / max(scale.zoom_log_step * 0.1, 1e-9)
-    d = dpan ** 2 + (cand[..., 1] - to[..., 1]) ** 2 + (zoom_deg * dlz) ** 2
-    return d.argmin(axis=1)
+    cand = normalise_batch(cand, ranges).reshape(m, N_ACTIONS, -1)
+    to = normalise_batch(np.asarray(pose_to, np.float64), ranges)[:, None, :]
+    return ((cand - to) ** 2).sum(-1).argmin(axis=1)
 
 
 @torch.no_grad()

@@ -29,10 +29,10 @@ from shared.models.checkpoint import model_from_bytes
 from shared.pose import ActionScale
 from shared.store import Store
 
-log = logging.getLogger(__name__)
-
 from services.dreamer.error_map import ErrorMap, ErrorMapError, error_map_from_frames
 from services.dreamer.rollout import dream_from_frames, encode_frames
+
+log = logging.getLogger(__name__)
 
 
 class NoWorldModel(LookupError):
@@ -73,8 +73,10 @@ def dream(settings: Settings, store: Store, client: redis.Redis, *, slot: str, v
                              include_other_nodes=False, max_rounds=settings.worldmodel.max_rounds)
         seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
         ranges = settings.camera.ranges()
-        states = encode_frames(model, frames.images)
-        emap = measured_error_map(model, states, frames, ranges, cfg.error_map_transitions)
+        states, emap = None, None  # without a map, only the dream starts are encoded
+        if cfg.error_map_transitions:
+            states = encode_frames(model, frames.images)
+            emap = measured_error_map(model, states, frames, ranges, cfg.error_map_transitions)
         dreams = dream_from_frames(
             model, frames.images, frames.poses, ranges,
             n_dreams=n_dreams or cfg.dreams, length=cfg.length, seed=seed, batch=cfg.batch,
@@ -99,8 +101,6 @@ def dream(settings: Settings, store: Store, client: redis.Redis, *, slot: str, v
 def measured_error_map(model, states, frames, ranges, max_transitions: int) -> ErrorMap | None:
     """The model's measured error on the node's real transitions (services.dreamer.error_map),
     or None when no round holds two frames (the measured rewards are then unavailable)."""
-    if max_transitions == 0:
-        return None
     try:
         return error_map_from_frames(model, states, frames.poses, frames.round_ids, ranges,
                                      ActionScale(), max_transitions=max_transitions)
