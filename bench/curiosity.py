@@ -29,6 +29,8 @@ for every policy, `--pan-tilt-deg`), per seed:
     (world.dynamic_zone_fraction(pose) > 0.5), agent / random.
 - learning gain: after K cycles, each arm's WM one-step error on a fixed held-out set of random
   transitions (other poses, later times), relative to its own copy baseline; agent arm / random arm.
+  Also per region (session 5): `learning_gain_dynamic` over the held-out transitions that end on a
+  mostly dynamic view, `learning_gain_static` over those that end on a static one (< 10% dynamic).
 - diagnostic: is the WM's *predicted* surprise high on dynamic views (Spearman with the dynamic
   fraction, mean on dynamic vs static views) and does it rank the true error (Spearman)?
 
@@ -41,7 +43,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import math
 import os
 import random
 import sys
@@ -54,6 +55,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.curiosity_measures import (DYNAMIC, held_out_error, masked_mean, merge,  # noqa: E402
+                                     random_pose, region_gain, stay_pairs, summarise,
+                                     transition_stats, view_check, vs_random)
 from bench.output import machine, write_result  # noqa: E402
 from services.agent.config import AgentConfig  # noqa: E402
 from services.agent.dqn import make_agent, replay_from_dreams, train  # noqa: E402
@@ -65,28 +69,18 @@ from services.dreamer.error_map import error_map_from_frames  # noqa: E402
 from services.dreamer.rollout import dream_from_frames, encode_frames  # noqa: E402
 from services.worldmodel.config import TrainConfig  # noqa: E402
 from services.worldmodel.data import FrameDataset  # noqa: E402
-from services.worldmodel.evaluate import rollout_errors, spearman  # noqa: E402
+from services.worldmodel.evaluate import spearman  # noqa: E402
 from services.worldmodel.trainer import fit  # noqa: E402
 from shared.dreams import REWARDS, ObservationSpec  # noqa: E402
 from shared.models import build_world_model  # noqa: E402
-from shared.models.surprise import per_transition_error  # noqa: E402
-from shared.models.world_model import normalise_poses  # noqa: E402
 from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action  # noqa: E402
 
 SIM_RANGES = PoseRanges(pan_min=0.0, pan_max=360.0, tilt_min=-30.0, tilt_max=30.0, zoom_min=1.0,
                         zoom_max=10.0, pan_wraps=True)
-DYNAMIC = 0.5  # a view is "mostly dynamic" when more than half of it lies in a dynamic zone
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def random_pose(rng: random.Random, ranges: PoseRanges) -> Pose:
-    """As services/camera/sweep.py: uniform pan and tilt, log-uniform zoom."""
-    zoom = math.exp(rng.uniform(math.log(ranges.zoom_min), math.log(ranges.zoom_max)))
-    return Pose(rng.uniform(ranges.pan_min, ranges.pan_max),
-                rng.uniform(ranges.tilt_min, ranges.tilt_max), zoom)
 
 
 class Episodes:
@@ -129,87 +123,6 @@ def drive(world: SimWorld, t0: float, starts: list[Pose], moves: int, policy, si
     return ep
 
 
-# A camera that holds still grabs its next frame one no-op move later (SimCamera's timing).
-HOLD_S = SimCameraConfig().settle_base_s + SimCameraConfig().snapshot_s
-
-
-@torch.no_grad()
-def transition_stats(model, ep: Episodes, world: SimWorld) -> dict:
-    """Per move in `ep`: the WM's true error at the view reached (`view_error`: its error for
-    holding still there, against the same view rendered one no-op move later: what the WM
-    cannot predict about that view, whatever move led there), the true error of the move itself
-    (`error`), the predicted surprises, and the dynamic fraction of the view."""
-    states = encode_frames(model, np.stack(ep.frames))
-    poses = np.array(ep.poses)
-    src = [i for i in range(1, len(ep.frames)) if ep.actions[i] >= 0]
-    src_i = torch.tensor([i - 1 for i in src])
-    dst_i = torch.tensor(src)
-    size = ep.frames[0].shape[0]
-    later = encode_frames(model, np.stack([world.render(Pose(*poses[i]), ep.times[i] + HOLD_S,
-                                                        size, size) for i in src]))
-    pf = normalise_poses(poses[src_i.numpy()], world.ranges)
-    pt = normalise_poses(poses[dst_i.numpy()], world.ranges)
-    pred, surprise = model.predict(states[src_i], pf, pt)
-    stay, view = model.predict(states[dst_i], pt, pt)  # holding still: the view surprise
-    err = per_transition_error(pred[:, None], states[dst_i][:, None])[:, 0]
-    view_err = per_transition_error(stay[:, None], later[:, None])[:, 0]
-    dyn = np.array([world.dynamic_zone_fraction(Pose(*poses[i])) for i in src])
-    return {"error": err.numpy(), "view_error": view_err.numpy(), "surprise": surprise.numpy(),
-            "view_surprise": view.numpy(), "dynamic": dyn,
-            "actions": np.array([ep.actions[i] for i in src]),
-            "tilt": poses[dst_i.numpy(), 1], "zoom": poses[dst_i.numpy(), 2]}
-
-
-@torch.no_grad()
-def held_out_error(model, held: FrameDataset) -> dict:
-    states = encode_frames(model, held.frames)
-    poses = normalise_poses(np.asarray(held.poses, dtype=np.float64), held.ranges)
-    model_err, copy_err = rollout_errors(model, states, poses, held.rounds(), 1)[1]
-    return {"error": model_err, "copy_error": copy_err, "ratio": model_err / copy_err}
-
-
-def stay_pairs(world: SimWorld, rng: random.Random, n: int, t0: float, size: int) -> dict:
-    """`n` random views, each grabbed twice by a camera that holds still in between (one move's
-    time apart), with each view's dynamic fraction: the ground truth of the view surprise."""
-    cam = SimCamera(world, SimCameraConfig(start_time_s=t0))
-    first, second, poses = [], [], []
-    for _ in range(n):
-        pose = cam.move_absolute(world.ranges.apply(random_pose(rng, world.ranges)))
-        first.append(cam.snapshot(size, size)[0])
-        cam.move_absolute(pose)
-        second.append(cam.snapshot(size, size)[0])
-        poses.append(pose.as_tuple())
-    return {"first": np.stack(first), "second": np.stack(second), "poses": np.array(poses),
-            "dynamic": np.array([world.dynamic_zone_fraction(Pose(*p)) for p in poses])}
-
-
-@torch.no_grad()
-def view_check(model, pairs: dict, ranges: PoseRanges, emap=None) -> dict:
-    """Does the WM's predicted view surprise (holding still) rank the views as its true error
-    for holding still does, and does it see the dynamic zones? With `emap`, the same for the
-    measured error map's view term."""
-    a, b = encode_frames(model, pairs["first"]), encode_frames(model, pairs["second"])
-    p = normalise_poses(pairs["poses"], ranges)
-    pred, view = model.predict(a, p, p)  # a stay transition: its surprise is the view surprise
-    err = per_transition_error(pred[:, None], b[:, None])[:, 0].numpy()
-    view = view.numpy()
-    dyn = pairs["dynamic"]
-    out = {}
-    if emap is not None:
-        mapped = emap.view(pairs["poses"])
-        out = {"spearman_map_view_vs_true_stay_error": spearman(mapped, err),
-               "spearman_map_view_vs_dynamic_fraction": spearman(mapped, dyn),
-               "map_view_dynamic_views": masked_mean(mapped, dyn > DYNAMIC),
-               "map_view_static_views": masked_mean(mapped, dyn < 0.1)}
-    return {**out, "spearman_view_surprise_vs_true_stay_error": spearman(view, err),
-            "spearman_view_surprise_vs_dynamic_fraction": spearman(view, dyn),
-            "spearman_true_stay_error_vs_dynamic_fraction": spearman(err, dyn),
-            "true_stay_error_dynamic_views": masked_mean(err, dyn > DYNAMIC),
-            "true_stay_error_static_views": masked_mean(err, dyn < 0.1),
-            "view_surprise_dynamic_views": masked_mean(view, dyn > DYNAMIC),
-            "view_surprise_static_views": masked_mean(view, dyn < 0.1)}
-
-
 def train_wm(model, data: FrameDataset, budget_s: float, seed: int) -> dict:
     cfg = TrainConfig.preset("cpu").replace(time_budget_s=budget_s, epochs=10_000, seed=seed)
     res = fit(model, data, cfg)
@@ -235,37 +148,6 @@ def random_policy(rng: random.Random, hold: float = 0.0):
     """Uniform over the 21 actions; with `hold` > 0, the no-op (holding still) with that
     probability first."""
     return lambda frame, pose: 0 if hold and rng.random() < hold else rng.randrange(N_ACTIONS)
-
-
-def summarise(stats: dict) -> dict:
-    return {"true_view_error": float(np.mean(stats["view_error"])),
-            "true_error": float(np.mean(stats["error"])),
-            "predicted_surprise": float(np.mean(stats["surprise"])),
-            "predicted_view_surprise": float(np.mean(stats["view_surprise"])),
-            "mean_tilt": float(np.mean(stats["tilt"])),
-            "mean_log_zoom": float(np.mean(np.log(stats["zoom"]))),
-            "dwell": float(np.mean(stats["dynamic"] > DYNAMIC)),
-            "mean_dynamic_fraction": float(np.mean(stats["dynamic"])),
-            "jump_share": float(np.mean(stats["actions"] >= 17)),
-            "zoom_in_share": float(np.mean(np.isin(stats["actions"], (9, 15))))}
-
-
-def vs_random(summary: dict, policy: str) -> dict:
-    """A policy's seeking ratios (the WM's true error of the moves to the views it reached; and
-    for holding still at them) and dwell ratio against the random policy's (None when random
-    never dwelt)."""
-    rnd, pol = summary["random"], summary[policy]
-    return {"seeking_ratio": pol["true_error"] / rnd["true_error"],
-            "seeking_ratio_view": pol["true_view_error"] / rnd["true_view_error"],
-            "dwell_ratio": pol["dwell"] / rnd["dwell"] if rnd["dwell"] > 0 else None}
-
-
-def masked_mean(values: np.ndarray, mask: np.ndarray) -> float | None:
-    return float(values[mask].mean()) if mask.any() else None
-
-
-def merge(stats_list: list[dict]) -> dict:
-    return {k: np.concatenate([s[k] for s in stats_list]) for k in stats_list[0]}
 
 
 def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict:
@@ -385,7 +267,8 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
 
     merged = {k: merge(v) for k, v in per_policy.items()}
     summary = {k: summarise(v) for k, v in merged.items()}
-    held_final = {arm: held_out_error(wm[arm], held) for arm in ("agent", "random")}
+    held_dyn = np.array([world.dynamic_zone_fraction(Pose(*p)) for p in held.poses])
+    held_final = {arm: held_out_error(wm[arm], held, held_dyn) for arm in ("agent", "random")}
     # Diagnostics over every measured transition (all policies, the agent arm's WMs).
     every = merge(list(merged.values()))
     dyn_mask, static_mask = every["dynamic"] > DYNAMIC, every["dynamic"] < 0.1
@@ -412,6 +295,8 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
         **primary_vs_random,
         "learning_gain": held_final["agent"]["ratio"] / held_final["random"]["ratio"],
         "learning_gain_raw": held_final["agent"]["error"] / held_final["random"]["error"],
+        "learning_gain_dynamic": region_gain(held_final["agent"], held_final["random"], "dynamic"),
+        "learning_gain_static": region_gain(held_final["agent"], held_final["random"], "static"),
         "variants": {v: vs_random(summary, f"agent_{v}") for v in measured},
         "sweep_vs_random": vs_random(summary, "sweep"),
         "policies": summary,
@@ -496,6 +381,8 @@ def main() -> None:
         "dwell_ratio": mean(r["dwell_ratio"] for r in per_seed),
         "learning_gain": mean(r["learning_gain"] for r in per_seed),
         "learning_gain_raw": mean(r["learning_gain_raw"] for r in per_seed),
+        "learning_gain_dynamic": mean(r["learning_gain_dynamic"] for r in per_seed),
+        "learning_gain_static": mean(r["learning_gain_static"] for r in per_seed),
         "targets": {"seeking_ratio": ">= 1.5", "dwell_ratio": ">= 2", "learning_gain": "<= 0.9"},
         "variants": {v: {k: mean(r["variants"][v][k] for r in per_seed) for k in RATIOS}
                      for v in variants},

@@ -3,7 +3,8 @@
 `python bench/cycle.py --out FILE` starts an embedded node (Redis, camera on the simulator, one rq
 worker per queue, coordinator) in a temporary folder and runs two cycles over REST, as a user would:
 cycle 1 = random sweep (10 x 21 frames), world-model training (to plateau, epochs or its time
-budget), 64 dreams of 10 steps, agent training; cycle 2 = the agent drives the camera
+budget), `dreamer.dreams` dreams of 10 steps (`--dreams`; the issue's cycle has 64), agent
+training; cycle 2 = the agent drives the camera
 (10 x 20 moves), then the same learning phases. `cycle_seconds` is the issue's "one full cycle":
 sweep + world model + dreams + agent of cycle 1 plus the navigation of cycle 2.
 Target (issue 4): under 10 minutes on 2 cores.
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="full-cycle wall time at the cpu preset")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    parser.add_argument("--dreams", type=int, default=None,
+                        help="dreams per dreamer job (default: the settings' default; the issue's "
+                             "cycle has 64)")
     args = parser.parse_args(argv)
 
     import httpx
@@ -39,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     base = free_port_block(12)
     settings = load_settings(environ={}, preset=args.preset, data_dir=data,
                              services={"coordinator_port": base, "camera_port": base + 1,
-                                       "worker_metrics_port": base + 2})
+                                       "worker_metrics_port": base + 2},
+                             **({"dreamer": {"dreams": args.dreams}} if args.dreams else {}))
     views = []
     started = time.perf_counter()
     with Node(settings) as node, httpx.Client(base_url=node.coordinator_url, timeout=30) as http:
@@ -70,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "phase_seconds": {"cycle1": first, "cycle2": second},
         "worldmodel": {k: views[0]["phases"][1]["result"].get(k)
                        for k in ("epochs", "stop_reason", "final_loss", "frames", "transitions_per_s")},
+        "dreams": settings.dreamer.dreams,
         "agent": {k: views[0]["phases"][3]["result"].get(k)
                   for k in ("updates", "stop_reason", "updates_per_s")},
         "navigation": {k: views[1]["phases"][0]["result"].get(k)

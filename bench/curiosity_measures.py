@@ -1,0 +1,168 @@
+"""What bench/curiosity.py measures about a policy's camera steps and about a world model.
+
+Ground truth comes from the simulator: `SimWorld.dynamic_zone_fraction(pose)` says how much of a
+view lies in the known dynamic zones, and re-rendering a view one no-op move later gives the
+frame a camera holding still would see, so the world model's TRUE error (not its predicted
+surprise) can be measured at any visited view.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import torch
+
+from services.camera.sim.camera import SimCamera, SimCameraConfig
+from services.camera.sim.world import SimWorld
+from services.dreamer.rollout import encode_frames
+from services.worldmodel.data import FrameDataset
+from services.worldmodel.evaluate import rollout_errors, spearman
+from shared.models.surprise import per_transition_error
+from shared.models.world_model import normalise_poses
+from shared.pose import Pose, PoseRanges
+
+DYNAMIC = 0.5  # a view is "mostly dynamic" when more than half of it lies in a dynamic zone
+
+def random_pose(rng: random.Random, ranges: PoseRanges) -> Pose:
+    """As services/camera/sweep.py: uniform pan and tilt, log-uniform zoom."""
+    zoom = math.exp(rng.uniform(math.log(ranges.zoom_min), math.log(ranges.zoom_max)))
+    return Pose(rng.uniform(ranges.pan_min, ranges.pan_max),
+                rng.uniform(ranges.tilt_min, ranges.tilt_max), zoom)
+
+
+
+# A camera that holds still grabs its next frame one no-op move later (SimCamera's timing).
+HOLD_S = SimCameraConfig().settle_base_s + SimCameraConfig().snapshot_s
+
+
+@torch.no_grad()
+def transition_stats(model, ep, world: SimWorld) -> dict:
+    """Per move in `ep`: the WM's true error at the view reached (`view_error`: its error for
+    holding still there, against the same view rendered one no-op move later: what the WM
+    cannot predict about that view, whatever move led there), the true error of the move itself
+    (`error`), the predicted surprises, and the dynamic fraction of the view."""
+    states = encode_frames(model, np.stack(ep.frames))
+    poses = np.array(ep.poses)
+    src = [i for i in range(1, len(ep.frames)) if ep.actions[i] >= 0]
+    src_i = torch.tensor([i - 1 for i in src])
+    dst_i = torch.tensor(src)
+    size = ep.frames[0].shape[0]
+    later = encode_frames(model, np.stack([world.render(Pose(*poses[i]), ep.times[i] + HOLD_S,
+                                                        size, size) for i in src]))
+    pf = normalise_poses(poses[src_i.numpy()], world.ranges)
+    pt = normalise_poses(poses[dst_i.numpy()], world.ranges)
+    pred, surprise = model.predict(states[src_i], pf, pt)
+    stay, view = model.predict(states[dst_i], pt, pt)  # holding still: the view surprise
+    err = per_transition_error(pred[:, None], states[dst_i][:, None])[:, 0]
+    view_err = per_transition_error(stay[:, None], later[:, None])[:, 0]
+    dyn = np.array([world.dynamic_zone_fraction(Pose(*poses[i])) for i in src])
+    return {"error": err.numpy(), "view_error": view_err.numpy(), "surprise": surprise.numpy(),
+            "view_surprise": view.numpy(), "dynamic": dyn,
+            "actions": np.array([ep.actions[i] for i in src]),
+            "tilt": poses[dst_i.numpy(), 1], "zoom": poses[dst_i.numpy(), 2]}
+
+
+@torch.no_grad()
+def held_out_error(model, held: FrameDataset, dynamic: np.ndarray | None = None) -> dict:
+    """One-step error on the held-out rounds against the copy baseline. With `dynamic` (each
+    held-out frame's dynamic fraction) also per region: the transitions that end on a mostly
+    dynamic view and those that end on a static one (a WM that learned the zones its agent
+    watched shows it there even when its average over the whole scene does not move)."""
+    states = encode_frames(model, held.frames)
+    poses = normalise_poses(np.asarray(held.poses, dtype=np.float64), held.ranges)
+    model_err, copy_err = rollout_errors(model, states, poses, held.rounds(), 1)[1]
+    out = {"error": model_err, "copy_error": copy_err, "ratio": model_err / copy_err}
+    if dynamic is None:
+        return out
+    src = np.array([r[k] for r in held.rounds() for k in range(len(r) - 1)])
+    dst = src + 1
+    pred, _ = model.predict(states[src], poses[src], poses[dst])
+    err = (pred - states[dst]).pow(2).flatten(1).mean(1).numpy()
+    base = (states[src] - states[dst]).pow(2).flatten(1).mean(1).numpy()
+    for name, mask in (("dynamic", dynamic[dst] > DYNAMIC), ("static", dynamic[dst] < 0.1)):
+        out[f"{name}_transitions"] = int(mask.sum())
+        out[f"{name}_ratio"] = float(err[mask].mean() / base[mask].mean()) if mask.any() else None
+    return out
+
+
+def region_gain(agent: dict, random_arm: dict, region: str) -> float | None:
+    a, r = agent.get(f"{region}_ratio"), random_arm.get(f"{region}_ratio")
+    return a / r if a is not None and r else None
+
+
+def stay_pairs(world: SimWorld, rng: random.Random, n: int, t0: float, size: int) -> dict:
+    """`n` random views, each grabbed twice by a camera that holds still in between (one move's
+    time apart), with each view's dynamic fraction: the ground truth of the view surprise."""
+    cam = SimCamera(world, SimCameraConfig(start_time_s=t0))
+    first, second, poses = [], [], []
+    for _ in range(n):
+        pose = cam.move_absolute(world.ranges.apply(random_pose(rng, world.ranges)))
+        first.append(cam.snapshot(size, size)[0])
+        cam.move_absolute(pose)
+        second.append(cam.snapshot(size, size)[0])
+        poses.append(pose.as_tuple())
+    return {"first": np.stack(first), "second": np.stack(second), "poses": np.array(poses),
+            "dynamic": np.array([world.dynamic_zone_fraction(Pose(*p)) for p in poses])}
+
+
+@torch.no_grad()
+def view_check(model, pairs: dict, ranges: PoseRanges, emap=None) -> dict:
+    """Does the WM's predicted view surprise (holding still) rank the views as its true error
+    for holding still does, and does it see the dynamic zones? With `emap`, the same for the
+    measured error map's view term."""
+    a, b = encode_frames(model, pairs["first"]), encode_frames(model, pairs["second"])
+    p = normalise_poses(pairs["poses"], ranges)
+    pred, view = model.predict(a, p, p)  # a stay transition: its surprise is the view surprise
+    err = per_transition_error(pred[:, None], b[:, None])[:, 0].numpy()
+    view = view.numpy()
+    dyn = pairs["dynamic"]
+    out = {}
+    if emap is not None:
+        mapped = emap.view(pairs["poses"])
+        out = {"spearman_map_view_vs_true_stay_error": spearman(mapped, err),
+               "spearman_map_view_vs_dynamic_fraction": spearman(mapped, dyn),
+               "map_view_dynamic_views": masked_mean(mapped, dyn > DYNAMIC),
+               "map_view_static_views": masked_mean(mapped, dyn < 0.1)}
+    return {**out, "spearman_view_surprise_vs_true_stay_error": spearman(view, err),
+            "spearman_view_surprise_vs_dynamic_fraction": spearman(view, dyn),
+            "spearman_true_stay_error_vs_dynamic_fraction": spearman(err, dyn),
+            "true_stay_error_dynamic_views": masked_mean(err, dyn > DYNAMIC),
+            "true_stay_error_static_views": masked_mean(err, dyn < 0.1),
+            "view_surprise_dynamic_views": masked_mean(view, dyn > DYNAMIC),
+            "view_surprise_static_views": masked_mean(view, dyn < 0.1)}
+
+
+
+def summarise(stats: dict) -> dict:
+    return {"true_view_error": float(np.mean(stats["view_error"])),
+            "true_error": float(np.mean(stats["error"])),
+            "predicted_surprise": float(np.mean(stats["surprise"])),
+            "predicted_view_surprise": float(np.mean(stats["view_surprise"])),
+            "mean_tilt": float(np.mean(stats["tilt"])),
+            "mean_log_zoom": float(np.mean(np.log(stats["zoom"]))),
+            "dwell": float(np.mean(stats["dynamic"] > DYNAMIC)),
+            "mean_dynamic_fraction": float(np.mean(stats["dynamic"])),
+            "jump_share": float(np.mean(stats["actions"] >= 17)),
+            "zoom_in_share": float(np.mean(np.isin(stats["actions"], (9, 15))))}
+
+
+def vs_random(summary: dict, policy: str) -> dict:
+    """A policy's seeking ratios (the WM's true error of the moves to the views it reached; and
+    for holding still at them) and dwell ratio against the random policy's (None when random
+    never dwelt)."""
+    rnd, pol = summary["random"], summary[policy]
+    return {"seeking_ratio": pol["true_error"] / rnd["true_error"],
+            "seeking_ratio_view": pol["true_view_error"] / rnd["true_view_error"],
+            "dwell_ratio": pol["dwell"] / rnd["dwell"] if rnd["dwell"] > 0 else None}
+
+
+def masked_mean(values: np.ndarray, mask: np.ndarray) -> float | None:
+    return float(values[mask].mean()) if mask.any() else None
+
+
+def merge(stats_list: list[dict]) -> dict:
+    return {k: np.concatenate([s[k] for s in stats_list]) for k in stats_list[0]}
+
+
