@@ -18,7 +18,7 @@ from services.camera.sim.camera import SimCamera, SimCameraConfig
 from services.camera.sim.world import SimWorld
 from services.dreamer.rollout import encode_frames
 from services.worldmodel.data import FrameDataset
-from services.worldmodel.evaluate import rollout_errors, spearman
+from services.worldmodel.evaluate import spearman
 from shared.models.surprise import per_transition_error
 from shared.models.world_model import normalise_poses
 from shared.pose import Pose, PoseRanges
@@ -66,24 +66,25 @@ def transition_stats(model, ep, world: SimWorld) -> dict:
 
 @torch.no_grad()
 def held_out_error(model, held: FrameDataset, dynamic: np.ndarray | None = None) -> dict:
-    """One-step error on the held-out rounds against the copy baseline. With `dynamic` (each
-    held-out frame's dynamic fraction) also per region: the transitions that end on a mostly
-    dynamic view and those that end on a static one (a WM that learned the zones its agent
-    watched shows it there even when its average over the whole scene does not move)."""
+    """One-step error on the held-out rounds against the copy baseline (mean squared error per
+    transition, as services.worldmodel.evaluate.rollout_errors at horizon 1). With `dynamic`
+    (each held-out frame's dynamic fraction) also per region: the transitions that end on a
+    mostly dynamic view and those that end on a static one (a WM that learned the zones its
+    agent watched shows it there even when its average over the whole scene does not move)."""
     states = encode_frames(model, held.frames)
     poses = normalise_poses(np.asarray(held.poses, dtype=np.float64), held.ranges)
-    model_err, copy_err = rollout_errors(model, states, poses, held.rounds(), 1)[1]
-    out = {"error": model_err, "copy_error": copy_err, "ratio": model_err / copy_err}
-    if dynamic is None:
-        return out
-    src = np.array([r[k] for r in held.rounds() for k in range(len(r) - 1)])
-    dst = src + 1
+    pairs = [(r[k], r[k + 1]) for r in held.rounds() for k in range(len(r) - 1)]
+    src, dst = (torch.tensor(ix) for ix in zip(*pairs))
     pred, _ = model.predict(states[src], poses[src], poses[dst])
     err = (pred - states[dst]).pow(2).flatten(1).mean(1).numpy()
     base = (states[src] - states[dst]).pow(2).flatten(1).mean(1).numpy()
-    for name, mask in (("dynamic", dynamic[dst] > DYNAMIC), ("static", dynamic[dst] < 0.1)):
-        out[f"{name}_transitions"] = int(mask.sum())
-        out[f"{name}_ratio"] = float(err[mask].mean() / base[mask].mean()) if mask.any() else None
+    out = {"error": float(err.mean()), "copy_error": float(base.mean()),
+           "ratio": float(err.mean() / base.mean())}
+    if dynamic is not None:
+        for name, mask in (("dynamic", dynamic[dst] > DYNAMIC), ("static", dynamic[dst] < 0.1)):
+            out[f"{name}_transitions"] = int(mask.sum())
+            out[f"{name}_ratio"] = (float(err[mask].mean() / base[mask].mean()) if mask.any()
+                                    else None)
     return out
 
 
