@@ -61,7 +61,8 @@ def transition_stats(model, ep, world: SimWorld) -> dict:
     return {"error": err.numpy(), "view_error": view_err.numpy(), "surprise": surprise.numpy(),
             "view_surprise": view.numpy(), "dynamic": dyn,
             "actions": np.array([ep.actions[i] for i in src]),
-            "tilt": poses[dst_i.numpy(), 1], "zoom": poses[dst_i.numpy(), 2]}
+            "tilt": poses[dst_i.numpy(), 1], "zoom": poses[dst_i.numpy(), 2],
+            "poses": poses[dst_i.numpy()]}
 
 
 @torch.no_grad()
@@ -122,8 +123,13 @@ def view_check(model, pairs: dict, ranges: PoseRanges, emap=None) -> dict:
     out = {}
     if emap is not None:
         mapped = emap.view(pairs["poses"])
+        top = mapped >= np.quantile(mapped, 0.9)
         out = {"spearman_map_view_vs_true_stay_error": spearman(mapped, err),
                "spearman_map_view_vs_dynamic_fraction": spearman(mapped, dyn),
+               # What an agent that climbs the map finds: the views it rates highest.
+               "map_top_decile_dynamic_fraction": float(dyn[top].mean()),
+               "map_top_decile_true_stay_error": float(err[top].mean()),
+               "dynamic_fraction_mean": float(dyn.mean()), "true_stay_error_mean": float(err.mean()),
                "map_view_dynamic_views": masked_mean(mapped, dyn > DYNAMIC),
                "map_view_static_views": masked_mean(mapped, dyn < 0.1)}
     return {**out, "spearman_view_surprise_vs_true_stay_error": spearman(view, err),
@@ -137,7 +143,8 @@ def view_check(model, pairs: dict, ranges: PoseRanges, emap=None) -> dict:
 
 
 def summarise(stats: dict) -> dict:
-    return {"true_view_error": float(np.mean(stats["view_error"])),
+    return {"map_view": float(np.mean(stats["map_view"])),
+            "true_view_error": float(np.mean(stats["view_error"])),
             "true_error": float(np.mean(stats["error"])),
             "predicted_surprise": float(np.mean(stats["surprise"])),
             "predicted_view_surprise": float(np.mean(stats["view_surprise"])),

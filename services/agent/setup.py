@@ -18,9 +18,14 @@ def agent_config(settings: Settings) -> AgentConfig:
     if settings.agent.updates is not None:
         changes["updates"] = settings.agent.updates
     try:
-        return AgentConfig.preset(settings.preset).replace(**changes)
+        cfg = AgentConfig.preset(settings.preset).replace(**changes)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"agent.config: {exc}") from None
+    if cfg.reward in ("measured", "measured_view") and not settings.dreamer.error_map_transitions:
+        raise ConfigError(f"agent reward {cfg.reward!r} is the world model's measured error, which "
+                          f"dreams carry only when dreamer.error_map_transitions > 0 (set it, or "
+                          f"choose another agent.reward)")
+    return cfg
 
 
 def agent_paths(node: str, sha: str) -> tuple[str, str]:

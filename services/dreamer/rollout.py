@@ -105,7 +105,12 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
     pose_seq = torch.stack(all_poses, dim=1)  # (B, L + 1, 3) float64
     measured = {}
     if error_map is not None:
-        measured = {"measured_move": torch.from_numpy(error_map.move[actions.cpu().numpy()]).float(),
+        # The move term of the move the camera made, not of the action asked for: a zoom-in at
+        # full zoom or a jump up at the tilt limit is clamped to less (or nothing), and rewarding
+        # it as a full move taught agents to press against the limits.
+        moves = error_map.move_between(pose_seq[:, :-1].reshape(-1, 3).numpy(),
+                                       pose_seq[:, 1:].reshape(-1, 3).numpy(), ranges, scale)
+        measured = {"measured_move": torch.from_numpy(moves).float().reshape(b, length),
                     "measured_view": torch.from_numpy(
                         error_map.view(pose_seq.reshape(-1, 3).numpy())).float().reshape(b, -1)}
     return Dreams(observations=torch.stack(obs, dim=1), poses=pose_seq.float(),

@@ -38,7 +38,7 @@ def test_config_presets_and_validation():
     assert AgentConfig.from_dict(paper.to_dict()) == paper
     with pytest.raises(ValueError, match="reward"):
         AgentConfig(reward="other")
-    assert cpu.reward == paper.reward == "surprise"  # the measured default (docs/agent.md)
+    assert cpu.reward == paper.reward == "measured"  # the measured default (docs/agent.md)
     for kind in REWARDS:
         assert AgentConfig(reward=kind).reward == kind
     # the node settings accept exactly the rewards the agent knows

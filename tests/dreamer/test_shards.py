@@ -141,7 +141,8 @@ def measured_dreams(tiny_wm):
     rng = np.random.default_rng(5)
     frames = rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
     s0 = tiny_wm.encode_state(frames)
-    poses = np.stack([rng.uniform(0, 360, 8), rng.uniform(-30, 30, 8), rng.uniform(1, 10, 8)], 1)
+    # One round of short pans: the map needs content held in place across a move.
+    poses = np.stack([100.0 + 0.5 * np.arange(8), np.full(8, -10.0), np.full(8, 2.0)], 1)
     scale = ActionScale(pan_tilt_deg=4.0)
     emap = error_map_from_frames(tiny_wm, s0, poses, np.zeros(8, np.int64), RANGES, scale)
     return generate(tiny_wm, s0, poses, RANGES, 5, torch.Generator().manual_seed(0), scale=scale,

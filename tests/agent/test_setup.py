@@ -1,0 +1,26 @@
+"""From settings to the agent's config: the preset, overrides, and a reward the dreams can carry."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.agent.setup import agent_config
+from shared.config import ConfigError, load_settings
+
+
+def test_default_reward_is_the_presets_and_overrides_apply():
+    assert agent_config(load_settings(environ={})).reward == "measured"
+    s = load_settings(environ={"PTZJEPA_AGENT__REWARD": "surprise", "PTZJEPA_AGENT__UPDATES": "7"})
+    cfg = agent_config(s)
+    assert cfg.reward == "surprise" and cfg.updates == 7
+
+
+@pytest.mark.parametrize("reward", [None, "measured", "measured_view"])
+def test_a_measured_reward_needs_the_error_map(reward):
+    env = {"PTZJEPA_DREAMER__ERROR_MAP_TRANSITIONS": "0"}
+    if reward:
+        env["PTZJEPA_AGENT__REWARD"] = reward
+    with pytest.raises(ConfigError, match="error_map_transitions > 0"):
+        agent_config(load_settings(environ=env))
+    env["PTZJEPA_AGENT__REWARD"] = "surprise"  # a head-based reward needs no map
+    assert agent_config(load_settings(environ=env)).reward == "surprise"
