@@ -45,7 +45,8 @@ MOVE_PRIOR = 3.0  # pseudo-transitions at the overall mean in each action's move
 
 
 class ErrorMapError(ValueError):
-    """Real frames from which no error map can be fitted (no transition)."""
+    """Real frames from which no error map can be fitted (no transition, or none that held any
+    content in place)."""
 
 
 @dataclass(frozen=True)

@@ -83,12 +83,6 @@ def cell_coords(grid: int) -> np.ndarray:
     return np.stack([np.tile(c, grid), np.repeat(c, grid)], -1)
 
 
-def in_view(rays: np.ndarray, poses, hfov_deg: float) -> np.ndarray:
-    """(K, n, 3) world directions x (K, 3) poses -> (K, n) bool: direction k, i lies inside the
-    view at pose k."""
-    return (np.abs(view_coords(rays, poses, hfov_deg)) <= 1.0).all(-1)
-
-
 def held_in_place(source_poses, dest_poses, hfov_deg: float, grid: int) -> np.ndarray:
     """(M, grid * grid) bool: the destination view's tokens whose content the source view showed
     within one cell of the same place. Their error is what the scene did by itself (plus a

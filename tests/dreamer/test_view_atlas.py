@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from services.camera.sim.projection import camera_rays, view_fractions
-from services.dreamer.view_atlas import (RESOLUTION_DEG, fit_view_atlas, held_in_place, in_view,
+from services.dreamer.view_atlas import (RESOLUTION_DEG, fit_view_atlas, held_in_place, view_coords,
                                          view_rays)
 
 HFOV = 60.0
@@ -32,7 +32,11 @@ def test_rays_match_the_simulated_camera(pose):
     np.testing.assert_allclose(pitch, sim_pitch, atol=1e-3)
 
 
-def test_in_view_is_exact():
+def in_view(rays, poses, hfov):
+    return (np.abs(view_coords(rays, poses, hfov)) <= 1.0).all(-1)
+
+
+def test_view_coordinates_are_exact():
     pose = np.array([[90.0, 0.0, 2.0]])  # hfov 30 deg
     rays = view_rays(pose, HFOV, 8)
     assert in_view(rays, pose, HFOV).all()
