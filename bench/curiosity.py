@@ -90,7 +90,7 @@ class Episodes:
         self.frames: list[np.ndarray] = []
         self.poses: list[tuple] = []
         self.rounds: list[int] = []
-        self.actions: list[int] = []  # -1 at a round's start frame
+        self.actions: list[int] = []  # -1 at a round's start frame, HOLD at a hold frame
         self.times: list[float] = []  # simulated capture times
 
     def add(self, frame, pose: Pose, round_id: int, action: int, t: float) -> None:
@@ -105,21 +105,32 @@ class Episodes:
                             ranges)
 
 
+HOLD = -2  # Episodes.actions of a hold frame (not a policy's move; not measured as one)
+
+
 def drive(world: SimWorld, t0: float, starts: list[Pose], moves: int, policy, size: int,
-          scale: ActionScale, round_offset: int = 0) -> Episodes:
+          scale: ActionScale, round_offset: int = 0, holds: bool = False) -> Episodes:
     """A fresh sim camera whose clock starts at t0; per round, move to the start pose and grab a
-    frame, then `moves` times: policy(frame, pose) -> action, move there (wrap/clamp), grab."""
+    frame, then `moves` times: policy(frame, pose) -> action, move there (wrap/clamp), grab.
+    With `holds`, every view is grabbed a second time one no-op move later (as the system's
+    hold frames, `collect.hold_frames` / `agent.hold_frames`), before the policy moves on."""
     cam = SimCamera(world, SimCameraConfig(start_time_s=t0))
     ep = Episodes()
-    for r, start in enumerate(starts):
-        pose = cam.move_absolute(start)
+
+    def grab(pose: Pose, action: int) -> tuple:
         frame, pose, t = cam.snapshot(size, size)
-        ep.add(frame, pose, round_offset + r, -1, t)
+        ep.add(frame, pose, round_offset + r, action, t)
+        if holds:
+            pose = cam.move_absolute(pose)
+            frame, pose, t = cam.snapshot(size, size)
+            ep.add(frame, pose, round_offset + r, HOLD, t)
+        return frame, pose
+
+    for r, start in enumerate(starts):
+        frame, pose = grab(cam.move_absolute(start), -1)
         for _ in range(moves):
             a = policy(frame, pose)
-            pose = cam.move_absolute(apply_action(pose, a, world.ranges, scale))
-            frame, pose, t = cam.snapshot(size, size)
-            ep.add(frame, pose, round_offset + r, a, t)
+            frame, pose = grab(cam.move_absolute(apply_action(pose, a, world.ranges, scale)), a)
     return ep
 
 
@@ -142,6 +153,12 @@ def agent_policy(model, q_net, spec: ObservationSpec, ranges: PoseRanges, epsilo
         obs = observe(model, frame, [pose.as_tuple()], ranges, spec)
         return choose_action(q_net, obs[0], epsilon=epsilon, rng=rng)[0]
     return policy
+
+
+def variant_reward(variant: str, default_gamma: float) -> tuple[str, float]:
+    """"measured_view@0.9" -> ("measured_view", 0.9); "measured" -> ("measured", default)."""
+    reward, _, gamma = variant.partition("@")
+    return reward, float(gamma) if gamma else default_gamma
 
 
 def random_policy(rng: random.Random, hold: float = 0.0):
@@ -167,7 +184,8 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
     # Cycle 1: the random sweep, then the first world model (shared by both arms).
     t = 0.0
     sweep_starts = [world.ranges.apply(random_pose(rng, SIM_RANGES)) for _ in range(args.sweep_rounds)]
-    sweep = drive(world, t, sweep_starts, moves, random_policy(rng, args.sweep_hold), size, scale)
+    sweep = drive(world, t, sweep_starts, moves, random_policy(rng, args.sweep_hold), size, scale,
+                  holds=args.holds)
     t += 2000.0
     data0 = sweep.dataset(SIM_RANGES)
     wm0 = build_world_model("cpu")
@@ -205,13 +223,14 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
                 "view_check": view_check(model, checks, SIM_RANGES, emap),
                 "dream_surprise_mean": float(dreams.surprise.mean())}
         eps = {}
-        for v in variants + (["oracle"] if args.oracle else []):
-            cfg = AgentConfig.preset("cpu").replace(reward="surprise" if v == "oracle" else v,
-                                                    gamma=args.gamma, seed=seed,
+        for v in measured:
+            reward, gamma = variant_reward(v, args.gamma)
+            cfg = AgentConfig.preset("cpu").replace(reward="surprise" if reward == "oracle" else reward,
+                                                    gamma=gamma, seed=seed,
                                                     updates=args.agent_updates)
             state = make_agent(cfg, dreams.obs_dim)
             source = dreams
-            if v == "oracle":
+            if reward == "oracle":
                 # Diagnostic only: the reward a perfect surprise head would give in a world whose
                 # only unpredictable parts are its dynamic zones (the sim's ground truth at the
                 # dreamed pose). It never feeds a world model.
@@ -233,12 +252,12 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
             eps[f"agent_{v}"] = drive(world, t, starts, moves,
                                       agent_policy(model, state.policy, spec, SIM_RANGES,
                                                    args.epsilon, nrng), size, scale,
-                                      round_offset=cycle * 1000)
+                                      round_offset=cycle * 1000, holds=args.holds)
         eps["random"] = drive(world, t, starts, moves, random_policy(random.Random(seed * 7 + cycle)),
-                              size, scale, round_offset=cycle * 1000)
+                              size, scale, round_offset=cycle * 1000, holds=args.holds)
         eps["sweep"] = drive(world, t, sweep_starts, moves,
                              random_policy(random.Random(seed * 11 + cycle)), size, scale,
-                             round_offset=cycle * 1000)
+                             round_offset=cycle * 1000, holds=args.holds)
         t += 2000.0
         for name, ep in eps.items():
             st = transition_stats(model, ep, world)
@@ -247,6 +266,7 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
             info[name] = summarise(st)
         em, vc = info["error_map"], info["view_check"]
         log(f"[seed {seed}] cycle {cycle}: error map of {em['transitions']} transitions "
+            f"(atlas from {em['atlas_source']}, {em['holds']} holds) "
             f"({em['observed_fraction']:.0%} of the sphere seen): vs true stay error "
             f"{vc['spearman_map_view_vs_true_stay_error']:.2f}, vs dynamic fraction "
             f"{vc['spearman_map_view_vs_dynamic_fraction']:.2f}")
@@ -339,6 +359,9 @@ def main() -> None:
                    help="navigation rounds per cycle and policy (twice the system's 10 x 20: at 10 "
                         "the ratios' noise floor was close to the targets, docs/agent.md)")
     p.add_argument("--moves", type=int, default=20)
+    p.add_argument("--holds", action=argparse.BooleanOptionalAction, default=True,
+                   help="grab every view a second time one no-op move later (the system's hold "
+                        "frames; the error map's atlas is then fitted on holds alone)")
     p.add_argument("--held-rounds", type=int, default=12)
     p.add_argument("--held-moves", type=int, default=10)
     p.add_argument("--wm-budget-s", type=float, default=40.0, help="WM training per cycle and arm")
@@ -351,13 +374,15 @@ def main() -> None:
     p.add_argument("--dream-length", type=int, default=10)
     p.add_argument("--dream-batch", type=int, default=32)
     p.add_argument("--agent-updates", type=int, default=5000)
-    p.add_argument("--gamma", type=float, default=0.99)
+    p.add_argument("--gamma", type=float, default=AgentConfig().gamma,
+                   help="the agents' discount, unless a variant says @GAMMA")
     p.add_argument("--epsilon", type=float, default=0.05, help="run-time epsilon-greedy")
-    p.add_argument("--rewards", default="measured,surprise",
+    p.add_argument("--rewards", default="measured_view,measured_balanced",
                    type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
-                   help="comma-separated reward variants (shared.dreams.REWARDS) to train and "
-                        "measure every cycle; the first drives the agent arm's camera and feeds "
-                        "its world model")
+                   help="comma-separated reward variants (shared.dreams.REWARDS, or oracle) to "
+                        "train and measure every cycle, each optionally @GAMMA (e.g. "
+                        "measured_view@0.9; default --gamma); the first drives the agent arm's "
+                        "camera and feeds its world model")
     p.add_argument("--pan-tilt-deg", type=float, default=4.0,
                    help="degrees per raw action unit (the original: 2, a jump = 10 deg pan); 4 by "
                         "default, as bench/worldmodel.py: at 2, 20 moves cannot cross the scene "
@@ -369,9 +394,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache-dir", default=None)
     args = p.parse_args()
-    unknown = [v for v in args.rewards if v not in REWARDS]
+    try:
+        unknown = [v for v in args.rewards if variant_reward(v, 0.0)[0] not in REWARDS + ("oracle",)]
+    except ValueError as exc:
+        p.error(f"--rewards: a variant's @GAMMA is not a number ({exc})")
     if not args.rewards or unknown:
-        p.error(f"--rewards: unknown {unknown} (choose from {', '.join(REWARDS)})")
+        p.error(f"--rewards: unknown {unknown} (choose from {', '.join(REWARDS)}, oracle)")
+    if variant_reward(args.rewards[0], 0.0)[0] == "oracle":
+        p.error("--rewards: the first variant feeds a world model; the oracle never does")
     torch.set_num_threads(args.threads)
     if args.cache_dir is None:
         args.cache_dir = str(Path(tempfile.gettempdir()) / "ptzjepa-panoramas")

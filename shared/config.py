@@ -104,6 +104,9 @@ class CollectSettings(BaseModel):
     iterations: int = Field(10, ge=1, le=10_000)
     movements: int = Field(20, ge=0, le=10_000)
     jpeg_quality: int = Field(92, ge=10, le=100)
+    hold_frames: bool = Field(True, description="grab every view twice, one no-op move apart: "
+                                                "what the scene does while the camera holds "
+                                                "still is what the error map's atlas measures")
 
 
 class WorldModelSettings(BaseModel):
@@ -146,10 +149,11 @@ class AgentSettings(BaseModel):
     updates: int | None = Field(None, ge=1, description="gradient updates per job (default: preset)")
     time_budget_s: float | None = Field(120.0, gt=0.0)
     reward: Literal["surprise", "delta", "view", "surprise_view", "measured",
-                    "measured_view"] | None = Field(
+                    "measured_view", "measured_balanced"] | None = Field(
         None, description="the move's surprise, its change, the reached view's surprise, the "
                           "move's plus the view's, or the world model's measured error on real "
-                          "frames (move + view, or view alone); default: the preset's "
+                          "frames (move + view, view alone, or both standardised and summed); "
+                          "default: the preset's "
                           "(docs/agent.md)")
     config: dict[str, Any] = Field(default_factory=dict,
                                    description="overrides of the preset's AgentConfig, e.g. {hidden: [64]}")
@@ -157,6 +161,9 @@ class AgentSettings(BaseModel):
     temperature: float | None = Field(None, gt=0.0, description="softmax sampling instead of epsilon")
     navigate_iterations: int = Field(10, ge=1, le=10_000)
     navigate_movements: int = Field(20, ge=1, le=10_000)
+    hold_frames: bool = Field(True, description="grab every view twice, one no-op move apart: "
+                                                "what the scene does while the camera holds "
+                                                "still is what the error map's atlas measures")
     max_dream_shards: int = Field(32, ge=1, description="most recent dream shards trained on")
 
 

@@ -178,9 +178,20 @@ OPTIONAL = frozenset({"view_surprise"}) | MEASURED
 # and from the world model's *measured* error on the site's real transitions (the error map of
 # services.dreamer.error_map: no surprise head involved):
 #   measured       move[a_t] + view(pose_{t+1}), the error the move is expected to have;
-#   measured_view  view(pose_{t+1}) alone: where the model is weak, whatever the move.
+#   measured_view  view(pose_{t+1}) alone: where the model is weak, whatever the move;
+#   measured_balanced  both terms standardised over the dreams and summed: a jump's move term
+#                  dwarfs the spread of the view term (session 7: 0.23 against about 0.01), so
+#                  `measured` jumps everywhere; standardised, a view one spread weaker costs as
+#                  much as a jump gains.
 # The agent's default is chosen by measurement (services.agent.config, docs/agent.md).
-REWARDS = ("surprise", "delta", "view", "surprise_view", "measured", "measured_view")
+REWARDS = ("surprise", "delta", "view", "surprise_view", "measured", "measured_view",
+           "measured_balanced")
+MEASURED_REWARDS = ("measured", "measured_view", "measured_balanced")
+
+
+def _standardised(x: "torch.Tensor") -> "torch.Tensor":
+    """Zero mean, unit standard deviation over all its values (a constant stays at 0)."""
+    return (x - x.mean()) / x.std().clamp_min(1e-12) if x.numel() > 1 else x - x.mean()
 
 
 @dataclass(eq=False)
@@ -227,12 +238,14 @@ class Dreams:
             return self.surprise_delta
         if kind not in REWARDS:
             raise ValueError(f"unknown reward {kind!r}; choose from {REWARDS}")
-        if kind in ("measured", "measured_view"):
+        if kind in MEASURED_REWARDS:
             if self.measured_view is None or self.measured_move is None:
                 raise ValueError(f"reward {kind!r} needs the measured error map, which these dreams "
                                  f"lack (dream format {self.meta.get('format_version', '1 or 2')}, "
                                  f"or dreamed without real transitions): generate new dreams")
             view = self.measured_view[:, 1:]
+            if kind == "measured_balanced":
+                return _standardised(self.measured_move) + _standardised(view)
             return view if kind == "measured_view" else self.measured_move + view
         if self.view_surprise is None:
             raise ValueError(f"reward {kind!r} needs the view surprise, which these dreams lack "

@@ -153,6 +153,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("jump_down", 0.0, -3.0, 0.0),
 )
 N_ACTIONS = len(ACTIONS)
+NOOP = 0  # the index of holding still
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ Each round starts at a random pose (so runs cover the scene), then takes `moveme
 chosen from the agent's Q-values with the configured exploration. Frames are encoded by the very
 world-model version the agent was trained with, into the observation space of its dreams. Every
 frame's manifest line records the action, the Q-values, the world model's predicted surprise for
-the move and the error it actually made (prediction vs the observed view's state).
+the move and the error it actually made (prediction vs the observed view's state). With
+`agent.hold_frames` (the default) every view is grabbed again after a no-op move (action 0,
+`extra.hold`), as in the sweep: the next cycle's view atlas is fitted on those holds
+(services.dreamer.error_map), and the agent chooses its next move from the later frame.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from shared.devices import torch_device
 from shared.keys import Keys
 from shared.metrics import SURPRISE
 from shared.models.checkpoint import model_from_bytes
-from shared.pose import apply_action, random_pose
+from shared.pose import NOOP, apply_action, random_pose
 from shared.progress import StopRequested
 from shared.recording import RoundRecorder
 from shared.store import Store, decode_image
@@ -76,7 +79,8 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
     result = NavigationResult(run_id)
     rng = np.random.default_rng(seed)
     ranges = camera.info().ranges.to_ranges()
-    total = iterations * (movements + 1)
+    hold = settings.agent.hold_frames
+    total = iterations * (movements + 1) * (2 if hold else 1)
     epsilon, temperature = settings.agent.epsilon, settings.agent.temperature
     with versions.reading(client, keys, slot, version, reader=run_id):
         model = model_from_bytes(versions.read_share(store, slot, version), torch_device(settings))
@@ -86,7 +90,7 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
                                          round_id=f"{run_id}-r{i:03d}", source="navigate")
                 try:
                     _round(model, net, spec, camera, recorder, ranges, rng, movements, epsilon,
-                           temperature, result, lambda: on_frame(result.frames, total))
+                           temperature, hold, result, lambda: on_frame(result.frames, total))
                 finally:
                     if recorder.close():
                         result.manifests.append(recorder.manifest)
@@ -97,27 +101,26 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
 
 
 def _round(model, net, spec, camera: CameraClient, recorder: RoundRecorder, ranges, rng,
-           movements: int, epsilon: float, temperature: float | None, result: NavigationResult,
-           after_frame: Callable[[], None]) -> None:
+           movements: int, epsilon: float, temperature: float | None, hold: bool,
+           result: NavigationResult, after_frame: Callable[[], None]) -> None:
     pose = camera.move("absolute", *ranges.apply(random_pose(rng, ranges)).as_tuple())
     snap = camera.snapshot()
-    states: list[torch.Tensor] = []
-    obs = observe(model, decode_image(snap.jpeg, recorder.round_id), [snap.pose.as_tuple()], ranges,
-                  spec, states_out=states)
     recorder.add(snap, action=None)
     _count(result, snap)
     after_frame()
-    state, pose = states[-1], snap.pose
+    obs, state = _observe(model, snap, recorder.round_id, ranges, spec)
+    if hold:
+        snap, obs, state = _hold(model, camera, recorder, ranges, spec, snap, state, result,
+                                 after_frame)
+    pose = snap.pose
     for _ in range(movements):
         action, q = choose_action(net, obs[0], epsilon, temperature, rng)
         target = apply_action(pose, action, ranges)
         predicted, surprise = model.predict(state, [pose.as_tuple()], [target.as_tuple()], ranges)
         camera.move("absolute", *target.as_tuple())
         snap = camera.snapshot()
-        states.clear()
-        obs = observe(model, decode_image(snap.jpeg, recorder.round_id), [snap.pose.as_tuple()],
-                      ranges, spec, states_out=states)
-        error = float(((predicted - states[-1]) ** 2).mean())
+        obs, state = _observe(model, snap, recorder.round_id, ranges, spec)
+        error = float(((predicted - state) ** 2).mean())
         recorder.add(snap, action=action,
                      extra={"q_values": [round(float(v), 5) for v in q],
                             "predicted_surprise": round(float(surprise[0]), 6),
@@ -129,7 +132,34 @@ def _round(model, net, spec, camera: CameraClient, recorder: RoundRecorder, rang
         result.predicted_surprise.append(float(surprise[0]))
         _count(result, snap)
         after_frame()
-        state, pose = states[-1], snap.pose
+        if hold:
+            snap, obs, state = _hold(model, camera, recorder, ranges, spec, snap, state, result,
+                                     after_frame)
+        pose = snap.pose
+
+
+def _observe(model, snap, round_id: str, ranges, spec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The agent's observation of a snapshot and the world model's state of it."""
+    states: list[torch.Tensor] = []
+    obs = observe(model, decode_image(snap.jpeg, round_id), [snap.pose.as_tuple()], ranges, spec,
+                  states_out=states)
+    return obs, states[-1]
+
+
+def _hold(model, camera: CameraClient, recorder: RoundRecorder, ranges, spec, snap, state,
+          result: NavigationResult, after_frame: Callable[[], None]):
+    """Grab the view again after a no-op move (a hold frame, not one of the agent's moves)."""
+    predicted, surprise = model.predict(state, [snap.pose.as_tuple()], [snap.pose.as_tuple()],
+                                        ranges)
+    camera.move("absolute", *apply_action(snap.pose, NOOP, ranges).as_tuple())
+    snap = camera.snapshot()
+    obs, state = _observe(model, snap, recorder.round_id, ranges, spec)
+    recorder.add(snap, action=NOOP,
+                 extra={"hold": True, "predicted_surprise": round(float(surprise[0]), 6),
+                        "observed_error": round(float(((predicted - state) ** 2).mean()), 6)})
+    _count(result, snap)
+    after_frame()
+    return snap, obs, state
 
 
 def _count(result: NavigationResult, snap) -> None:

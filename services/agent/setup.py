@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.config import ConfigError, Settings
+from shared.dreams import MEASURED_REWARDS
 
 from services.agent.config import AgentConfig
 
@@ -21,7 +22,7 @@ def agent_config(settings: Settings) -> AgentConfig:
         cfg = AgentConfig.preset(settings.preset).replace(**changes)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"agent.config: {exc}") from None
-    if cfg.reward in ("measured", "measured_view") and not settings.dreamer.error_map_transitions:
+    if cfg.reward in MEASURED_REWARDS and not settings.dreamer.error_map_transitions:
         raise ConfigError(f"agent reward {cfg.reward!r} is the world model's measured error, which "
                           f"dreams carry only when dreamer.error_map_transitions > 0 (set it, or "
                           f"choose another agent.reward)")

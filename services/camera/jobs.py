@@ -27,8 +27,9 @@ def collect_sweep(iterations: int | None = None, movements: int | None = None,
     job = get_current_job()
     redis_client = job.connection if job else client_for(settings)
     store = store_for(settings)
+    hold = settings.collect.hold_frames
     progress = JobProgress(redis_client, Keys(settings.redis_prefix), settings.node, "collect",
-                           iterations * (movements + 1))
+                           iterations * (movements + 1) * (2 if hold else 1))
 
     def on_frame(done: int, _total: int) -> None:
         progress.update(done)
@@ -42,7 +43,7 @@ def collect_sweep(iterations: int | None = None, movements: int | None = None,
             result = run_sweep(camera, store, node=settings.node, camera=settings.camera.name,
                                iterations=iterations, movements=movements, seed=seed,
                                collection_id=run_id("sweep", job.id if job else None),
-                               on_frame=on_frame)
+                               hold_frames=hold, on_frame=on_frame)
         outcome = "stopped" if result.stopped else "ok"
         summary = result.summary(store, settings.node) | {"seed": seed}
     finally:

@@ -3,7 +3,10 @@
 `iterations` rounds; each round moves to a random absolute pose and grabs a frame, then makes
 `movements` random moves from the 21 discrete actions, grabbing a frame after each. Moves are
 computed with shared.pose (wrap and clamp), so a round's consecutive frames are real camera moves
-that the world model learns from. Each round's manifest is written when the round ends, and a
+that the world model learns from. With `hold_frames` (the default, `collect.hold_frames`) every
+view is grabbed a second time after a no-op move (action 0, `extra.hold`): those transitions
+show what the scene does while the camera holds still, the only error the dreamer's view atlas
+is fitted on (services.dreamer.error_map). Each round's manifest is written when the round ends, and a
 round cut short by a failure still gets its manifest for the frames it has: nothing is lost.
 """
 
@@ -16,7 +19,7 @@ from typing import Callable
 from shared.camera_client import CameraClient
 from shared.contact_sheet import contact_sheet
 from shared.progress import StopRequested
-from shared.pose import ACTIONS, PoseRanges, apply_action, random_pose
+from shared.pose import ACTIONS, NOOP, PoseRanges, apply_action, random_pose
 from shared.recording import RoundRecorder, run_id
 from shared.store import Store, decode_image, report_path
 
@@ -47,6 +50,7 @@ class SweepResult:
 
 def run_sweep(client: CameraClient, store: Store, *, node: str, camera: str, iterations: int,
               movements: int, seed: int, collection_id: str | None = None,
+              hold_frames: bool = True,
               on_frame: Callable[[int, int], None] | None = None) -> SweepResult:
     """Drive the camera through the sweep.
 
@@ -56,13 +60,13 @@ def run_sweep(client: CameraClient, store: Store, *, node: str, camera: str, ite
     rng = random.Random(seed)
     ranges = client.info().ranges.to_ranges()
     result = SweepResult(collection_id or run_id("sweep", None))
-    total = iterations * (movements + 1)
+    total = iterations * (movements + 1) * (2 if hold_frames else 1)
     thumbs: list = []
     try:
         for i in range(iterations):
             _run_round(client, store, rng, ranges, result, thumbs, node=node, camera=camera,
                        round_id=f"{result.collection_id}-r{i:03d}", movements=movements,
-                       total=total, on_frame=on_frame)
+                       hold_frames=hold_frames, total=total, on_frame=on_frame)
     except StopRequested:
         result.stopped = True
     finally:  # a sweep cut short still shows what it saw
@@ -74,8 +78,22 @@ def run_sweep(client: CameraClient, store: Store, *, node: str, camera: str, ite
 
 def _run_round(client: CameraClient, store: Store, rng: random.Random, ranges: PoseRanges,
                result: SweepResult, thumbs: list, *, node: str, camera: str, round_id: str,
-               movements: int, total: int, on_frame: Callable[[int, int], None] | None) -> None:
+               movements: int, hold_frames: bool, total: int,
+               on_frame: Callable[[int, int], None] | None) -> None:
     recorder = RoundRecorder(store, node=node, camera=camera, round_id=round_id, source="sweep")
+
+    def grab(action: int | None, hold: bool) -> None:
+        snap = client.snapshot()
+        image = decode_image(snap.jpeg, f"snapshot of {round_id} frame {len(recorder.records)}")
+        recorder.add(snap, action=action, extra={"hold": True} if hold else None)
+        if snap.dynamic_fraction is not None:
+            result.dynamic_fractions.append(snap.dynamic_fraction)
+        if not hold:  # a hold frame shows the same view again
+            thumbs.append((image, f"{snap.pose.pan:.0f},{snap.pose.tilt:.0f} x{snap.pose.zoom:.1f}"))
+        result.frames += 1
+        if on_frame:
+            on_frame(result.frames, total)
+
     try:
         pose = client.move("absolute", *ranges.apply(random_pose(rng, ranges)).as_tuple())
         for step in range(movements + 1):
@@ -83,15 +101,10 @@ def _run_round(client: CameraClient, store: Store, rng: random.Random, ranges: P
             if step > 0:
                 action = rng.randrange(len(ACTIONS))
                 pose = client.move("absolute", *apply_action(pose, action, ranges).as_tuple())
-            snap = client.snapshot()
-            image = decode_image(snap.jpeg, f"snapshot of {round_id} step {step}")
-            recorder.add(snap, action=action)
-            if snap.dynamic_fraction is not None:
-                result.dynamic_fractions.append(snap.dynamic_fraction)
-            thumbs.append((image, f"{snap.pose.pan:.0f},{snap.pose.tilt:.0f} x{snap.pose.zoom:.1f}"))
-            result.frames += 1
-            if on_frame:
-                on_frame(result.frames, total)
+            grab(action, hold=False)
+            if hold_frames:
+                pose = client.move("absolute", *apply_action(pose, NOOP, ranges).as_tuple())
+                grab(NOOP, hold=True)
     finally:  # the frames of a round cut short are kept and listed
         if recorder.close():
             result.manifests.append(recorder.manifest)

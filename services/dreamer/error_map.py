@@ -9,9 +9,11 @@ transition is modelled as
 
     error ~= move[action] + view(destination pose)
 
-- `view`: the view atlas (services.dreamer.view_atlas): the measured error of every token whose
-  content the camera held in place over the move, binned by the direction of the scene it shows,
-  smoothed, and read back as the mean over the directions a view at any pose shows. It says
+- `view`: the view atlas (services.dreamer.view_atlas): the measured error of every token of the
+  transitions that held the view still (the hold frames of sweeps and navigation; with fewer than
+  MIN_HOLDS of them, every token held within a cell of its place over any move), binned by the
+  direction of the scene it shows, smoothed, and read back as the mean over the directions a view
+  at any pose shows. It says
   which parts of the *scene* the model predicts badly, at every zoom, also at poses the camera
   never held;
 - `move`: the mean per action of what the view term leaves (the geometry of the move: a jump
@@ -37,11 +39,14 @@ import torch
 import torch.nn.functional as F
 
 from services.dreamer.rollout import advance_poses
-from services.dreamer.view_atlas import ViewAtlas, fit_view_atlas, held_in_place
+from services.dreamer.view_atlas import ViewAtlas, fit_view_atlas, held_in_place, holds
 from shared.models.world_model import WorldModel, normalise_poses
 from shared.pose import N_ACTIONS, ActionScale, PoseRanges, normalise_batch
 
 MOVE_PRIOR = 3.0  # pseudo-transitions at the overall mean in each action's move term
+# The atlas is fitted on holds alone once the frames hold this many (rounds recorded with hold
+# frames give one per move); below it, on the tokens held within one cell over any move.
+MIN_HOLDS = 32
 
 
 class ErrorMapError(ValueError):
@@ -57,6 +62,8 @@ class ErrorMap:
     atlas: ViewAtlas       # the view term
     transitions: int       # measured transitions it was fitted on
     explained: float       # share of the errors' variance that move + view explain (in sample)
+    atlas_source: str = "in_place"  # "holds" (whole views held still) or "in_place" (see fit)
+    holds: int = 0         # transitions among them that held the view still
 
     def view(self, poses) -> np.ndarray:
         """(K, 3) raw poses -> (K,) the view term there."""
@@ -71,6 +78,7 @@ class ErrorMap:
     def summary(self) -> dict:
         return {"transitions": self.transitions, "tokens": self.atlas.tokens,
                 "explained": round(self.explained, 4),
+                "atlas_source": self.atlas_source, "holds": self.holds,
                 "observed_fraction": round(self.atlas.observed_fraction(), 4),
                 "token_error_mean": self.atlas.mean,
                 "move_min": float(self.move.min()), "move_max": float(self.move.max())}
@@ -107,7 +115,14 @@ def fit_error_map(source_poses, dest_poses, actions, errors, token_errors,
     if tokens.ndim != 2:
         raise ValueError("token_errors must be (M, N)")
     grid = int(round(np.sqrt(tokens.shape[1])))
-    held = held_in_place(src, dest, hfov_deg, grid)
+    still = holds(src, dest, hfov_deg, grid)
+    if still.sum() >= MIN_HOLDS:
+        # Only what the scene did while the camera held still: any shift, even under a cell,
+        # leaves the warp's sub-cell error on textured static ground, which outranked the
+        # dynamic zones where the agent looked for the atlas's peaks (docs/agent.md, session 7).
+        source, held = "holds", np.repeat(still[:, None], tokens.shape[1], axis=1)
+    else:
+        source, held = "in_place", held_in_place(src, dest, hfov_deg, grid)
     if not held.any():
         raise ErrorMapError("no measured token shows content the camera held in place before its "
                             "move (every transition moved too far)")
@@ -116,7 +131,8 @@ def fit_error_map(source_poses, dest_poses, actions, errors, token_errors,
     move = _move_means(errors - view, actions)
     residual = errors - move[actions] - view
     explained = 1.0 - float(residual.var() / max(errors.var(), 1e-18))
-    return ErrorMap(move=move, atlas=atlas, transitions=len(errors), explained=explained)
+    return ErrorMap(move=move, atlas=atlas, transitions=len(errors), explained=explained,
+                    atlas_source=source, holds=int(still.sum()))
 
 
 def infer_actions(pose_from: np.ndarray, pose_to: np.ndarray, ranges: PoseRanges,

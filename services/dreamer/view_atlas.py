@@ -7,17 +7,18 @@ on real frames, says how well the world model predicts *that part of the scene*.
 accumulates those errors in bins of yaw x pitch, smooths them, and answers for any pose, visited
 or not, the mean error over the directions its view would show.
 
-Only tokens whose content the camera already showed, within one cell of the same place in the
-view, before the move count (`held_in_place`): content new to the view is unpredictable wherever
-the camera points, and content that slid across the view carries the warp's imprecision (large on
-textured static ground); both are the move's geometry, not the scene, and it is that geometry
+Which tokens count is the caller's choice (the mask of `fit_view_atlas`); the error map
+(services.dreamer.error_map) passes the tokens of `holds`, transitions over which the camera held
+the whole view still, when the frames have enough of them, else those `held_in_place` within one
+cell over any move. Content new to the view is unpredictable wherever the camera points, and
+content that slid across the view, even by part of a cell, carries the warp's imprecision (large
+on textured static ground); both are the move's geometry, not the scene, and it is that geometry
 which fooled the per-transition rewards and the per-pose kernel map before (docs/agent.md). What
-remains is what the scene did by itself in the meantime (traffic, people, lighting).
+a hold's tokens err by is what the scene did by itself in the meantime (traffic, people, lighting).
 
-Measured against the simulator's ground truth (docs/agent.md, session 6): after one sweep the
-atlas ranks random views' dynamic fraction with Spearman 0.38 - 0.66 (seeds 0 - 2; the per-pose
-kernel map of the same frames: 0.25 and 0.52 for seeds 0 and 2), close to how the world model's
-own true error of holding still ranks them (0.60 and 0.68).
+Measured against the simulator's ground truth (docs/agent.md, sessions 6 and 7): after one sweep
+the atlas of tokens held within a cell ranked random views' dynamic fraction with Spearman 0.38 -
+0.66 (seeds 0 - 2), the atlas of holds 0.51 - 0.74, and 0.60 - 0.82 one navigation cycle later.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 RESOLUTION_DEG = 2.0  # bin size; a `cpu` token spans 7.5 deg at zoom 1 and 0.75 deg at zoom 10
 BLUR_BINS = 2.0       # Gaussian smoothing (bins): fills the gaps between a wide view's tokens
 FOOTPRINT = 8         # a view's footprint is read at FOOTPRINT x FOOTPRINT directions
+HOLD_CELLS = 0.1      # a hold moves no token by more than a tenth of a cell
 PRIOR = 1.0           # pseudo-tokens at the overall mean in every bin: no data, no bonus
 N_YAW, N_PITCH = int(round(360.0 / RESOLUTION_DEG)), int(round(180.0 / RESOLUTION_DEG))
 
@@ -83,13 +85,21 @@ def cell_coords(grid: int) -> np.ndarray:
     return np.stack([np.tile(c, grid), np.repeat(c, grid)], -1)
 
 
-def held_in_place(source_poses, dest_poses, hfov_deg: float, grid: int) -> np.ndarray:
+def held_in_place(source_poses, dest_poses, hfov_deg: float, grid: int,
+                  cells: float = 1.0) -> np.ndarray:
     """(M, grid * grid) bool: the destination view's tokens whose content the source view showed
-    within one cell of the same place. Their error is what the scene did by itself (plus a
-    little warp imprecision); content that came into view or slid across it is the move's."""
+    within `cells` cells of the same place. Their error is what the scene did by itself (plus
+    the warp's imprecision, which grows with the shift); content that came into view or slid
+    across it is the move's."""
     rays = view_rays(dest_poses, hfov_deg, grid)
     shift = np.abs(view_coords(rays, source_poses, hfov_deg) - cell_coords(grid)[None])
-    return (shift <= 2.0 / grid).all(-1)
+    return (shift <= cells * 2.0 / grid).all(-1)
+
+
+def holds(source_poses, dest_poses, hfov_deg: float, grid: int) -> np.ndarray:
+    """(M,) bool: transitions that held the whole view in place (every token within HOLD_CELLS
+    of a cell: a no-op, or a move clamped at a limit, up to a real camera's pose jitter)."""
+    return held_in_place(source_poses, dest_poses, hfov_deg, grid, HOLD_CELLS).all(-1)
 
 
 def _bins(rays: np.ndarray) -> np.ndarray:

@@ -34,11 +34,11 @@ def bandit_memory(n=1024, good=7, seed=0, gamma_done=True) -> ReplayMemory:
 
 def test_config_presets_and_validation():
     cpu, paper = AgentConfig.preset("cpu"), AgentConfig.preset("paper")
-    assert cpu.gamma == 0.99 and cpu.grad_clip == 1.0 and cpu.double
+    assert cpu.gamma == 0.9 and cpu.grad_clip == 1.0 and cpu.double
     assert AgentConfig.from_dict(paper.to_dict()) == paper
     with pytest.raises(ValueError, match="reward"):
         AgentConfig(reward="other")
-    assert cpu.reward == paper.reward == "measured"  # the measured default (docs/agent.md)
+    assert cpu.reward == paper.reward == "measured_view"  # the measured default (docs/agent.md)
     for kind in REWARDS:
         assert AgentConfig(reward=kind).reward == kind
     # the node settings accept exactly the rewards the agent knows

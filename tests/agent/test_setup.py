@@ -9,13 +9,13 @@ from shared.config import ConfigError, load_settings
 
 
 def test_default_reward_is_the_presets_and_overrides_apply():
-    assert agent_config(load_settings(environ={})).reward == "measured"
+    assert agent_config(load_settings(environ={})).reward == "measured_view"
     s = load_settings(environ={"PTZJEPA_AGENT__REWARD": "surprise", "PTZJEPA_AGENT__UPDATES": "7"})
     cfg = agent_config(s)
     assert cfg.reward == "surprise" and cfg.updates == 7
 
 
-@pytest.mark.parametrize("reward", [None, "measured", "measured_view"])
+@pytest.mark.parametrize("reward", [None, "measured", "measured_view", "measured_balanced"])
 def test_a_measured_reward_needs_the_error_map(reward):
     env = {"PTZJEPA_DREAMER__ERROR_MAP_TRANSITIONS": "0"}
     if reward:

@@ -30,18 +30,18 @@ def test_collect_phase_end_to_end(tmp_path):
             assert r.status_code == 202
             view = _wait_job(http, r.json()["job_id"])
             assert view["status"] == "finished", view
-            assert view["progress"]["done"] == view["progress"]["total"] == 15
+            assert view["progress"]["done"] == view["progress"]["total"] == 30  # 15 views, each held once
             result = view["result"]
             kinds = [e["kind"] for e in http.get("/v1/events").json()]
             assert kinds == ["phase.started", "phase.finished"]
         store = Store(settings.resolved_store_url())
-        assert result["frames"] == 15 and len(result["manifests"]) == 3
-        assert len(store.list("frames/node0", ".jpg")) == 15
+        assert result["frames"] == 30 and len(result["manifests"]) == 3
+        assert len(store.list("frames/node0", ".jpg")) == 30
         assert store.exists(result["contact_sheet"])
         metrics = httpx.get(f"{node.camera_url}/metrics").text
-        assert 'ptzjepa_camera_requests_total{camera="cam0",driver="sim",op="snapshot",outcome="ok"} 15.0' in metrics
+        assert 'ptzjepa_camera_requests_total{camera="cam0",driver="sim",op="snapshot",outcome="ok"} 30.0' in metrics
         worker_metrics = httpx.get(node.worker_metrics_urls()[0]).text
-        assert 'ptzjepa_frames_collected_total{node="node0",source="sweep"} 15.0' in worker_metrics
+        assert 'ptzjepa_frames_collected_total{node="node0",source="sweep"} 30.0' in worker_metrics
     assert node.children == []  # everything stopped
 
 

@@ -29,7 +29,7 @@ def test_export_through_the_cli_matches_the_manifests(two_cycles, tmp_path):
     side = json.loads((tmp_path / "emb.safetensors.json").read_text())
     frames = _frames(two_cycles.store)
     n, dim = len(frames), 32
-    assert side["rows"] == n == 18 and side["columns"]["frame_id"] == [f.frame_id for f in frames]
+    assert side["rows"] == n == 36 and side["columns"]["frame_id"] == [f.frame_id for f in frames]
     # the default model is the newest published version (Redis: the slots' published records)
     newest = read_versions(two_cycles.store, [])[-1]
     assert (side["model"]["slot"], side["model"]["version"]) == (newest["slot"], newest["version"])

@@ -43,17 +43,28 @@ def test_phases_inline_share_one_state_space(tmp_path, redis_url, monkeypatch):
         assert dreams["version"] == wm["version"] and dreams["dreams"] == 12 and dreams["shards"] == 3
         loaded = read_dreams(store, dreams["folder"])
         assert loaded.observations.shape[:2] == (12, 5)
-        # the measured error map is fitted on the sweep's 2 x 4 real transitions
-        assert dreams["error_map"]["transitions"] == 8
+        # the measured error map is fitted on the sweep's 2 x 9 real transitions (5 views and
+        # their hold frames per round); too few holds for an atlas of holds alone
+        assert dreams["error_map"]["transitions"] == 18
+        assert dreams["error_map"]["atlas_source"] == "in_place"
         assert loaded.measured_move.shape == (12, 4) and loaded.measured_view.shape == (12, 5)
         agent = train_agent()
         assert agent["wm_version"] == wm["version"] and agent["updates"] == 30
         nav = navigate(iterations=2, movements=3, seed=4)
-    assert nav["frames"] == 8 and nav["rounds"] == 2 and len(nav["action_histogram"]) == 21
+        monkeypatch.setenv("PTZJEPA_AGENT__HOLD_FRAMES", "false")
+        once = navigate(iterations=1, movements=2, seed=5)  # each view grabbed once
+    assert once["frames"] == 3 and sum(once["action_histogram"]) == 2
+    assert nav["frames"] == 16 and nav["rounds"] == 2 and len(nav["action_histogram"]) == 21
+    assert sum(nav["action_histogram"]) == 6  # the agent's moves; hold frames are not its moves
     records = [r for m in nav["manifests"] for r in store.read_manifest(m)]
     assert all(r.source == "navigate" for r in records)
-    moves = [r for r in records if r.action is not None]
-    assert len(moves) == 6
+    holds = [r for r in records if r.extra.get("hold")]
+    moves = [r for r in records if r.action is not None and not r.extra.get("hold")]
+    assert len(moves) == 6 and len(holds) == 8
+    # every view is grabbed again after a no-op move: a hold follows each frame of the agent's
+    for before, hold in zip(records[::2], records[1::2]):
+        assert hold.extra.get("hold") and hold.action == 0 and hold.pose == before.pose
+        assert hold.extra["observed_error"] >= 0
     assert all(len(r.extra["q_values"]) == 21 and r.extra["observed_error"] >= 0 for r in moves)
     # the observation of a real frame has the dreams' size: one and the same space
     assert loaded.obs_dim == 5 * 32 + 4
@@ -81,7 +92,7 @@ def test_two_cycles_through_workers(tmp_path):
         assert results["dreamer"]["version"] == results["worldmodel"]["version"]
         assert results["agent"]["wm_version"] == results["worldmodel"]["version"]
         # the navigation of cycle 2 drove the camera with the agent of cycle 1
-        assert results["navigate"]["frames"] == 2 * 4
+        assert results["navigate"]["frames"] == 2 * 4 * 2  # with hold frames
         # with two slots, the second cycle trained the slot the first left alone (least recent)
         assert results["worldmodel"]["slot"] != first["phases"][1]["result"]["slot"]
         kinds = [e["kind"] for e in http.get("/v1/events", params={"count": 1000}).json()]

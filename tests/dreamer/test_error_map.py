@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from services.dreamer.error_map import (ErrorMapError, error_map_from_frames, fit_error_map,
-                                        infer_actions, measure_transitions)
+from services.dreamer.error_map import (MIN_HOLDS, ErrorMapError, error_map_from_frames,
+                                        fit_error_map, infer_actions, measure_transitions)
 from services.dreamer.rollout import advance_poses, generate
 from services.dreamer.view_atlas import view_rays
 from shared.models.surprise import per_transition_error
@@ -67,6 +67,26 @@ def test_content_the_move_brought_or_slid_is_left_out():
     assert emap.atlas.tokens == 100 * 64 and emap.atlas.mean == pytest.approx(0.1)
     with pytest.raises(ErrorMapError, match="held in place"):
         fit_error_map(far, dest, np.zeros(200, np.int64), tokens.mean(1), tokens, HFOV)
+
+
+def test_holds_alone_make_the_atlas_once_there_are_enough():
+    """A quarter-cell shift keeps every token in place but leaves the warp's sub-cell error (here
+    a large one); once the frames hold MIN_HOLDS holds, only those are measured."""
+    rng = np.random.default_rng(3)
+    dest = random_poses(rng, 100)
+    shifted = dest.copy()
+    shifted[:, 0] += HFOV / dest[:, 2] / 8 / 4  # a quarter of a cell
+    tokens = np.where(np.arange(100)[:, None] < MIN_HOLDS, 0.1, 5.0) * np.ones((1, 64))
+    src = np.concatenate([dest[:MIN_HOLDS], shifted[MIN_HOLDS:]])
+    emap = fit_error_map(src, dest, np.zeros(100, np.int64), tokens.mean(1), tokens, HFOV)
+    assert emap.atlas_source == "holds" and emap.holds == MIN_HOLDS
+    assert emap.atlas.tokens == MIN_HOLDS * 64 and emap.atlas.mean == pytest.approx(0.1)
+    assert emap.summary()["atlas_source"] == "holds"
+    few = MIN_HOLDS - 1  # too few holds: every token held within a cell counts
+    src = np.concatenate([dest[:few], shifted[few:]])
+    emap = fit_error_map(src, dest, np.zeros(100, np.int64), tokens.mean(1), tokens, HFOV)
+    assert emap.atlas_source == "in_place" and emap.holds == few
+    assert emap.atlas.tokens == 100 * 64
 
 
 def test_fit_rejects_bad_input():
@@ -141,6 +161,10 @@ def test_dreams_carry_the_measured_terms(tiny_wm):
                                rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(d.rewards("measured_view"), d.measured_view[:, 1:])
     torch.testing.assert_close(d.rewards("measured"), d.measured_move + d.measured_view[:, 1:])
+    # balanced: each term in units of its spread over the dreams, so neither drowns the other
+    move, view = d.measured_move, d.measured_view[:, 1:]
+    torch.testing.assert_close(d.rewards("measured_balanced"),
+                               (move - move.mean()) / move.std() + (view - view.mean()) / view.std())
     # Pressing against a limit earns the move term of what the camera did: nothing.
     at_limit = np.array([[100.0, 30.0, 10.0]] * 4)
     zoom_in, jump_up = 15, 19
@@ -150,5 +174,6 @@ def test_dreams_carry_the_measured_terms(tiny_wm):
     torch.testing.assert_close(stuck.measured_move, torch.full((4, 5), float(emap.move[0])))
     plain = generate(tiny_wm, states[:4], poses[:4], RANGES, 5, torch.Generator().manual_seed(0))
     assert plain.measured_move is None and plain.measured_view is None
-    with pytest.raises(ValueError, match="measured error map"):
-        plain.rewards("measured")
+    for kind in ("measured", "measured_balanced"):
+        with pytest.raises(ValueError, match="measured error map"):
+            plain.rewards(kind)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from services.camera.sim.projection import camera_rays, view_fractions
-from services.dreamer.view_atlas import (RESOLUTION_DEG, fit_view_atlas, held_in_place, view_coords,
-                                         view_rays)
+from services.dreamer.view_atlas import (RESOLUTION_DEG, fit_view_atlas, held_in_place, holds,
+                                         view_coords, view_rays)
 
 HFOV = 60.0
 
@@ -58,6 +58,18 @@ def test_held_in_place_keeps_what_stayed_within_a_cell():
     assert held[0].all() and held[1].all() and not held[2].any()
     zoomed = held_in_place(dest[:1], [[90.0, 0.0, 8.0]], HFOV, 8)[0].reshape(8, 8)  # 4x closer
     assert zoomed[3:5, 3:5].all() and zoomed.sum() == 4
+
+
+def test_holds_are_views_held_still():
+    dest = np.array([[90.0, 0.0, 2.0], [359.99, 0.0, 2.0], [90.0, 30.0, 10.0], [90.0, 0.0, 2.0],
+                     [90.0, 0.0, 2.2]])
+    src = np.array([[90.0, 0.0, 2.0],      # a no-op
+                    [0.0, 0.0, 2.0],       # across the pan seam, 0.01 deg: pose jitter
+                    [90.0, 30.0, 10.0],    # a zoom-in clamped at the limit: nothing moved
+                    [91.0, 0.0, 2.0],      # a quarter of a cell: held in place, not a hold
+                    [90.0, 0.0, 2.0]])     # zoomed in 10%: the edge cells moved
+    assert holds(src, dest, HFOV, 8).tolist() == [True, True, True, False, False]
+    assert held_in_place(src, dest, HFOV, 8)[3].all()
 
 
 def hot(rays: np.ndarray, yaw0: float, yaw1: float) -> np.ndarray:

@@ -78,6 +78,6 @@ def test_collect_and_train_with_an_s3_store(s3, tmp_path, redis_url, monkeypatch
         sweep = collect_sweep(iterations=2, movements=3, seed=2)
     result = train_world_model()
     store = Store("s3://ptz/node-store", **_options(s3))
-    assert len(store.list("frames", ".jpg")) == sweep["frames"] == 8
+    assert len(store.list("frames", ".jpg")) == sweep["frames"] == 16  # 2 x 4 views, each with its hold frame
     share = versions.read_share(store, result["slot"], result["version"])
     assert hashlib.sha256(share).hexdigest() == result["version"]

@@ -49,7 +49,7 @@ def node(tmp_path, redis_url, monkeypatch):
 def test_training_publishes_a_verified_version_and_resumes_from_it(node):
     first = train_world_model()
     assert first["slot"] in ("wm_00", "wm_01") and first["parent"] is None
-    assert first["frames"] == 10 and first["epochs"] == 2
+    assert first["frames"] == 20 and first["epochs"] == 2
     store = Store(node.resolved_store_url())
     share = versions.read_share(store, first["slot"], first["version"])
     assert hashlib.sha256(share).hexdigest() == first["version"]

@@ -36,11 +36,11 @@ def test_sweep_then_navigation_through_an_emulated_camera(protocol, tmp_path, em
         cycle = http.post("/v1/cycles").json()
         assert cycle["phases"][0]["name"] == "collect"
         view = _finished(http, f"/v1/cycles/{cycle['id']}")
-        assert view["phases"][0]["result"]["frames"] == 8
+        assert view["phases"][0]["result"]["frames"] == 16  # with hold frames
         job_id = http.post("/v1/phases/navigate", json={"iterations": 2, "movements": 3}).json()["job_id"]
         nav = _finished(http, f"/v1/jobs/{job_id}")["result"]
         metrics = httpx.get(f"{node.camera_url}/metrics").text
-    assert nav["frames"] == 8 and nav["rounds"] == 2
+    assert nav["frames"] == 16 and nav["rounds"] == 2
     assert f'driver="{protocol}",op="snapshot",outcome="ok"' in metrics
     store = Store(settings.resolved_store_url())
     records = [r for m in nav["manifests"] for r in store.read_manifest(m)]

@@ -96,9 +96,9 @@ def test_a_sweep_runs_through_each_emulated_camera(protocol, tmp_path, redis_url
     with ThreadedServer(create_app(settings), port=settings.services.camera_port):
         result = collect_sweep(iterations=2, movements=3, seed=5)
     store = Store(settings.resolved_store_url())
-    assert result["frames"] == 8 and result["rounds"] == 2 and not result["stopped"]
+    assert result["frames"] == 16 and result["rounds"] == 2 and not result["stopped"]
     records = [r for m in result["manifests"] for r in store.read_manifest(m)]
-    assert [r.step for r in records] == [0, 1, 2, 3] * 2
+    assert [r.step for r in records] == list(range(8)) * 2  # each view and its hold frame
     ranges = settings.camera.ranges()
     assert all(ranges.check(r.pose.to_pose()) == [] for r in records)
     assert all(r.dynamic_fraction is None for r in records)  # no simulator ground truth from a camera
@@ -121,10 +121,10 @@ def test_collect_phase_through_the_coordinator_and_a_worker_with_an_axis_camera(
                             ("finished", "failed", "stopped", "canceled") and v, 120, 0.2, f"job {job_id}")
         assert view["status"] == "finished", view
         metrics = httpx.get(f"{node.camera_url}/metrics").text
-        assert 'driver="axis",op="snapshot",outcome="ok"} 6.0' in metrics
-    assert view["result"]["frames"] == 6
+        assert 'driver="axis",op="snapshot",outcome="ok"} 12.0' in metrics
+    assert view["result"]["frames"] == 12
     store = Store(settings.resolved_store_url())
-    assert len(store.list("frames/node0", ".jpg")) == 6
+    assert len(store.list("frames/node0", ".jpg")) == 12
     logs = [p.read_text(errors="replace") for p in pathlib.Path(settings.data_dir).rglob("*.log")]
     logs += [p.read_text() for p in pathlib.Path(settings.data_dir).rglob("*.yaml")]
     assert logs and not [text for text in logs if PASSWORD in text]

@@ -70,12 +70,12 @@ def test_report_of_two_cycles_through_the_cli(two_cycles, tmp_path):
         assert any("scikit-learn" in n for n in report["notes"])
     s = report["summary"]
     assert s["cycle_source"] == "redis" and s["cycles"] == 2
-    assert s["frames_by_source"] == {"sweep": 10, "navigate": 8} and s["rounds"] == 4
+    assert s["frames_by_source"] == {"sweep": 20, "navigate": 16} and s["rounds"] == 4
     assert s["versions"] == 2 and s["agents"] == 2
     assert report["scene"] == "sim" and report["model"]["kind"] == "resume"
     assert report["region_error"]["cycles"] == ["c1", "c2"]
     assert "static" in report["region_error"]["regions"]
-    assert sum(map(sum, report["region_error"]["count"])) == 2 * (18 - 4)  # every move, per cycle
+    assert sum(map(sum, report["region_error"]["count"])) == 2 * (36 - 4)  # every transition (hold frames included), per cycle
     page = (out / "index.html").read_text()
     for cycle_id in two_cycles.cycle_ids:
         assert cycle_id in page
@@ -93,7 +93,7 @@ def test_report_from_the_store_alone_of_selected_cycles(two_cycles, tmp_path):
     check_report_folder(tmp_path / "r")
     s = report["summary"]
     assert s["cycle_source"] == "store" and s["cycles_total"] == 2 and s["cycles"] == 1
-    assert s["frames_by_source"] == {"navigate": 8} and s["versions"] == 1 and s["agents"] == 1
+    assert s["frames_by_source"] == {"navigate": 16} and s["versions"] == 1 and s["agents"] == 1
     assert report["region_error"]["cycles"] == ["c2"]
     assert any("Redis is not available" in n and "inferred" in n for n in report["notes"])
     assert EXPECTED <= {f["file"] for f in report["figures"]}
