@@ -27,6 +27,9 @@ for every policy, `--pan-tilt-deg`), per seed:
     does not score;
   * dynamic dwell: fraction of steps whose view is mostly dynamic
     (world.dynamic_zone_fraction(pose) > 0.5), agent / random.
+- hold frames (`--holds`, default, as the system's `hold_frames`): every policy grabs each view a
+  second time one no-op move later, so the error map's atlas is fitted on holds; all policies
+  make the same camera steps, and only their own moves are measured;
 - learning gain: after K cycles, each arm's WM one-step error on a fixed held-out set of random
   transitions (other poses, later times), relative to its own copy baseline; agent arm / random arm.
   Also per region (session 5): `learning_gain_dynamic` over the held-out transitions that end on a

@@ -46,7 +46,7 @@ def test_demo_runs_a_cycle_and_reports_where_everything_is(tmp_path):
                          capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stdout + out.stderr
     text = " ".join(out.stdout.split())
-    assert "collected 8 frames in 2 rounds" in text and ": finished" in text
+    assert "collected 16 frames in 2 rounds" in text and ": finished" in text
     for phase in ("collect", "worldmodel", "dreamer", "agent"):
         assert f"{phase} finished" in text
     sheets = list((tmp_path / "data" / "store" / "reports" / "node0").glob("contact_sheet-*.png"))

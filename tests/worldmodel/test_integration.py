@@ -35,4 +35,4 @@ def test_collect_then_train_through_workers(tmp_path):
         assert "model.published" in kinds
     store = Store(settings.resolved_store_url())
     meta = versions.read_meta(store, result["slot"], result["version"])
-    assert meta["frames_used"] == 10 and meta["node"] == "node0"
+    assert meta["frames_used"] == 20 and meta["node"] == "node0"
