@@ -18,6 +18,12 @@ from shared.schemas import FrameRecord, PoseModel
 from shared.store import Store, frame_path, manifest_path
 
 
+def frames_per_run(iterations: int, movements: int, hold_frames: bool) -> int:
+    """Frames a sweep or navigation run records: per round the start view and one per move, each
+    followed by its hold frame (the same view one no-op move later) when `hold_frames`."""
+    return iterations * (movements + 1) * (2 if hold_frames else 1)
+
+
 def run_id(kind: str, job_id: str | None) -> str:
     """A short, unique name for one run's rounds (`sweep-...`, `nav-...`), derived from its job id.
 

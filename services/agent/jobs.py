@@ -9,7 +9,7 @@ from shared.camera_client import CameraClient
 from shared.jobcontext import job_context
 from shared.metrics import AGENT_LOSS
 from shared.progress import JobProgress
-from shared.recording import run_id
+from shared.recording import frames_per_run, run_id
 from shared.store import store_for
 
 from services.agent.navigation import navigate_camera
@@ -52,7 +52,8 @@ def navigate(node: str | None = None, iterations: int | None = None, movements: 
     iterations = iterations or settings.agent.navigate_iterations
     movements = movements or settings.agent.navigate_movements
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
-    progress = JobProgress(client, keys, settings.node, "navigate", total=iterations * (movements + 1))
+    progress = JobProgress(client, keys, settings.node, "navigate",
+                           total=frames_per_run(iterations, movements, settings.agent.hold_frames))
 
     def on_frame(done: int, _total: int) -> None:
         progress.update(done)

@@ -30,7 +30,7 @@ from shared.metrics import SURPRISE
 from shared.models.checkpoint import model_from_bytes
 from shared.pose import NOOP, apply_action, random_pose
 from shared.progress import StopRequested
-from shared.recording import RoundRecorder
+from shared.recording import RoundRecorder, frames_per_run
 from shared.store import Store, decode_image
 
 from services.agent.checkpoint import from_bytes
@@ -80,7 +80,7 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
     rng = np.random.default_rng(seed)
     ranges = camera.info().ranges.to_ranges()
     hold = settings.agent.hold_frames
-    total = iterations * (movements + 1) * (2 if hold else 1)
+    total = frames_per_run(iterations, movements, hold)
     epsilon, temperature = settings.agent.epsilon, settings.agent.temperature
     with versions.reading(client, keys, slot, version, reader=run_id):
         model = model_from_bytes(versions.read_share(store, slot, version), torch_device(settings))

@@ -10,7 +10,7 @@ from shared.camera_client import CameraClient
 from shared.config import load_settings
 from shared.keys import Keys
 from shared.progress import JobProgress
-from shared.recording import run_id
+from shared.recording import frames_per_run, run_id
 from shared.redis import client_for
 from shared.store import store_for
 
@@ -29,7 +29,7 @@ def collect_sweep(iterations: int | None = None, movements: int | None = None,
     store = store_for(settings)
     hold = settings.collect.hold_frames
     progress = JobProgress(redis_client, Keys(settings.redis_prefix), settings.node, "collect",
-                           iterations * (movements + 1) * (2 if hold else 1))
+                           frames_per_run(iterations, movements, hold))
 
     def on_frame(done: int, _total: int) -> None:
         progress.update(done)

@@ -20,7 +20,7 @@ from shared.camera_client import CameraClient
 from shared.contact_sheet import contact_sheet
 from shared.progress import StopRequested
 from shared.pose import ACTIONS, NOOP, PoseRanges, apply_action, random_pose
-from shared.recording import RoundRecorder, run_id
+from shared.recording import RoundRecorder, frames_per_run, run_id
 from shared.store import Store, decode_image, report_path
 
 
@@ -60,7 +60,7 @@ def run_sweep(client: CameraClient, store: Store, *, node: str, camera: str, ite
     rng = random.Random(seed)
     ranges = client.info().ranges.to_ranges()
     result = SweepResult(collection_id or run_id("sweep", None))
-    total = iterations * (movements + 1) * (2 if hold_frames else 1)
+    total = frames_per_run(iterations, movements, hold_frames)
     thumbs: list = []
     try:
         for i in range(iterations):

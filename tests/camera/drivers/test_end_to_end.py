@@ -38,7 +38,9 @@ def test_sweep_then_navigation_through_an_emulated_camera(protocol, tmp_path, em
         view = _finished(http, f"/v1/cycles/{cycle['id']}")
         assert view["phases"][0]["result"]["frames"] == 16  # with hold frames
         job_id = http.post("/v1/phases/navigate", json={"iterations": 2, "movements": 3}).json()["job_id"]
-        nav = _finished(http, f"/v1/jobs/{job_id}")["result"]
+        job = _finished(http, f"/v1/jobs/{job_id}")
+        nav = job["result"]
+        assert job["progress"]["done"] == job["progress"]["total"] == 16  # hold frames counted
         metrics = httpx.get(f"{node.camera_url}/metrics").text
     assert nav["frames"] == 16 and nav["rounds"] == 2
     assert f'driver="{protocol}",op="snapshot",outcome="ok"' in metrics
