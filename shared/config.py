@@ -98,15 +98,17 @@ class CameraSettings(BaseModel):
                           self.zoom_min, self.zoom_max, self.pan_wraps)
 
 
+HOLD_FRAMES = ("grab every view twice, one no-op move apart: what the scene does while the camera "
+               "holds still is what the error map's atlas measures")
+
+
 class CollectSettings(BaseModel):
     """The random sweep of the first cycle (REFERENCE.md: iterations x (movements + 1) frames)."""
 
     iterations: int = Field(10, ge=1, le=10_000)
     movements: int = Field(20, ge=0, le=10_000)
     jpeg_quality: int = Field(92, ge=10, le=100)
-    hold_frames: bool = Field(True, description="grab every view twice, one no-op move apart: "
-                                                "what the scene does while the camera holds "
-                                                "still is what the error map's atlas measures")
+    hold_frames: bool = Field(True, description=HOLD_FRAMES)
 
 
 class WorldModelSettings(BaseModel):
@@ -161,9 +163,7 @@ class AgentSettings(BaseModel):
     temperature: float | None = Field(None, gt=0.0, description="softmax sampling instead of epsilon")
     navigate_iterations: int = Field(10, ge=1, le=10_000)
     navigate_movements: int = Field(20, ge=1, le=10_000)
-    hold_frames: bool = Field(True, description="grab every view twice, one no-op move apart: "
-                                                "what the scene does while the camera holds "
-                                                "still is what the error map's atlas measures")
+    hold_frames: bool = Field(True, description=HOLD_FRAMES)
     max_dream_shards: int = Field(32, ge=1, description="most recent dream shards trained on")
 
 

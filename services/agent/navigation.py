@@ -103,39 +103,35 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
 def _round(model, net, spec, camera: CameraClient, recorder: RoundRecorder, ranges, rng,
            movements: int, epsilon: float, temperature: float | None, hold: bool,
            result: NavigationResult, after_frame: Callable[[], None]) -> None:
-    pose = camera.move("absolute", *ranges.apply(random_pose(rng, ranges)).as_tuple())
+    camera.move("absolute", *ranges.apply(random_pose(rng, ranges)).as_tuple())
     snap = camera.snapshot()
     recorder.add(snap, action=None)
     _count(result, snap)
     after_frame()
     obs, state = _observe(model, snap, recorder.round_id, ranges, spec)
-    if hold:
-        snap, obs, state = _hold(model, camera, recorder, ranges, spec, snap, state, result,
-                                 after_frame)
-    pose = snap.pose
-    for _ in range(movements):
+    for step in range(movements + 1):
+        if hold:  # the same view again, one no-op move later (not one of the agent's moves)
+            snap, obs, state, surprise, error = _move(model, camera, recorder.round_id, ranges,
+                                                      spec, snap.pose, state, NOOP)
+            recorder.add(snap, action=NOOP, extra={"hold": True, "predicted_surprise": surprise,
+                                                   "observed_error": error})
+            _count(result, snap)
+            after_frame()
+        if step == movements:
+            break
         action, q = choose_action(net, obs[0], epsilon, temperature, rng)
-        target = apply_action(pose, action, ranges)
-        predicted, surprise = model.predict(state, [pose.as_tuple()], [target.as_tuple()], ranges)
-        camera.move("absolute", *target.as_tuple())
-        snap = camera.snapshot()
-        obs, state = _observe(model, snap, recorder.round_id, ranges, spec)
-        error = float(((predicted - state) ** 2).mean())
+        snap, obs, state, surprise, error = _move(model, camera, recorder.round_id, ranges, spec,
+                                                  snap.pose, state, action)
         recorder.add(snap, action=action,
                      extra={"q_values": [round(float(v), 5) for v in q],
-                            "predicted_surprise": round(float(surprise[0]), 6),
-                            "observed_error": round(error, 6)})
-        SURPRISE.labels(recorder.node, "navigate", "predicted").observe(float(surprise[0]))
+                            "predicted_surprise": surprise, "observed_error": error})
+        SURPRISE.labels(recorder.node, "navigate", "predicted").observe(surprise)
         SURPRISE.labels(recorder.node, "navigate", "observed").observe(error)
         result.actions.append(action)
         result.observed_errors.append(error)
-        result.predicted_surprise.append(float(surprise[0]))
+        result.predicted_surprise.append(surprise)
         _count(result, snap)
         after_frame()
-        if hold:
-            snap, obs, state = _hold(model, camera, recorder, ranges, spec, snap, state, result,
-                                     after_frame)
-        pose = snap.pose
 
 
 def _observe(model, snap, round_id: str, ranges, spec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,20 +142,17 @@ def _observe(model, snap, round_id: str, ranges, spec) -> tuple[torch.Tensor, to
     return obs, states[-1]
 
 
-def _hold(model, camera: CameraClient, recorder: RoundRecorder, ranges, spec, snap, state,
-          result: NavigationResult, after_frame: Callable[[], None]):
-    """Grab the view again after a no-op move (a hold frame, not one of the agent's moves)."""
-    predicted, surprise = model.predict(state, [snap.pose.as_tuple()], [snap.pose.as_tuple()],
-                                        ranges)
-    camera.move("absolute", *apply_action(snap.pose, NOOP, ranges).as_tuple())
+def _move(model, camera: CameraClient, round_id: str, ranges, spec, pose, state, action: int):
+    """Make `action` from `pose` and grab the view: (snapshot, observation, state, the world
+    model's predicted surprise of the move, the error its prediction actually made), the two
+    figures rounded for the manifest."""
+    target = apply_action(pose, action, ranges)
+    predicted, surprise = model.predict(state, [pose.as_tuple()], [target.as_tuple()], ranges)
+    camera.move("absolute", *target.as_tuple())
     snap = camera.snapshot()
-    obs, state = _observe(model, snap, recorder.round_id, ranges, spec)
-    recorder.add(snap, action=NOOP,
-                 extra={"hold": True, "predicted_surprise": round(float(surprise[0]), 6),
-                        "observed_error": round(float(((predicted - state) ** 2).mean()), 6)})
-    _count(result, snap)
-    after_frame()
-    return snap, obs, state
+    obs, state = _observe(model, snap, round_id, ranges, spec)
+    error = float(((predicted - state) ** 2).mean())
+    return snap, obs, state, round(float(surprise[0]), 6), round(error, 6)
 
 
 def _count(result: NavigationResult, snap) -> None:
