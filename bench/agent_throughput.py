@@ -5,6 +5,9 @@
 - dream_sps: imagined steps per second of `services.dreamer.rollout.generate` (a batch of dreams
   advancing together, one world-model `predict` call per step), fresh `build_world_model(preset)`
   weights (speed does not depend on training), `--dream-batch` dreams x `--dream-length` steps.
+  The dreams carry the measured error map as the system's do (`services.dreamer.error_map`,
+  fitted untimed on a few random rounds of random states), so the agent can train on the
+  preset's default reward, a measured one.
 - agent_ups: double-DQN updates per second of `services.agent.dqn.train` at the preset's
   AgentConfig, on a replay memory filled with dream transitions of the preset's observation size;
   agent_tps = transitions per second (updates x batch size), the figure comparable to the
@@ -31,6 +34,32 @@ from bench.output import machine, write_result  # noqa: E402
 ORIGINAL = {"dream_sps": 7.4, "agent_tps": 3.0, "agent_peak_gb": 7.9}
 
 
+def random_error_map(model, ranges, gen, rounds: int = 4, moves: int = 8):
+    """An error map measured on `rounds` random walks of `moves` random actions over random
+    states: the dreams then carry the measured tensors as the system's do (values do not change
+    the arithmetic)."""
+    import numpy as np
+    import torch
+
+    from services.dreamer.error_map import error_map_from_frames
+    from services.dreamer.rollout import advance_poses
+    from shared.pose import N_ACTIONS, ActionScale
+
+    enc = model.cfg.encoder
+    pose = torch.tensor([[float(p), 0.0, 2.0] for p in np.linspace(0, 270, rounds)],
+                        dtype=torch.float64)
+    walk = [pose]
+    for _ in range(moves):
+        pose = advance_poses(pose, torch.randint(N_ACTIONS, (rounds,), generator=gen), ranges,
+                             ActionScale())
+        walk.append(pose)
+    poses = torch.stack(walk, 1).reshape(-1, 3).numpy()  # round-major: each round's frames in order
+    states = torch.randn(len(poses), enc.n_tokens, enc.dim, generator=gen)
+    states = torch.nn.functional.layer_norm(states, states.shape[-1:])
+    return error_map_from_frames(model, states, poses, np.repeat(np.arange(rounds), moves + 1),
+                                 ranges, ActionScale())
+
+
 def measure(preset: str, args) -> dict:
     import numpy as np
     import torch
@@ -54,10 +83,12 @@ def measure(preset: str, args) -> dict:
     states = torch.randn(b, enc.n_tokens, enc.dim, generator=gen)
     states = torch.nn.functional.layer_norm(states, states.shape[-1:])
     poses = np.column_stack([np.linspace(0, 350, b), np.zeros(b), np.full(b, 2.0)])
-    generate(model, states, poses, ranges, 1, gen, spec=spec)  # warm-up
+    emap = random_error_map(model, ranges, gen)
+    generate(model, states, poses, ranges, 1, gen, spec=spec, error_map=emap)  # warm-up
     steps, start, dreams = 0, time.perf_counter(), []
     while True:
-        dreams.append(generate(model, states, poses, ranges, length, gen, spec=spec))
+        dreams.append(generate(model, states, poses, ranges, length, gen, spec=spec,
+                               error_map=emap))
         steps += b * length
         dream_s = time.perf_counter() - start
         if dream_s >= args.seconds:
@@ -78,6 +109,7 @@ def measure(preset: str, args) -> dict:
         "agent_ups": round(res.updates / res.seconds, 1),
         "agent_tps": round(res.transitions_per_s, 1),
         "agent_batch": cfg.batch_size, "agent_threads": args.agent_threads,
+        "agent_reward": cfg.reward,
         "agent_parameters": params, "agent_mb_fp32": round(params * 4 / 1e6, 2),
         "obs_dim": dreams[0].obs_dim,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -179,10 +179,11 @@ OPTIONAL = frozenset({"view_surprise"}) | MEASURED
 # services.dreamer.error_map: no surprise head involved):
 #   measured       move[a_t] + view(pose_{t+1}), the error the move is expected to have;
 #   measured_view  view(pose_{t+1}) alone: where the model is weak, whatever the move;
-#   measured_balanced  both terms standardised over the dreams and summed: a jump's move term
-#                  dwarfs the spread of the view term (session 7: 0.23 against about 0.01), so
-#                  `measured` jumps everywhere; standardised, a view one spread weaker costs as
-#                  much as a jump gains.
+#   measured_balanced  both terms standardised over the dreams, the view's times `view_weight`
+#                  (1 by default), and summed: a jump's move term dwarfs the spread of the view
+#                  term (session 7: 0.23 against about 0.01), so `measured` jumps everywhere;
+#                  standardised, a view `view_weight` spreads weaker costs as much as a jump
+#                  gains. `measured_view` is the limit of a large view_weight.
 # The agent's default is chosen by measurement (services.agent.config, docs/agent.md).
 REWARDS = ("surprise", "delta", "view", "surprise_view", "measured", "measured_view",
            "measured_balanced")
@@ -230,8 +231,11 @@ class Dreams:
     def obs_dim(self) -> int:
         return int(self.observations.shape[2])
 
-    def rewards(self, kind: str = "surprise") -> "torch.Tensor":
-        """(count, length) reward of each transition (see REWARDS)."""
+    def rewards(self, kind: str = "surprise", view_weight: float = 1.0) -> "torch.Tensor":
+        """(count, length) reward of each transition (see REWARDS); `view_weight` weighs the view
+        term of `measured_balanced` against the move term."""
+        if not math.isfinite(view_weight) or view_weight <= 0:
+            raise ValueError(f"view_weight must be a positive number, got {view_weight!r}")
         if kind == "surprise":
             return self.surprise
         if kind == "delta":
@@ -245,7 +249,7 @@ class Dreams:
                                  f"or dreamed without real transitions): generate new dreams")
             view = self.measured_view[:, 1:]
             if kind == "measured_balanced":
-                return _standardised(self.measured_move) + _standardised(view)
+                return _standardised(self.measured_move) + view_weight * _standardised(view)
             return view if kind == "measured_view" else self.measured_move + view
         if self.view_surprise is None:
             raise ValueError(f"reward {kind!r} needs the view surprise, which these dreams lack "
@@ -253,11 +257,12 @@ class Dreams:
         view = self.view_surprise[:, 1:]
         return view if kind == "view" else self.surprise + view
 
-    def transitions(self, reward: str = "surprise") -> dict[str, "torch.Tensor"]:
+    def transitions(self, reward: str = "surprise",
+                    view_weight: float = 1.0) -> dict[str, "torch.Tensor"]:
         """Flat (count * length, ...) transitions: obs, action, reward, next_obs."""
         o = self.observations.float()
         return {"obs": o[:, :-1].reshape(-1, self.obs_dim), "action": self.actions.reshape(-1),
-                "reward": self.rewards(reward).reshape(-1).float(),
+                "reward": self.rewards(reward, view_weight).reshape(-1).float(),
                 "next_obs": o[:, 1:].reshape(-1, self.obs_dim)}
 
     def _tensors(self) -> dict[str, "torch.Tensor"]:

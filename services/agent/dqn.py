@@ -113,7 +113,7 @@ def replay_from_dreams(dreams: Dreams | list[Dreams], cfg: AgentConfig,
     if memory is None:
         memory = ReplayMemory(cfg.replay_capacity, parts[0].obs_dim)
     for d in parts:
-        tr = d.transitions(cfg.reward)
+        tr = d.transitions(cfg.reward, cfg.view_weight)
         memory.add(tr["obs"], tr["action"], tr["reward"], tr["next_obs"])
     return memory
 

@@ -38,7 +38,8 @@ def test_config_presets_and_validation():
     assert AgentConfig.from_dict(paper.to_dict()) == paper
     with pytest.raises(ValueError, match="reward"):
         AgentConfig(reward="other")
-    assert cpu.reward == paper.reward == "measured_view"  # the measured default (docs/agent.md)
+    # the measured default (docs/agent.md)
+    assert cpu.reward == paper.reward == "measured_balanced" and cpu.view_weight == 3.0
     for kind in REWARDS:
         assert AgentConfig(reward=kind).reward == kind
     # the node settings accept exactly the rewards the agent knows
@@ -46,6 +47,12 @@ def test_config_presets_and_validation():
         set(REWARDS)
     with pytest.raises(ValueError, match="unknown"):
         AgentConfig.from_dict({**cpu.to_dict(), "extra": 1})
+    with pytest.raises(ValueError, match="missing"):
+        AgentConfig.from_dict({k: v for k, v in cpu.to_dict().items() if k != "gamma"})
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="view_weight"):
+            AgentConfig(view_weight=bad)
+    assert AgentConfig.from_dict(cpu.replace(view_weight=2.5).to_dict()).view_weight == 2.5
     # well under 10 MB even at the paper preset (paper WM tokens are 192-dim: 5 * 192 + 4 inputs)
     net = QNetwork(5 * 192 + 4, paper.hidden)
     assert net.n_parameters() * 4 < 10e6
@@ -152,3 +159,13 @@ def test_replay_from_dreams_selects_the_reward():
         assert len(mem) == c * l
         torch.testing.assert_close(mem.reward[:12], want.reshape(-1))
         assert torch.all(mem.done[:12] == 0)  # dream ends are time limits: bootstrap
+    # balanced: the view term, standardised, weighs view_weight times the standardised move term
+    move, view = d.measured_move, d.measured_view[:, 1:]
+    for weight in (1.0, 2.5):
+        cfg = AgentConfig(reward="measured_balanced", view_weight=weight, batch_size=4,
+                          replay_capacity=64)
+        want = (move - move.mean()) / move.std() + weight * (view - view.mean()) / view.std()
+        torch.testing.assert_close(replay_from_dreams(d, cfg).reward[:12], want.reshape(-1))
+    # the weight changes nothing else
+    view_only = AgentConfig(reward="measured_view", view_weight=5.0, batch_size=4, replay_capacity=64)
+    torch.testing.assert_close(replay_from_dreams(d, view_only).reward[:12], view.reshape(-1))

@@ -44,6 +44,18 @@ def test_checkpoint_round_trip(tmp_path):
     assert len(data) < 10e6
 
 
+def test_a_checkpoint_from_before_view_weight_loads_with_its_old_behaviour():
+    net, cfg = net_and_cfg()
+    old = cfg.to_dict()
+    del old["view_weight"]  # written before the field existed (session 8)
+    tensors = {k: v.contiguous() for k, v in net.state_dict().items()}
+    meta = {"format": "ptzjepa.agent", "format_version": "1", "config": json.dumps(old),
+            "obs_dim": "12", "n_actions": str(N_ACTIONS),
+            "observation_spec": json.dumps(ObservationSpec().to_dict()), "reward_scale": "1.0"}
+    _, back, _ = from_bytes(save(tensors, metadata=meta))
+    assert back.view_weight == 1.0 and back.replace(view_weight=cfg.view_weight) == cfg
+
+
 def test_bad_checkpoints_fail_loudly():
     net, cfg = net_and_cfg()
     data = to_bytes(net, cfg)

@@ -9,7 +9,7 @@ from shared.config import ConfigError, load_settings
 
 
 def test_default_reward_is_the_presets_and_overrides_apply():
-    assert agent_config(load_settings(environ={})).reward == "measured_view"
+    assert agent_config(load_settings(environ={})).reward == "measured_balanced"
     s = load_settings(environ={"PTZJEPA_AGENT__REWARD": "surprise", "PTZJEPA_AGENT__UPDATES": "7"})
     cfg = agent_config(s)
     assert cfg.reward == "surprise" and cfg.updates == 7
@@ -24,3 +24,12 @@ def test_a_measured_reward_needs_the_error_map(reward):
         agent_config(load_settings(environ=env))
     env["PTZJEPA_AGENT__REWARD"] = "surprise"  # a head-based reward needs no map
     assert agent_config(load_settings(environ=env)).reward == "surprise"
+
+
+def test_the_view_weight_comes_from_the_agent_config_overrides():
+    s = load_settings(environ={"PTZJEPA_AGENT__REWARD": "measured_balanced",
+                               "PTZJEPA_AGENT__CONFIG": '{"view_weight": 2.5}'})
+    cfg = agent_config(s)
+    assert cfg.reward == "measured_balanced" and cfg.view_weight == 2.5
+    with pytest.raises(ConfigError, match="view_weight"):
+        agent_config(load_settings(environ={"PTZJEPA_AGENT__CONFIG": '{"view_weight": 0}'}))

@@ -165,6 +165,12 @@ def test_dreams_carry_the_measured_terms(tiny_wm):
     move, view = d.measured_move, d.measured_view[:, 1:]
     torch.testing.assert_close(d.rewards("measured_balanced"),
                                (move - move.mean()) / move.std() + (view - view.mean()) / view.std())
+    torch.testing.assert_close(d.rewards("measured_balanced", view_weight=3.0),
+                               (move - move.mean()) / move.std()
+                               + 3.0 * (view - view.mean()) / view.std())
+    for bad in (0.0, -2.0, float("nan")):
+        with pytest.raises(ValueError, match="view_weight"):
+            d.rewards("measured_balanced", view_weight=bad)
     # Pressing against a limit earns the move term of what the camera did: nothing.
     at_limit = np.array([[100.0, 30.0, 10.0]] * 4)
     zoom_in, jump_up = 15, 19
