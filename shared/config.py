@@ -154,8 +154,8 @@ class AgentSettings(BaseModel):
                     "measured_view", "measured_balanced"] | None = Field(
         None, description="the move's surprise, its change, the reached view's surprise, the "
                           "move's plus the view's, or the world model's measured error on real "
-                          "frames (move + view, view alone, or both standardised and summed); "
-                          "default: the preset's "
+                          "frames (move + view, view alone, or both standardised and summed, "
+                          "the view weighted by agent.config.view_weight); default: the preset's "
                           "(docs/agent.md)")
     config: dict[str, Any] = Field(default_factory=dict,
                                    description="overrides of the preset's AgentConfig, e.g. {hidden: [64]}")

@@ -180,7 +180,7 @@ OPTIONAL = frozenset({"view_surprise"}) | MEASURED
 #   measured       move[a_t] + view(pose_{t+1}), the error the move is expected to have;
 #   measured_view  view(pose_{t+1}) alone: where the model is weak, whatever the move;
 #   measured_balanced  both terms standardised over the dreams, the view's times `view_weight`
-#                  (1 by default), and summed: a jump's move term dwarfs the spread of the view
+#                  (AgentConfig.view_weight), and summed: a jump's move term dwarfs the spread of the view
 #                  term (session 7: 0.23 against about 0.01), so `measured` jumps everywhere;
 #                  standardised, a view `view_weight` spreads weaker costs as much as a jump
 #                  gains. `measured_view` is the limit of a large view_weight.
