@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import math
 import os
 import random
 import sys
@@ -417,10 +416,11 @@ def main() -> None:
     unknown = [v for v, (r, _, _) in zip(args.rewards, parsed) if r not in REWARDS + ("oracle",)]
     if not args.rewards or unknown:
         p.error(f"--rewards: unknown {unknown} (choose from {', '.join(REWARDS)}, oracle)")
-    bad = [v for v, (_, g, w) in zip(args.rewards, parsed)
-           if not (0.0 <= g < 1.0 and math.isfinite(w) and w > 0)]
-    if bad:
-        p.error(f"--rewards: {bad}: gamma must be in [0, 1) and the view weight positive")
+    for v, (_, gamma, weight) in zip(args.rewards, parsed):
+        try:  # the agent's own checks of gamma and the view weight
+            AgentConfig(gamma=gamma, view_weight=weight)
+        except ValueError as exc:
+            p.error(f"--rewards: {v}: {exc}")
     if len(set(args.rewards)) != len(args.rewards):
         p.error("--rewards: a variant is named twice")
     if parsed[0][0] == "oracle":
