@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.output import machine, write_result  # noqa: E402
+from bench.output import machine, write_result
 
 ORIGINAL = {"dream_sps": 7.4, "agent_tps": 3.0, "agent_peak_gb": 7.9}
 

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.output import write_result  # noqa: E402
-from tests.support.servers import free_port  # noqa: E402
+from bench.output import write_result
+from tests.support.servers import free_port
 
 
 def measure_rest(n: int = 200, seed: int = 0) -> dict:

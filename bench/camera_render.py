@@ -21,8 +21,8 @@ def measure_render(n: int = 200, seed: int = 0, width: int = 224, height: int = 
     plus world build time and the share of random poses whose view is mostly a dynamic zone."""
     import numpy as np
 
-    from shared.pose import Pose
     from services.camera.sim import SimWorld, SimWorldConfig
+    from shared.pose import Pose
 
     t0 = time.perf_counter()
     world = SimWorld(SimWorldConfig(seed=seed) if ranges is None else SimWorldConfig(seed=seed, ranges=ranges))

@@ -61,25 +61,35 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.curiosity_measures import (DYNAMIC, held_out_error, masked_mean, merge,  # noqa: E402
-                                     random_pose, region_gain, stay_pairs, summarise,
-                                     transition_stats, view_check, vs_random)
-from bench.output import machine, write_result  # noqa: E402
-from services.agent.config import AgentConfig  # noqa: E402
-from services.agent.dqn import make_agent, replay_from_dreams, train  # noqa: E402
-from services.agent.observe import observe  # noqa: E402
-from services.agent.policy import choose_action  # noqa: E402
-from services.camera.sim.camera import SimCamera, SimCameraConfig  # noqa: E402
-from services.camera.sim.world import SimWorld, SimWorldConfig  # noqa: E402
-from services.dreamer.error_map import error_map_from_frames  # noqa: E402
-from services.dreamer.rollout import dream_from_frames, encode_frames  # noqa: E402
-from services.worldmodel.config import TrainConfig  # noqa: E402
-from services.worldmodel.data import FrameDataset  # noqa: E402
-from services.worldmodel.evaluate import spearman  # noqa: E402
-from services.worldmodel.trainer import fit  # noqa: E402
-from shared.dreams import REWARDS, ObservationSpec  # noqa: E402
-from shared.models import build_world_model  # noqa: E402
-from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action  # noqa: E402
+from bench.curiosity_measures import (
+    DYNAMIC,
+    held_out_error,
+    masked_mean,
+    merge,
+    random_pose,
+    region_gain,
+    stay_pairs,
+    summarise,
+    transition_stats,
+    view_check,
+    vs_random,
+)
+from bench.output import machine, write_result
+from services.agent.config import AgentConfig
+from services.agent.dqn import make_agent, replay_from_dreams, train
+from services.agent.observe import observe
+from services.agent.policy import choose_action
+from services.camera.sim.camera import SimCamera, SimCameraConfig
+from services.camera.sim.world import SimWorld, SimWorldConfig
+from services.dreamer.error_map import error_map_from_frames
+from services.dreamer.rollout import dream_from_frames, encode_frames
+from services.worldmodel.config import TrainConfig
+from services.worldmodel.data import FrameDataset
+from services.worldmodel.evaluate import spearman
+from services.worldmodel.trainer import fit
+from shared.dreams import REWARDS, ObservationSpec
+from shared.models import build_world_model
+from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action
 
 SIM_RANGES = PoseRanges(pan_min=0.0, pan_max=360.0, tilt_min=-30.0, tilt_max=30.0, zoom_min=1.0,
                         zoom_max=10.0, pan_wraps=True)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.output import write_result  # noqa: E402
-from tests.support.servers import free_port_block  # noqa: E402
+from bench.output import write_result
+from tests.support.servers import free_port_block
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.output import machine, write_result  # noqa: E402
-from shared.keys import Keys  # noqa: E402
-from shared.leases import LeaseManager, NoFreeSlot, StaleLease  # noqa: E402
-from shared.redis import EmbeddedRedis, connect, redacted  # noqa: E402
+from bench.output import machine, write_result
+from shared.keys import Keys
+from shared.leases import LeaseManager, NoFreeSlot, StaleLease
+from shared.redis import EmbeddedRedis, connect, redacted
 
 SLOT = "wm_00_{:02d}"
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.output import machine, write_result  # noqa: E402
+from bench.output import machine, write_result
+
 
 def worker(preset: str, seconds: float, warmup: int, threads: int | None) -> dict:
     import numpy as np

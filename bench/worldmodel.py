@@ -30,13 +30,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.output import machine, write_result  # noqa: E402
-from services.worldmodel.config import TrainConfig  # noqa: E402
-from services.worldmodel.data import FrameDataset  # noqa: E402
-from services.worldmodel.evaluate import evaluate  # noqa: E402
-from services.worldmodel.trainer import fit  # noqa: E402
-from shared.models import SurpriseConfig, WorldModelConfig, build_world_model  # noqa: E402
-from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action  # noqa: E402
+from bench.output import machine, write_result
+from services.worldmodel.config import TrainConfig
+from services.worldmodel.data import FrameDataset
+from services.worldmodel.evaluate import evaluate
+from services.worldmodel.trainer import fit
+from shared.models import SurpriseConfig, WorldModelConfig, build_world_model
+from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action
 
 # Moves twice the original's degrees: its short moves (0.2 deg) are below one pixel of a 64 px
 # wide view, so they would teach nothing; jumps become 20 deg of pan.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -94,7 +94,7 @@ def install_common(app: FastAPI, service: str, readiness: Callable[[], list[str]
         if before_scrape is not None:
             try:
                 before_scrape()
-            except Exception:  # noqa: BLE001 - a stale gauge beats a failed scrape
+            except Exception:
                 log.warning("refreshing metrics before a scrape failed", exc_info=True)
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -46,7 +46,7 @@ class CameraClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "CameraClient":
+    def __enter__(self) -> CameraClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -82,7 +82,7 @@ class CameraSettings(BaseModel):
     sim: SimSettings = SimSettings()
 
     @model_validator(mode="after")
-    def _ranges_valid(self) -> "CameraSettings":
+    def _ranges_valid(self) -> CameraSettings:
         try:
             self.ranges()
         except ValueError as exc:

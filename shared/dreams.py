@@ -93,14 +93,14 @@ class ObservationSpec:
         return dataclasses.asdict(self)
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "ObservationSpec":
+    def from_dict(d: dict[str, Any]) -> ObservationSpec:
         want = {f.name for f in dataclasses.fields(ObservationSpec)}
         if not isinstance(d, dict) or set(d) != want:
             raise ValueError(f"observation spec must have exactly the fields {sorted(want)}, got {d!r}")
         return ObservationSpec(pool_grid=int(d["pool_grid"]), include_mean=bool(d["include_mean"]))
 
 
-def state_features(states: "torch.Tensor", spec: ObservationSpec) -> "torch.Tensor":
+def state_features(states: torch.Tensor, spec: ObservationSpec) -> torch.Tensor:
     """(B, N, D) state tokens on a square grid -> (B, feature_dim) float32 pooled features."""
     import torch
     import torch.nn.functional as F
@@ -124,8 +124,8 @@ def state_features(states: "torch.Tensor", spec: ObservationSpec) -> "torch.Tens
     return torch.cat(parts, dim=1)
 
 
-def observation_from_states(states: "torch.Tensor", poses, ranges: PoseRanges,
-                            spec: ObservationSpec = ObservationSpec()) -> "torch.Tensor":
+def observation_from_states(states: torch.Tensor, poses, ranges: PoseRanges,
+                            spec: ObservationSpec = ObservationSpec()) -> torch.Tensor:
     """The agent's observation: pooled state features + normalised pose, (B, obs_dim) float32.
 
     states: (B, N, D) world-model states (target space); poses: (B, 3) raw (pan, tilt, zoom).
@@ -190,7 +190,7 @@ REWARDS = ("surprise", "delta", "view", "surprise_view", "measured", "measured_v
 MEASURED_REWARDS = ("measured", "measured_view", "measured_balanced")
 
 
-def _standardised(x: "torch.Tensor") -> "torch.Tensor":
+def _standardised(x: torch.Tensor) -> torch.Tensor:
     """Zero mean, unit standard deviation over all its values (a constant stays at 0)."""
     return (x - x.mean()) / x.std().clamp_min(1e-12) if x.numel() > 1 else x - x.mean()
 
@@ -200,14 +200,14 @@ class Dreams:
     """A batch of imagined rollouts (shapes as in the module docstring; float32 observations in
     memory, float16 on disk). `meta` carries provenance (slot, version, node, ...)."""
 
-    observations: "torch.Tensor"
-    poses: "torch.Tensor"
-    actions: "torch.Tensor"
-    surprise: "torch.Tensor"
-    surprise_delta: "torch.Tensor"
-    view_surprise: "torch.Tensor | None" = None
-    measured_move: "torch.Tensor | None" = None
-    measured_view: "torch.Tensor | None" = None
+    observations: torch.Tensor
+    poses: torch.Tensor
+    actions: torch.Tensor
+    surprise: torch.Tensor
+    surprise_delta: torch.Tensor
+    view_surprise: torch.Tensor | None = None
+    measured_move: torch.Tensor | None = None
+    measured_view: torch.Tensor | None = None
     spec: ObservationSpec = field(default_factory=ObservationSpec)
     ranges: PoseRanges = field(default_factory=PoseRanges)
     scale: ActionScale = field(default_factory=ActionScale)
@@ -231,7 +231,7 @@ class Dreams:
     def obs_dim(self) -> int:
         return int(self.observations.shape[2])
 
-    def rewards(self, kind: str = "surprise", view_weight: float = 1.0) -> "torch.Tensor":
+    def rewards(self, kind: str = "surprise", view_weight: float = 1.0) -> torch.Tensor:
         """(count, length) reward of each transition (see REWARDS); `view_weight` weighs the view
         term of `measured_balanced` against the move term."""
         if not math.isfinite(view_weight) or view_weight <= 0:
@@ -258,21 +258,21 @@ class Dreams:
         return view if kind == "view" else self.surprise + view
 
     def transitions(self, reward: str = "surprise",
-                    view_weight: float = 1.0) -> dict[str, "torch.Tensor"]:
+                    view_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """Flat (count * length, ...) transitions: obs, action, reward, next_obs."""
         o = self.observations.float()
         return {"obs": o[:, :-1].reshape(-1, self.obs_dim), "action": self.actions.reshape(-1),
                 "reward": self.rewards(reward, view_weight).reshape(-1).float(),
                 "next_obs": o[:, 1:].reshape(-1, self.obs_dim)}
 
-    def _tensors(self) -> dict[str, "torch.Tensor"]:
+    def _tensors(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in TENSORS if getattr(self, k) is not None}
 
-    def select(self, index) -> "Dreams":
+    def select(self, index) -> Dreams:
         return dataclasses.replace(self, **{k: v[index] for k, v in self._tensors().items()})
 
     @staticmethod
-    def concat(parts: list["Dreams"]) -> "Dreams":
+    def concat(parts: list[Dreams]) -> Dreams:
         import torch
 
         if not parts:
@@ -302,7 +302,7 @@ def _check_shapes(tensors: dict, count: int, length: int, obs_dim: int, where: s
             raise ValueError(f"{where}: tensor {name!r} has dtype {t.dtype}, expected {dtype}")
 
 
-def write_shards(store: "Store", folder: str, dreams: Dreams, *, slot: str = "", version: str = "",
+def write_shards(store: Store, folder: str, dreams: Dreams, *, slot: str = "", version: str = "",
                  node: str = "", shard_size: int = 256, extra: dict[str, str] | None = None) -> dict:
     """Write `dreams` as shards of at most `shard_size` dreams under `folder`, then `index.json`.
 
@@ -340,7 +340,7 @@ def write_shards(store: "Store", folder: str, dreams: Dreams, *, slot: str = "",
     return index
 
 
-def read_shard(store: "Store", rel: str, expected_sha256: str | None = None) -> Dreams:
+def read_shard(store: Store, rel: str, expected_sha256: str | None = None) -> Dreams:
     """One shard, validated (format, metadata, tensor names, shapes, dtypes, finite values)."""
     import torch
 
@@ -394,7 +394,7 @@ def read_shard(store: "Store", rel: str, expected_sha256: str | None = None) -> 
                   scale=scale, meta=meta_out)
 
 
-def read_index(store: "Store", folder: str) -> dict:
+def read_index(store: Store, folder: str) -> dict:
     rel = f"{folder.rstrip('/')}/{INDEX_NAME}"
     try:
         index = store.read_json(rel)
@@ -407,7 +407,7 @@ def read_index(store: "Store", folder: str) -> dict:
     return index
 
 
-def read_dreams(store: "Store", folder: str) -> Dreams:
+def read_dreams(store: Store, folder: str) -> Dreams:
     """Every shard listed in `folder`'s index, hash-checked and validated, concatenated."""
     index = read_index(store, folder)
     parts = []

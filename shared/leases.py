@@ -152,7 +152,7 @@ class Lease:
     the last successful renewal is older than the TTL (the key has then expired in Redis too).
     """
 
-    def __init__(self, manager: "LeaseManager", slot: str, value: bytes | str, fence: int,
+    def __init__(self, manager: LeaseManager, slot: str, value: bytes | str, fence: int,
                  ttl_ms: int, granted_at: float):
         holder = json.loads(_text(value))
         self.slot = slot
@@ -175,7 +175,7 @@ class Lease:
         state = "released" if self._released else "lost" if self.lost.is_set() else "held"
         return f"<Lease slot={self.slot} fence={self.fence} node={self.node} {state}>"
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         return self
 
     def __exit__(self, *exc) -> None:

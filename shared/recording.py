@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import timezone
+from datetime import UTC
 from typing import Any, Literal
 
 from shared.camera_client import ClientSnapshot
@@ -47,7 +47,7 @@ class RoundRecorder:
         frame_id = f"{self.round_id}-{step:03d}"
         path = self.store.write_bytes(frame_path(self.node, self.round_id, frame_id), snap.jpeg)
         captured = snap.captured_at if snap.captured_at.tzinfo else \
-            snap.captured_at.replace(tzinfo=timezone.utc)
+            snap.captured_at.replace(tzinfo=UTC)
         record = FrameRecord(frame_id=frame_id, path=path, pose=PoseModel.of(snap.pose),
                              captured_at=captured, node=self.node, camera=self.camera,
                              source=self.source, round_id=self.round_id, step=step, action=action,
@@ -63,7 +63,7 @@ class RoundRecorder:
                                                       self.records)
         return self.manifest
 
-    def __enter__(self) -> "RoundRecorder":
+    def __enter__(self) -> RoundRecorder:
         return self
 
     def __exit__(self, *exc) -> None:

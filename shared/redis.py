@@ -110,7 +110,7 @@ class EmbeddedRedis:
         self._server.connection_pool.disconnect()
         self._registry.unlink(missing_ok=True)
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         return self
 
     def __exit__(self, *exc) -> None:

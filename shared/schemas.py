@@ -31,7 +31,7 @@ class PoseModel(Strict):
     _check = field_validator("pan", "tilt", "zoom")(_finite)
 
     @classmethod
-    def of(cls, pose: Pose) -> "PoseModel":
+    def of(cls, pose: Pose) -> PoseModel:
         return cls(pan=pose.pan, tilt=pose.tilt, zoom=pose.zoom)
 
     def to_pose(self) -> Pose:
@@ -57,7 +57,7 @@ class RangesModel(Strict):
     pan_wraps: bool
 
     @classmethod
-    def of(cls, ranges: PoseRanges) -> "RangesModel":
+    def of(cls, ranges: PoseRanges) -> RangesModel:
         return cls(**ranges.__dict__)
 
     def to_ranges(self) -> PoseRanges:

@@ -13,8 +13,9 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import fsspec
@@ -191,7 +192,7 @@ class Store:
         return decode_image(self.read_bytes(rel), rel)
 
     # ---- tensors (safetensors only: never pickle) -------------------------------------------------
-    def write_tensors(self, rel: str, tensors: dict[str, "torch.Tensor"],
+    def write_tensors(self, rel: str, tensors: dict[str, torch.Tensor],
                       metadata: dict[str, str] | None = None) -> str:
         """Write a safetensors file; returns its sha256 (hex) for content addressing."""
         from safetensors.torch import save
@@ -201,7 +202,7 @@ class Store:
         return hashlib.sha256(data).hexdigest()
 
     def read_tensors(self, rel: str, expected_sha256: str | None = None
-                     ) -> tuple[dict[str, "torch.Tensor"], dict[str, str]]:
+                     ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """Tensors and metadata; CorruptFile on a hash mismatch or an unreadable file."""
         from safetensors import SafetensorError
         from safetensors.torch import load

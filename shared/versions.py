@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import redis
 
 from shared.keys import Keys
-
 from shared.leases import Lease, LeaseManager
 from shared.store import AlreadyExists, Store
 

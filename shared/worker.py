@@ -13,17 +13,16 @@ abandoned (and retried, or failed with a reason) within a few heartbeats.
 from __future__ import annotations
 
 import logging
-
-from prometheus_client import start_http_server
 import threading
 
+from prometheus_client import start_http_server
 from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.worker import WorkerStatus
 
 from shared.config import Settings
-from shared.metrics import JOB_FAILURES  # also registers every ptzjepa_* metric from the start
 from shared.keys import QUEUE_NAMES, Keys
+from shared.metrics import JOB_FAILURES  # also registers every ptzjepa_* metric from the start
 from shared.redis import client_for
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class LivenessWorker(SimpleWorker):
             while not done.wait(self.heartbeat_s):
                 try:
                     self.maintain_heartbeats(job, execution)
-                except Exception:  # noqa: BLE001 - Redis away: the next beat tries again
+                except Exception:
                     log.warning("job heartbeat failed; retrying", exc_info=True)
 
         thread = threading.Thread(target=beat, name="job-heartbeat", daemon=True)

@@ -64,8 +64,9 @@ class Row:
 def registered_metrics() -> set[str]:
     """Names of the metric families defined in shared/metrics.py (imported from the repository)."""
     sys.path.insert(0, str(HERE.parents[1]))
-    import shared.metrics  # noqa: F401 - registers the metrics
     from prometheus_client import REGISTRY
+
+    import shared.metrics  # noqa: F401 - registers the metrics
 
     return {metric.name for metric in REGISTRY.collect()}
 
@@ -164,9 +165,9 @@ def learning_progress() -> tuple[dict, list[Row]]:
                   description="Fraction done of the running (or last) phase of each node."),
             Panel("Phase duration p50 / p95",
                   [Target("histogram_quantile(0.5, sum by (phase, le) "
-                          f'(rate(ptzjepa_phase_seconds_bucket{{node=~"$node"}}[1h])))', "p50 {{phase}}"),
+                          '(rate(ptzjepa_phase_seconds_bucket{node=~"$node"}[1h])))', "p50 {{phase}}"),
                    Target("histogram_quantile(0.95, sum by (phase, le) "
-                          f'(rate(ptzjepa_phase_seconds_bucket{{node=~"$node"}}[1h])))', "p95 {{phase}}")],
+                          '(rate(ptzjepa_phase_seconds_bucket{node=~"$node"}[1h])))', "p95 {{phase}}")],
                   unit="s", width=8),
             Panel("Phases finished (per hour) by outcome",
                   [Target('sum by (phase, outcome) (increase(ptzjepa_phase_seconds_count{node=~"$node"}[1h]))',

@@ -12,8 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shared.dreams import REWARDS  # noqa: F401  (the reward variants; re-exported)
-
+from shared.dreams import REWARDS
 
 # Fields added after agent checkpoints were first written, with the value that reproduces how
 # agents saved before them behaved: an older checkpoint's config reads with these filled in.
@@ -81,7 +80,7 @@ class AgentConfig:
             raise ValueError("time_budget_s must be positive")
 
     @staticmethod
-    def preset(name: str) -> "AgentConfig":
+    def preset(name: str) -> AgentConfig:
         """`cpu`: 2 x 256 MLP (~0.2M parameters at the cpu world model). `paper`: 2 x 512
         (~0.8M parameters, ~3 MB; the original's agent was a 257 MB transformer)."""
         if name == "cpu":
@@ -91,7 +90,7 @@ class AgentConfig:
                                updates=5000)
         raise ValueError(f"unknown agent preset {name!r}; choose 'cpu' or 'paper'")
 
-    def replace(self, **changes: Any) -> "AgentConfig":
+    def replace(self, **changes: Any) -> AgentConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,7 +102,7 @@ class AgentConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "AgentConfig":
+    def from_dict(d: dict[str, Any]) -> AgentConfig:
         if not isinstance(d, dict):
             raise ValueError(f"agent config must be a JSON object, got {type(d).__name__}")
         want = {f.name for f in dataclasses.fields(AgentConfig)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from services.agent.navigation import navigate_camera
+from services.agent.training_phase import AgentHooks, train_on_dreams
 from shared import events
 from shared.camera_client import CameraClient
 from shared.jobcontext import job_context
@@ -11,9 +13,6 @@ from shared.metrics import AGENT_LOSS
 from shared.progress import JobProgress
 from shared.recording import frames_per_run, run_id
 from shared.store import store_for
-
-from services.agent.navigation import navigate_camera
-from services.agent.training_phase import AgentHooks, train_on_dreams
 
 
 def train_agent(node: str | None = None, updates: int | None = None) -> dict:

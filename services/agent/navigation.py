@@ -14,13 +14,16 @@ the move and the error it actually made (prediction vs the observed view's state
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import redis
 import torch
 
+from services.agent.checkpoint import from_bytes
+from services.agent.observe import observe
+from services.agent.policy import choose_action
 from shared import versions
 from shared.camera_client import CameraClient
 from shared.config import Settings
@@ -32,10 +35,6 @@ from shared.pose import NOOP, apply_action, random_pose
 from shared.progress import StopRequested
 from shared.recording import RoundRecorder, frames_per_run
 from shared.store import Store, decode_image
-
-from services.agent.checkpoint import from_bytes
-from services.agent.observe import observe
-from services.agent.policy import choose_action
 
 
 class NoAgent(LookupError):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.agent.config import AgentConfig
 from shared.config import ConfigError, Settings
 from shared.dreams import MEASURED_REWARDS
-
-from services.agent.config import AgentConfig
 
 
 def agent_config(settings: Settings) -> AgentConfig:

@@ -11,19 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import redis
-
-from shared.config import Settings
-from shared.dreams import read_dreams
-from shared.keys import Keys
-from shared.store import AlreadyExists, Store
 
 from services.agent.checkpoint import from_bytes, to_bytes
 from services.agent.dqn import make_agent, replay_from_dreams, train
 from services.agent.setup import agent_config, agent_paths
+from shared.config import Settings
+from shared.dreams import read_dreams
+from shared.keys import Keys
+from shared.store import AlreadyExists, Store
 
 
 class NoDreams(LookupError):

@@ -6,12 +6,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from shared.api import install_common, token_guard
-from shared.config import Settings, load_settings
-
 from services.camera.controller import CameraController
 from services.camera.drivers import make_driver
 from services.camera.routes import build_router
+from shared.api import install_common, token_guard
+from shared.config import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def readiness() -> list[str]:
         try:
             controller.info()
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
+        except Exception as exc:
             return [f"camera: {exc}"]
         return []
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
+from services.camera.drivers.base import CameraDriver, CameraError, CameraRangeError, DriverInfo, Snapshot
 from shared.metrics import CAMERA_LATENCY, CAMERA_REQUESTS
 from shared.pose import Pose
-
-from services.camera.drivers.base import (CameraDriver, CameraError, CameraRangeError, DriverInfo,
-                                          Snapshot)
 
 
 class CameraController:

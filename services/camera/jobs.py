@@ -6,6 +6,7 @@ import random
 
 from rq import get_current_job
 
+from services.camera.sweep import run_sweep
 from shared.camera_client import CameraClient
 from shared.config import load_settings
 from shared.keys import Keys
@@ -13,8 +14,6 @@ from shared.progress import JobProgress
 from shared.recording import frames_per_run, run_id
 from shared.redis import client_for
 from shared.store import store_for
-
-from services.camera.sweep import run_sweep
 
 
 def collect_sweep(iterations: int | None = None, movements: int | None = None,

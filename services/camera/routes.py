@@ -5,12 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
+from services.camera.controller import CameraController
+from services.camera.drivers.base import CameraBadResponse, CameraError, CameraRangeError, CameraTimeout
 from shared.config import Settings
 from shared.schemas import CameraInfo, MoveRequest, PoseModel, RangesModel
 from shared.store import encode_jpeg
-
-from services.camera.controller import CameraController
-from services.camera.drivers.base import CameraBadResponse, CameraError, CameraRangeError, CameraTimeout
 
 
 def _controller(request: Request) -> CameraController:

@@ -13,13 +13,13 @@ round cut short by a failure still gets its manifest for the frames it has: noth
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from shared.camera_client import CameraClient
 from shared.contact_sheet import contact_sheet
-from shared.progress import StopRequested
 from shared.pose import ACTIONS, NOOP, PoseRanges, apply_action, random_pose
+from shared.progress import StopRequested
 from shared.recording import RoundRecorder, frames_per_run, run_id
 from shared.store import Store, decode_image, report_path
 

@@ -8,16 +8,15 @@ import redis
 from fastapi import FastAPI
 from rq import Queue
 
+from services.coordinator.maintenance import Housekeeper
+from services.coordinator.routes import build_router
+from services.coordinator.status import install_status
 from shared.api import install_common, token_guard
 from shared.config import Settings, load_settings
 from shared.keys import NODE_QUEUES, QUEUE_NAMES, Keys
 from shared.metrics import QUEUE_DEPTH
 from shared.redis import client_for
 from shared.store import store_for
-
-from services.coordinator.maintenance import Housekeeper
-from services.coordinator.routes import build_router
-from services.coordinator.status import install_status
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -11,17 +11,15 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.coordinator.launcher import Launcher, LaunchError, Node, site_settings
 from shared.config import ConfigError, Settings, load_settings
 from shared.logs import setup_logging
-
-from services.coordinator.launcher import Launcher, LaunchError, Node, site_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ptzjepa: lifelong curiosity-driven world models for PTZ cameras")
@@ -32,7 +30,7 @@ DataDirOpt = typer.Option(None, "--data-dir", help="where Redis, the store and l
 UrlOpt = typer.Option(None, "--url", help="coordinator URL (default from the config)")
 
 
-def _settings(config: Optional[Path], data_dir: Optional[Path] = None,
+def _settings(config: Path | None, data_dir: Path | None = None,
               defaults: dict | None = None) -> Settings:
     overrides = {"data_dir": data_dir} if data_dir else {}
     try:
@@ -42,7 +40,7 @@ def _settings(config: Optional[Path], data_dir: Optional[Path] = None,
         raise typer.Exit(2) from None
 
 
-def _coordinator(settings: Settings, url: Optional[str]) -> httpx.Client:
+def _coordinator(settings: Settings, url: str | None) -> httpx.Client:
     base = url or f"http://{settings.services.host}:{settings.services.coordinator_port}"
     headers = {}
     if settings.api_token:
@@ -67,8 +65,8 @@ def follow_job(http: httpx.Client, job_id: str, label: str, poll_s: float = 0.5)
             time.sleep(poll_s)
 
 
-def _start_collect(http: httpx.Client, iterations: Optional[int], movements: Optional[int],
-                   seed: Optional[int]) -> str:
+def _start_collect(http: httpx.Client, iterations: int | None, movements: int | None,
+                   seed: int | None) -> str:
     body = {k: v for k, v in {"iterations": iterations, "movements": movements, "seed": seed}.items()
             if v is not None}
     r = http.post("/v1/phases/collect", json=body)
@@ -93,7 +91,7 @@ def _print_collection(settings: Settings, result: dict) -> None:
 
 
 @app.command()
-def up(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
+def up(config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
        nodes: int = typer.Option(1, min=1, max=16, help="simulated sites sharing Redis, store and "
                                                         "world-model slots (ports +10 per node)")) -> None:
     """Start the embedded node(s) (Redis, cameras, workers, coordinators) until Ctrl-C."""
@@ -178,7 +176,7 @@ def _print_cycle(view: dict) -> None:
 
 
 @app.command()
-def demo(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
+def demo(config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
          cycles: int = typer.Option(2, min=1, max=20, help="full cycles to run"),
          full: bool = typer.Option(False, help="use the preset's full phase sizes, not the demo's")) -> None:
     """Start the node on the simulated camera, run full learning cycles, show the results, stop."""
@@ -207,9 +205,9 @@ def demo(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirO
 
 
 @app.command()
-def collect(config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
-            iterations: Optional[int] = None, movements: Optional[int] = None,
-            seed: Optional[int] = None, wait: bool = typer.Option(True, help="follow until done")) -> None:
+def collect(config: Path | None = ConfigOpt, url: str | None = UrlOpt,
+            iterations: int | None = None, movements: int | None = None,
+            seed: int | None = None, wait: bool = typer.Option(True, help="follow until done")) -> None:
     """Run a random sweep on a running node (through its coordinator)."""
     settings = _settings(config)
     with _coordinator(settings, url) as http:
@@ -225,12 +223,12 @@ def collect(config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
 
 @app.command()
 def phase(name: str = typer.Argument(..., help="collect, worldmodel, dreamer, agent or navigate"),
-          config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
-          slot: Optional[str] = typer.Option(None, help="worldmodel/dreamer: the slot"),
-          version: Optional[str] = typer.Option(None, help="dreamer: the version"),
-          iterations: Optional[int] = typer.Option(None, help="collect/navigate: rounds"),
-          movements: Optional[int] = typer.Option(None, help="collect/navigate: moves per round"),
-          updates: Optional[int] = typer.Option(None, help="agent: gradient updates"),
+          config: Path | None = ConfigOpt, url: str | None = UrlOpt,
+          slot: str | None = typer.Option(None, help="worldmodel/dreamer: the slot"),
+          version: str | None = typer.Option(None, help="dreamer: the version"),
+          iterations: int | None = typer.Option(None, help="collect/navigate: rounds"),
+          movements: int | None = typer.Option(None, help="collect/navigate: moves per round"),
+          updates: int | None = typer.Option(None, help="agent: gradient updates"),
           wait: bool = typer.Option(True, help="follow until done")) -> None:
     """Run one phase alone on a running node (through its coordinator)."""
     fields = {"collect": ("iterations", "movements"), "navigate": ("iterations", "movements"),
@@ -257,7 +255,7 @@ def phase(name: str = typer.Argument(..., help="collect, worldmodel, dreamer, ag
 
 
 @app.command()
-def cycle(config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
+def cycle(config: Path | None = ConfigOpt, url: str | None = UrlOpt,
           wait: bool = typer.Option(True, help="follow until the cycle ends")) -> None:
     """Run one full cycle (collect or navigate, world model, dreams, agent) on a running node."""
     settings = _settings(config)
@@ -276,7 +274,7 @@ def cycle(config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
 
 @app.command()
 def lifelong(action: str = typer.Argument(..., help="start, stop or status"),
-             config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
+             config: Path | None = ConfigOpt, url: str | None = UrlOpt,
              now: bool = typer.Option(False, help="stop: also stop the running cycle")) -> None:
     """Start or stop lifelong mode (cycle after cycle until stopped), or show its state."""
     settings = _settings(config)
@@ -294,8 +292,8 @@ def lifelong(action: str = typer.Argument(..., help="start, stop or status"),
 
 
 @app.command()
-def models(config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
-           slot: Optional[str] = typer.Option(None, help="show this slot's lineage")) -> None:
+def models(config: Path | None = ConfigOpt, url: str | None = UrlOpt,
+           slot: str | None = typer.Option(None, help="show this slot's lineage")) -> None:
     """World-model slots (latest version, holder), or one slot's lineage across sites."""
     settings = _settings(config)
     with _coordinator(settings, url) as http:
@@ -318,7 +316,7 @@ def models(config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt,
 
 
 @app.command()
-def job(job_id: str, config: Optional[Path] = ConfigOpt, url: Optional[str] = UrlOpt) -> None:
+def job(job_id: str, config: Path | None = ConfigOpt, url: str | None = UrlOpt) -> None:
     """Show a job's status, progress and result or error."""
     settings = _settings(config)
     with _coordinator(settings, url) as http:
@@ -329,7 +327,7 @@ def job(job_id: str, config: Optional[Path] = ConfigOpt, url: Optional[str] = Ur
 
 
 @app.command()
-def worker(queues: list[str], config: Optional[Path] = ConfigOpt,
+def worker(queues: list[str], config: Path | None = ConfigOpt,
            burst: bool = typer.Option(False, help="exit when the queues are empty")) -> None:
     """Run an rq worker on the given queues (camera, worldmodel, dreamer, agent)."""
     from shared.worker import run_worker
@@ -362,9 +360,9 @@ def _plain(text: str) -> str:
 
 
 @app.command()
-def report(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
-           node: Optional[str] = typer.Option(None, help="the node to report on (default: this one)"),
-           cycles: Optional[str] = typer.Option(None, "--cycles",
+def report(config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
+           node: str | None = typer.Option(None, help="the node to report on (default: this one)"),
+           cycles: str | None = typer.Option(None, "--cycles",
                                                 help="cycles A:B (from 1, both included), A:, :B or A"),
            out: Path = typer.Option(Path("ptzjepa-report"), "--out", help="folder for index.html and the PNGs"),
            publish: bool = typer.Option(True, help="also store the report, for the status page"),
@@ -402,13 +400,13 @@ def report(config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDi
 @app.command("export-embeddings")
 def export_embeddings_command(
         out: Path = typer.Option(..., "--out", help="FILE.safetensors (+ FILE.safetensors.json) or FILE.parquet"),
-        config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
-        slot: Optional[str] = typer.Option(None, help="world-model slot (default: the newest version)"),
-        version: Optional[str] = typer.Option(None, help="version (default: the slot's latest)"),
-        node: Optional[str] = typer.Option(None, help="whose frames (default: this node)"),
+        config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
+        slot: str | None = typer.Option(None, help="world-model slot (default: the newest version)"),
+        version: str | None = typer.Option(None, help="version (default: the slot's latest)"),
+        node: str | None = typer.Option(None, help="whose frames (default: this node)"),
         all_nodes: bool = typer.Option(False, "--all-nodes", help="frames of every node"),
         tokens: bool = typer.Option(False, help="every token (N, T, D) instead of the token mean (N, D)"),
-        max_frames: Optional[int] = typer.Option(None, min=1, help="only the newest frames (whole rounds)")) -> None:
+        max_frames: int | None = typer.Option(None, min=1, help="only the newest frames (whole rounds)")) -> None:
     """Write embeddings of recorded frames (context encoder, target encoder, predictor) with their
     poses and times to a columnar file."""
     from services.coordinator.export import ExportError, export_embeddings
@@ -446,13 +444,13 @@ def export_embeddings_command(
 @app.command("import-legacy")
 def import_legacy_command(
         path: Path = typer.Argument(..., help="the original's persistence folder (or its collected_imgs/)"),
-        config: Optional[Path] = ConfigOpt, data_dir: Optional[Path] = DataDirOpt,
-        node: Optional[str] = typer.Option(None, help="import as this node (default: this one)"),
-        camera: Optional[str] = typer.Option(None, help="camera name (default: camera.name)"),
+        config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
+        node: str | None = typer.Option(None, help="import as this node (default: this one)"),
+        camera: str | None = typer.Option(None, help="camera name (default: camera.name)"),
         camera_brand: str = typer.Option("hanwha", "--camera-brand", "-cb",
                                          help="hanwha (0) or axis (1): Axis zoom units become magnification"),
-        axis_max_zoom: Optional[float] = typer.Option(None, help="Axis: magnification at zoom unit 9999"),
-        movements: Optional[int] = typer.Option(None, "--movements", "-mv",
+        axis_max_zoom: float | None = typer.Option(None, help="Axis: magnification at zoom unit 9999"),
+        movements: int | None = typer.Option(None, "--movements", "-mv",
                                                 help="the original's -mv: sweep rounds of mv+1 frames"),
         timezone: str = typer.Option("UTC", help="time zone of the names' times (the container's)"),
         ignore_positions: bool = typer.Option(False, help="do not group frames by the positions files"),

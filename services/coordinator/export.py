@@ -32,12 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from services.coordinator.report import analysis
+from services.coordinator.report.data import read_rounds, read_versions
 from shared.config import Settings
 from shared.schemas import FrameRecord
 from shared.store import Store
-
-from services.coordinator.report import analysis
-from services.coordinator.report.data import read_rounds, read_versions
 
 FORMAT = "ptzjepa.embeddings"
 FORMAT_VERSION = "1"

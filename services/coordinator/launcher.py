@@ -104,7 +104,7 @@ class Launcher:
         return [c.ready_url for c in self.children if c.name.startswith("worker-") and c.ready_url]
 
     # ---- life cycle -------------------------------------------------------------------------------
-    def start(self) -> "Launcher":
+    def start(self) -> Launcher:
         try:
             self._start()
         except BaseException:
@@ -221,7 +221,7 @@ class Launcher:
             self.redis.close()
             self.redis = None
 
-    def __enter__(self) -> "Launcher":
+    def __enter__(self) -> Launcher:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -82,7 +82,7 @@ def _time(date: str, clock: str, tz: dt.tzinfo) -> dt.datetime:
     return dt.datetime.strptime(f"{date} {clock}", fmt).replace(tzinfo=tz)
 
 
-def parse_frame_name(name: str, tz: dt.tzinfo = dt.timezone.utc) -> tuple[float, float, float, dt.datetime]:
+def parse_frame_name(name: str, tz: dt.tzinfo = dt.UTC) -> tuple[float, float, float, dt.datetime]:
     """(pan, tilt, zoom, capture time) from an original frame name; ValueError when it is not one."""
     m = FRAME_NAME.match(name)
     if not m:

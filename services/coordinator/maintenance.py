@@ -44,7 +44,7 @@ class Housekeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
 
-    def start(self) -> "Housekeeper":
+    def start(self) -> Housekeeper:
         self._thread.start()
         return self
 
@@ -58,5 +58,5 @@ class Housekeeper:
                 sweep_abandoned(self.client, self.settings)
             except redis.RedisError as exc:
                 log.warning("housekeeping skipped, Redis unavailable: %s", exc)
-            except Exception:  # noqa: BLE001 - housekeeping must never kill the API
+            except Exception:
                 log.exception("housekeeping failed")

@@ -7,18 +7,26 @@ import re
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from rq import Callback, Queue
 
+from services.coordinator import jobs_view
 from shared import cycles, events, versions
-from shared.leases import LeaseManager
-from shared.store import StoreError
 from shared.config import Settings
 from shared.keys import Keys
+from shared.leases import LeaseManager
 from shared.phases import PHASES
 from shared.progress import request_stop
 from shared.reliability import retry_policy
-from shared.schemas import (AgentRequest, CollectRequest, CycleRequest, DreamerRequest, JobAccepted,
-                            JobView, LifelongStop, NavigateRequest, WorldModelRequest)
-
-from services.coordinator import jobs_view
+from shared.schemas import (
+    AgentRequest,
+    CollectRequest,
+    CycleRequest,
+    DreamerRequest,
+    JobAccepted,
+    JobView,
+    LifelongStop,
+    NavigateRequest,
+    WorldModelRequest,
+)
+from shared.store import StoreError
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+from services.dreamer.phase import DreamHooks, dream, resolve_version
 from shared import events
 from shared.jobcontext import job_context
 from shared.leases import LeaseManager
 from shared.metrics import DREAM_SURPRISE, DREAMS
 from shared.progress import JobProgress
 from shared.store import store_for
-
-from services.dreamer.phase import DreamHooks, dream, resolve_version
 
 
 def generate_dreams(node: str | None = None, slot: str | None = None, version: str | None = None,

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import redis
 
+from services.dreamer.error_map import ErrorMap, ErrorMapError, error_map_from_frames
+from services.dreamer.rollout import dream_from_frames, encode_frames
 from shared import versions
 from shared.config import Settings
 from shared.devices import torch_device
@@ -28,9 +30,6 @@ from shared.leases import LeaseManager
 from shared.models.checkpoint import model_from_bytes
 from shared.pose import ActionScale
 from shared.store import Store
-
-from services.dreamer.error_map import ErrorMap, ErrorMapError, error_map_from_frames
-from services.dreamer.rollout import dream_from_frames, encode_frames
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ records its move term per action and its view term per pose. The reward variants
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
              length: int, generator: torch.Generator | None = None, *,
              scale: ActionScale = ActionScale(), spec: ObservationSpec = ObservationSpec(),
              actions: torch.Tensor | None = None, progress: Progress | None = None,
-             error_map: "ErrorMap | None" = None, meta: dict | None = None) -> Dreams:
+             error_map: ErrorMap | None = None, meta: dict | None = None) -> Dreams:
     """Roll `B` dreams of `length` steps forward together from real states.
 
     start_states: (B, N, D) target-space states (`model.encode_state(frames)`); start_poses: (B, 3)
@@ -130,7 +131,7 @@ def encode_frames(model: WorldModel, frames, batch: int = 64) -> torch.Tensor:
 def dream_from_frames(model: WorldModel, frames, poses, ranges: PoseRanges, *, n_dreams: int,
                       length: int, seed: int = 0, batch: int = 32,
                       scale: ActionScale = ActionScale(), spec: ObservationSpec = ObservationSpec(),
-                      states: torch.Tensor | None = None, error_map: "ErrorMap | None" = None,
+                      states: torch.Tensor | None = None, error_map: ErrorMap | None = None,
                       progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
                       meta: dict | None = None) -> Dreams:
     """`n_dreams` dreams starting from real frames drawn uniformly (with replacement), `batch`

@@ -13,9 +13,17 @@ import torch
 
 from services.worldmodel.config import TrainConfig
 from services.worldmodel.training import TrainState, make_optimizer
-from shared.models.checkpoint import (ALL_PARTS, FORMAT, FORMAT_VERSION, CheckpointError,
-                                      atomic_write, from_bytes, load_parts, model_tensors,
-                                      to_bytes)
+from shared.models.checkpoint import (
+    ALL_PARTS,
+    FORMAT,
+    FORMAT_VERSION,
+    CheckpointError,
+    atomic_write,
+    from_bytes,
+    load_parts,
+    model_tensors,
+    to_bytes,
+)
 from shared.models.world_model import WorldModel
 
 _OPT = "optim."

@@ -75,7 +75,7 @@ class TrainConfig:
             raise ValueError("patience and plateau_rel must be non-negative")
 
     @staticmethod
-    def preset(name: str) -> "TrainConfig":
+    def preset(name: str) -> TrainConfig:
         if name == "cpu":
             # Measured on the sim bench (docs/worldmodel.md): lr 2e-3 and 32 of 64 cells per
             # one-step transition trained faster per second than lr 1e-3 with all cells; rollouts
@@ -93,7 +93,7 @@ class TrainConfig:
                                threads=os.cpu_count())  # no stays: see stay_weight
         raise ValueError(f"unknown training preset {name!r}; choose 'cpu' or 'paper'")
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

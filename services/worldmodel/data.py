@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shared.models.world_model import normalise_poses
 from shared.models.vit import prepare_frames
+from shared.models.world_model import normalise_poses
 from shared.pose import PoseRanges
 
 

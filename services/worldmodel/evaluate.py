@@ -162,7 +162,7 @@ def evaluate(model: WorldModel, train: FrameDataset, held_out: FrameDataset,
                                         probe["r2_per_output"])),
         "surprise_spearman": surprise,
         "one_step_error": one_model, "one_step_copy_error": one_copy,
-        "held_out_transitions": int(len(src)),
+        "held_out_transitions": len(src),
         "probe_lambda": probe["lambda"],
         "probe_frames": {"fit": len(fit_set), "score": len(s_score)},
     }

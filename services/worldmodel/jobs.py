@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from services.worldmodel.phase import PhaseHooks, train_slot
 from shared import events, versions
 from shared.jobcontext import job_context
 from shared.leases import LeaseManager, NoFreeSlot
 from shared.metrics import LEASE_EVENTS, LEASE_WAIT, WM_LOSS, WM_VERSIONS
 from shared.progress import JobProgress
 from shared.store import store_for
-
-from services.worldmodel.phase import PhaseHooks, train_slot
 
 
 def train_world_model(node: str | None = None, slot: str | None = None) -> dict:

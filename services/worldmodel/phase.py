@@ -14,17 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
-from shared.config import Settings
-from shared.devices import torch_device
-from shared.leases import Lease, LeaseLost, LeaseManager
-from shared.models.checkpoint import share_bytes
-from shared.models.world_model import build_world_model
-from shared.frames import LoadedFrames, load_frames
-from shared.store import Store
-from shared import versions
 
 from services.worldmodel.checkpoint import resumable_bytes, state_from_bytes
 from services.worldmodel.config import TrainConfig
@@ -32,6 +23,14 @@ from services.worldmodel.data import FrameDataset
 from services.worldmodel.setup import model_config, train_config
 from services.worldmodel.trainer import FitResult, fit
 from services.worldmodel.training import TrainState, make_train_state
+from shared import versions
+from shared.config import Settings
+from shared.devices import torch_device
+from shared.frames import LoadedFrames, load_frames
+from shared.leases import Lease, LeaseLost, LeaseManager
+from shared.models.checkpoint import share_bytes
+from shared.models.world_model import build_world_model
+from shared.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -139,4 +138,4 @@ def _parent_epochs(store: Store, slot: str, parent: dict | None) -> int:
     return int(versions.read_meta(store, slot, parent["version"]).get("lineage_epochs", 0))
 
 
-__all__ = ["train_slot", "PhaseHooks", "LeaseLost"]
+__all__ = ["LeaseLost", "PhaseHooks", "train_slot"]

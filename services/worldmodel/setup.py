@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.worldmodel.config import TrainConfig
 from shared.config import ConfigError, Settings, deep_merge
 from shared.models.config import ConfigError as ModelConfigError
 from shared.models.config import WorldModelConfig
-
-from services.worldmodel.config import TrainConfig
 
 
 def model_config(settings: Settings) -> WorldModelConfig:

@@ -8,8 +8,8 @@ loop reports progress through a callback that the job layer turns into metrics a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 

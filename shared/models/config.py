@@ -147,7 +147,7 @@ class WorldModelConfig:
                                   f"{self.encoder.grid}")
 
     @staticmethod
-    def preset(name: str) -> "WorldModelConfig":
+    def preset(name: str) -> WorldModelConfig:
         """`cpu`: small enough to train in minutes on 2 cores. `paper`: the original's sizes."""
         if name == "cpu":
             return WorldModelConfig(
@@ -169,7 +169,7 @@ class WorldModelConfig:
                 name="paper")
         raise ConfigError(f"unknown world-model preset {name!r}; choose 'cpu' or 'paper'")
 
-    def replace(self, **changes: Any) -> "WorldModelConfig":
+    def replace(self, **changes: Any) -> WorldModelConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,7 +179,7 @@ class WorldModelConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "WorldModelConfig":
+    def from_dict(d: dict[str, Any]) -> WorldModelConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"world-model config must be a JSON object, got {type(d).__name__}")
         _exact_keys(d, WorldModelConfig, "world-model config")
@@ -200,7 +200,7 @@ class WorldModelConfig:
         return WorldModelConfig(**parts, name=str(d["name"]))
 
     @staticmethod
-    def from_json(text: str) -> "WorldModelConfig":
+    def from_json(text: str) -> WorldModelConfig:
         try:
             d = json.loads(text)
         except (TypeError, json.JSONDecodeError) as e:

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from services.agent.config import AgentConfig
-from services.agent.dqn import (make_agent, replay_from_dreams, soft_update, td_targets, train,
-                                train_step)
+from services.agent.dqn import make_agent, replay_from_dreams, soft_update, td_targets, train, train_step
 from services.agent.qnet import QNetwork
 from services.agent.replay import ReplayMemory
 from shared.config import AgentSettings

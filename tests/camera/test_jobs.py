@@ -5,8 +5,8 @@ import pytest
 from services.camera.app import create_app
 from services.camera.jobs import collect_sweep
 from services.camera.sweep import run_sweep
-from shared.camera_client import CameraClient
 from shared import events
+from shared.camera_client import CameraClient
 from shared.config import child_environment
 from shared.keys import Keys
 from shared.redis import connect

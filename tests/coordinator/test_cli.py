@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from tests.coordinator.test_full_cycle import TINY
-
 from tests.support.servers import free_port, free_port_block, wait_http_ok
 
 pytestmark = pytest.mark.integration

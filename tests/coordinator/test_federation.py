@@ -13,7 +13,7 @@ from shared.leases import LeaseManager
 from shared.redis import connect
 from shared.store import Store
 from tests.coordinator.test_full_cycle import TINY
-from tests.support.servers import free_port, wait_for
+from tests.support.servers import wait_for
 from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.integration

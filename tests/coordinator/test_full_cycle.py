@@ -8,9 +8,9 @@ import pytest
 from services.agent.jobs import navigate, train_agent
 from services.camera.app import create_app
 from services.camera.jobs import collect_sweep
+from services.coordinator.launcher import Node
 from services.dreamer.jobs import generate_dreams
 from services.worldmodel.jobs import train_world_model
-from services.coordinator.launcher import Node
 from shared.config import child_environment
 from shared.dreams import read_dreams
 from shared.store import Store

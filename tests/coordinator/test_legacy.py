@@ -12,8 +12,15 @@ import pytest
 from typer.testing import CliRunner
 
 from services.coordinator.cli import app
-from services.coordinator.legacy import (LegacyImportError, PasswordOnCommandLine, action_of,
-                                         import_legacy, parse_frame_name, scan, translate)
+from services.coordinator.legacy import (
+    LegacyImportError,
+    PasswordOnCommandLine,
+    action_of,
+    import_legacy,
+    parse_frame_name,
+    scan,
+    translate,
+)
 from shared.config import load_settings
 from shared.pose import ACTIONS
 from shared.store import Store
@@ -102,7 +109,7 @@ def test_import_keeps_poses_and_times_and_makes_rounds(tmp_path, store):
     assert result["sweep_rounds"] == 2 and result["agent_rounds"] == 1 and result["rounds"] == 3
     for (name, pose, when), rec in zip(frames, records):
         assert (rec.pose.pan, rec.pose.tilt, rec.pose.zoom) == pose
-        assert rec.captured_at == when.replace(tzinfo=dt.timezone.utc)
+        assert rec.captured_at == when.replace(tzinfo=dt.UTC)
         assert rec.source == "import" and rec.extra["legacy_name"] == name
         assert store.read_bytes(rec.path) == (tmp_path / "persistence" / "collected_imgs" / name).read_bytes()
     rounds = {}
@@ -190,7 +197,7 @@ def test_axis_zoom_units_become_magnification(tmp_path, store):
 
 
 def test_frame_names_of_every_version_of_the_original():
-    when = dt.datetime(2024, 5, 17, 14, 3, 7, 250_000, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 5, 17, 14, 3, 7, 250_000, tzinfo=dt.UTC)
     assert parse_frame_name("10.5,-3,1.2_2024-05-17_14:03:07.250000.jpg") == (10.5, -3.0, 1.2, when)
     # early versions: str(datetime) after a space (no microseconds when they were 0)
     assert parse_frame_name("10.5,-3,1.2 2024-05-17 14:03:07.250000.jpg")[3] == when

@@ -13,8 +13,16 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from shared.config import load_settings
-from tests.deploy.support import (COMPOSE_FILE, OVERRIDES, REPO, SCHEMA_FILE, compose, env_file_lines,
-                                  load_yaml, ptzjepa_services)
+from tests.deploy.support import (
+    COMPOSE_FILE,
+    OVERRIDES,
+    REPO,
+    SCHEMA_FILE,
+    compose,
+    env_file_lines,
+    load_yaml,
+    ptzjepa_services,
+)
 
 SECRET_WORDS = re.compile(r"PASSWORD|TOKEN|SECRET|CREDENTIAL|ACCESS_KEY", re.I)
 

@@ -14,9 +14,21 @@ import dockerfile as buildkit
 import pytest
 import yaml
 
-from tests.deploy.support import (REPO, SERVICES, TORCH_FREE, build_image_tree, check_imports, compose,
-                                  copy_sources, dockerfile_of, ignored, import_targets, load_yaml,
-                                  ptzjepa_services, service_of_dockerfile)
+from tests.deploy.support import (
+    REPO,
+    SERVICES,
+    TORCH_FREE,
+    build_image_tree,
+    check_imports,
+    compose,
+    copy_sources,
+    dockerfile_of,
+    ignored,
+    import_targets,
+    load_yaml,
+    ptzjepa_services,
+    service_of_dockerfile,
+)
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 REQUIREMENTS = REPO / "deploy" / "docker" / "requirements.py"

@@ -9,7 +9,7 @@ import base64
 import re
 import shutil
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import kubernetes_validate
@@ -42,7 +42,7 @@ def _secret_files(root: Path) -> list[Path]:
     return files
 
 
-@lru_cache(maxsize=None)
+@cache
 def _render_tree(tmp: str) -> Path:
     """A copy of k8s/ with placeholder secret files, as `sh deploy/secrets/init.sh` would leave."""
     root = Path(tmp) / "k8s"
@@ -58,7 +58,7 @@ def tree(tmp_path_factory) -> Path:
     return _render_tree(str(tmp_path_factory.mktemp("kustomize")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rendered(root: Path, overlay: str) -> tuple[dict, ...]:
     done = subprocess.run([_kubectl(), "kustomize", str(root / "overlays" / overlay)],
                           capture_output=True, text=True, timeout=120)
@@ -123,7 +123,7 @@ def test_overlay_renders_and_validates_against_the_kubernetes_schemas(tree, over
     for doc in docs:
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
-        except Exception as exc:  # noqa: BLE001 - report every document's problem together
+        except Exception as exc:
             problems.append(f"{doc['kind']}/{doc['metadata'].get('name')}: {getattr(exc, 'message', exc)}")
     assert not problems, "\n".join(problems)
 

@@ -9,8 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -96,8 +94,9 @@ def expand(name: str, kind: str) -> set[str]:
 
 def registered() -> set[str]:
     """What every ptzjepa HTTP service exports: shared/metrics.py plus the default collectors."""
-    import shared.metrics  # noqa: F401 - registers them
     from prometheus_client import REGISTRY, generate_latest
+
+    import shared.metrics  # noqa: F401 - registers them
 
     return exported_from_text(generate_latest(REGISTRY).decode())
 
@@ -112,8 +111,9 @@ def test_metric_name_extraction():
 
 
 def test_metrics_are_defined_once_and_named_ptzjepa():
-    import shared.metrics as metrics
     from prometheus_client.metrics import MetricWrapperBase
+
+    import shared.metrics as metrics
 
     defined = [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
     assert defined and all(m._name.startswith("ptzjepa_") for m in defined)

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from services.dreamer.error_map import (MIN_HOLDS, ErrorMapError, error_map_from_frames,
-                                        fit_error_map, infer_actions, measure_transitions)
+from services.dreamer.error_map import (
+    MIN_HOLDS,
+    ErrorMapError,
+    error_map_from_frames,
+    fit_error_map,
+    infer_actions,
+    measure_transitions,
+)
 from services.dreamer.rollout import advance_poses, generate
 from services.dreamer.view_atlas import view_rays
 from shared.models.surprise import per_transition_error

@@ -11,8 +11,15 @@ from safetensors.torch import save
 
 from services.dreamer.error_map import error_map_from_frames
 from services.dreamer.rollout import generate
-from shared.dreams import (DreamShardError, Dreams, ObservationSpec, read_dreams, read_index,
-                           read_shard, write_shards)
+from shared.dreams import (
+    Dreams,
+    DreamShardError,
+    ObservationSpec,
+    read_dreams,
+    read_index,
+    read_shard,
+    write_shards,
+)
 from shared.pose import ActionScale, PoseRanges
 from shared.store import AlreadyExists, CorruptFile, MissingFile, Store
 

@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from services.camera.sim.projection import camera_rays, view_fractions
-from services.dreamer.view_atlas import (RESOLUTION_DEG, fit_view_atlas, held_in_place, holds,
-                                         view_coords, view_rays)
+from services.dreamer.view_atlas import (
+    RESOLUTION_DEG,
+    fit_view_atlas,
+    held_in_place,
+    holds,
+    view_coords,
+    view_rays,
+)
 
 HFOV = 60.0
 

@@ -1,5 +1,5 @@
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -16,7 +16,7 @@ def store(tmp_path):
 
 def _record(i: int) -> FrameRecord:
     return FrameRecord(frame_id=f"f{i}", path=f"frames/n/r/f{i}.jpg", pose=PoseModel(pan=i, tilt=0, zoom=1),
-                       captured_at=datetime(2026, 1, 1, tzinfo=timezone.utc), node="n", camera="c",
+                       captured_at=datetime(2026, 1, 1, tzinfo=UTC), node="n", camera="c",
                        source="sweep", round_id="r", step=i)
 
 

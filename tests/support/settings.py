@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.config import Settings, load_settings
-
 from tests.support.servers import free_port, free_port_block
 
 

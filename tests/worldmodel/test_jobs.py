@@ -113,7 +113,7 @@ def test_a_holder_that_loses_its_lease_stops_and_publishes_nothing(node):
     def run():
         try:
             outcome["result"] = train_world_model(slot="wm_00")
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
+        except Exception as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=run)

@@ -11,8 +11,7 @@ from services.worldmodel.config import TrainConfig
 from services.worldmodel.data import DataError, FrameDataset, WindowSampler
 from services.worldmodel.trainer import fit, plateaued
 from services.worldmodel.training import make_train_state, schedules, train_step
-from shared.models import EncoderConfig, PredictorConfig, SurpriseConfig, WorldModelConfig
-from shared.models import build_world_model
+from shared.models import EncoderConfig, PredictorConfig, SurpriseConfig, WorldModelConfig, build_world_model
 from shared.models.checkpoint import CheckpointError, load_world_model
 
 

@@ -7,9 +7,8 @@ request: configuration errors (a missing password, unmappable ranges) are raised
 
 from __future__ import annotations
 
-from shared.config import ConfigError, Settings
-
 from services.camera.drivers.base import CameraDriver
+from shared.config import ConfigError, Settings
 
 REAL_DRIVERS = ("hanwha", "axis", "onvif")
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.pose import Pose
-
 from services.camera.drivers.http import check_text, decode_jpeg, parse_key_values
 from services.camera.drivers.options import DriverOptions
 from services.camera.drivers.ptz import HttpPtzDriver, to_device_pan
+from shared.pose import Pose
 
 PTZ_PATH = "/axis-cgi/com/ptz.cgi"
 IMAGE_PATH = "/axis-cgi/jpg/image.cgi"

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.pose import Pose
-
 from services.camera.drivers.http import check_text, decode_jpeg, parse_key_values
 from services.camera.drivers.options import DriverOptions
 from services.camera.drivers.ptz import HttpPtzDriver, to_device_pan
+from shared.pose import Pose
 
 PTZ_PATH = "/stw-cgi/ptzcontrol.cgi"
 VIDEO_PATH = "/stw-cgi/video.cgi"

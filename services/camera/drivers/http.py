@@ -24,8 +24,9 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import Callable, Container, TypeVar
+from typing import TypeVar
 
 import cv2
 import httpx

@@ -16,18 +16,17 @@ Snapshots are plain HTTP GETs of the snapshot URI on the same digest-auth sessio
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import numpy as np
-
-from shared.pose import Pose
 
 from services.camera.drivers import soap
 from services.camera.drivers.base import CameraBadResponse, CameraError
 from services.camera.drivers.http import IDEMPOTENT, decode_jpeg, failure
 from services.camera.drivers.options import DriverOptions
 from services.camera.drivers.ptz import HttpPtzDriver
+from shared.pose import Pose
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +91,12 @@ class OnvifDriver(HttpPtzDriver):
             get = lambda p: int(soap.find_text(utc, p, "ONVIF GetSystemDateAndTime"))  # noqa: E731
             camera = datetime(get("tt:Date/tt:Year"), get("tt:Date/tt:Month"), get("tt:Date/tt:Day"),
                               get("tt:Time/tt:Hour"), get("tt:Time/tt:Minute"), get("tt:Time/tt:Second"),
-                              tzinfo=timezone.utc)
+                              tzinfo=UTC)
         except (CameraError, ValueError) as exc:
             log.info("camera %s: no clock from GetSystemDateAndTime (%s); assuming ours",
                      self.options.camera, exc)
             return 0.0
-        offset = (camera - datetime.now(timezone.utc)).total_seconds()
+        offset = (camera - datetime.now(UTC)).total_seconds()
         if abs(offset) > 5:
             log.info("camera %s: its clock is %.0f s off ours; WS-Security tokens are shifted",
                      self.options.camera, offset)

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
+from services.camera.drivers.http import ConnectionOptions
 from shared.config import ConfigError, Settings
 from shared.pose import PoseRanges
-
-from services.camera.drivers.http import ConnectionOptions
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class DriverOptions:
     onvif_profile: str | None = None       # ONVIF: the media profile token (default: the first with PTZ)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "DriverOptions":
+    def from_settings(cls, settings: Settings) -> DriverOptions:
         cam = settings.camera
         if cam.password is None or not cam.password.get_secret_value():
             raise ConfigError(

@@ -20,16 +20,15 @@ import logging
 import math
 import time
 from abc import abstractmethod
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
 
-from shared.pose import Pose, PoseRanges
-
 from services.camera.drivers.base import CameraDriver, CameraError, CameraTimeout, DriverInfo, Snapshot
 from services.camera.drivers.http import ALWAYS, IDEMPOTENT, CameraHttp
 from services.camera.drivers.options import DriverOptions
+from shared.pose import Pose, PoseRanges
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +144,7 @@ class HttpPtzDriver(CameraDriver):
         self._moved = False
         image = best[1]
         self._image_size = (image.shape[1], image.shape[0])
-        return Snapshot(image=image, pose=pose, captured_at=datetime.now(timezone.utc))
+        return Snapshot(image=image, pose=pose, captured_at=datetime.now(UTC))
 
     def close(self) -> None:
         self.http.close()

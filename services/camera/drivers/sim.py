@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.config import Settings
-from shared.pose import Pose
-
-from services.camera.drivers.base import (CameraBadResponse, CameraDriver, CameraTimeout, DriverInfo,
-                                          Snapshot)
+from services.camera.drivers.base import CameraBadResponse, CameraDriver, CameraTimeout, DriverInfo, Snapshot
 from services.camera.sim.camera import SimCamera, SimCameraConfig, SimFault
 from services.camera.sim.world import SimWorld, SimWorldConfig
+from shared.config import Settings
+from shared.pose import Pose
 
 
 class SimDriver(CameraDriver):
@@ -22,7 +20,7 @@ class SimDriver(CameraDriver):
         self.width, self.height = width, height
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "SimDriver":
+    def from_settings(cls, settings: Settings) -> SimDriver:
         sim = settings.camera.sim
         world = SimWorld(SimWorldConfig(
             seed=sim.seed, panorama_path=str(sim.panorama_path) if sim.panorama_path else None,
@@ -60,5 +58,5 @@ class SimDriver(CameraDriver):
 
     def snapshot(self) -> Snapshot:
         image, pose, t = self._call(self.camera.snapshot, self.width, self.height)
-        return Snapshot(image=image, pose=pose, captured_at=datetime.now(timezone.utc), sim_time=t,
+        return Snapshot(image=image, pose=pose, captured_at=datetime.now(UTC), sim_time=t,
                         dynamic_fraction=self.camera.world.dynamic_fraction(pose, t))

@@ -17,13 +17,23 @@ import base64
 import hashlib
 import os
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from services.camera.drivers.http import (ALWAYS, IDEMPOTENT, NEVER, BUSY_PATTERNS, CameraAuthError,
-                                          failure, html_title, http_error, looks_like_html, snippet)
 from services.camera.drivers.base import CameraBadResponse
+from services.camera.drivers.http import (
+    ALWAYS,
+    BUSY_PATTERNS,
+    IDEMPOTENT,
+    NEVER,
+    CameraAuthError,
+    failure,
+    html_title,
+    http_error,
+    looks_like_html,
+    snippet,
+)
 
 NS = {
     "env": "http://www.w3.org/2003/05/soap-envelope",
@@ -43,7 +53,7 @@ SOAP_STATUS = (200, 400, 500)  # SOAP faults arrive as 400/500 with an envelope
 def wsse_header(user: str, password: str, clock_offset_s: float = 0.0) -> str:
     """A fresh UsernameToken (new nonce each call, so a device can refuse replays)."""
     nonce = os.urandom(16)
-    created = (datetime.now(timezone.utc) + timedelta(seconds=clock_offset_s))
+    created = (datetime.now(UTC) + timedelta(seconds=clock_offset_s))
     created_text = created.strftime("%Y-%m-%dT%H:%M:%S.") + f"{created.microsecond // 1000:03d}Z"
     digest = base64.b64encode(hashlib.sha1(nonce + created_text.encode() + password.encode()).digest())
     return (f'<wsse:Security env:mustUnderstand="true" xmlns:wsse="{NS["wsse"]}" xmlns:wsu="{NS["wsu"]}">'

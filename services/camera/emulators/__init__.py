@@ -8,8 +8,15 @@ try a real-camera configuration on a laptop: `python -m services.camera.emulator
 
 from __future__ import annotations
 
-from services.camera.emulators.core import (FAULT_KINDS, OPS, EmulatorApp, EmulatorConfig, EmulatorStats,
-                                            FaultPlan, Mechanics)
+from services.camera.emulators.core import (
+    FAULT_KINDS,
+    OPS,
+    EmulatorApp,
+    EmulatorConfig,
+    EmulatorStats,
+    FaultPlan,
+    Mechanics,
+)
 from services.camera.sim.world import SimWorld
 
 PROTOCOLS = ("hanwha", "axis", "onvif")

@@ -16,11 +16,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from shared.config import ConfigError, Settings, load_settings
-from shared.logs import setup_logging
-
 from services.camera.emulators import FAULT_KINDS, PROTOCOLS, EmulatorConfig, build_emulator
 from services.camera.sim.world import SimWorld, SimWorldConfig
+from shared.config import ConfigError, Settings, load_settings
+from shared.logs import setup_logging
 
 log = logging.getLogger("services.camera.emulators")
 

@@ -9,9 +9,8 @@ requests get VAPIX's 200 "Error: ..." text.
 
 from __future__ import annotations
 
-from shared.pose import Pose
-
 from services.camera.emulators.core import EmulatorApp, Reply, Request, device_pan, number, world_pan
+from shared.pose import Pose
 
 UNITS_MIN, UNITS_MAX = 1, 9999
 

@@ -20,19 +20,18 @@ import random
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import parse_qsl
 
 import cv2
 import numpy as np
 from pydantic import SecretStr
 
-from shared.pose import Pose, PoseRanges
-
 from services.camera.emulators.digest import OK, STALE, DigestAuthority
 from services.camera.sim.camera import SimCamera, SimCameraConfig
 from services.camera.sim.world import SimWorld
+from shared.pose import Pose, PoseRanges
 
 OPS = ("position", "move", "snapshot", "setup")
 _BODY_OPS = frozenset({"position", "snapshot", "setup"})
@@ -209,11 +208,11 @@ class Reply:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
-    def text(cls, status: int, text: str) -> "Reply":
+    def text(cls, status: int, text: str) -> Reply:
         return cls(status, text.encode(), "text/plain; charset=utf-8")
 
     @classmethod
-    def html(cls, status: int, title: str, headers: list[tuple[str, str]] | None = None) -> "Reply":
+    def html(cls, status: int, title: str, headers: list[tuple[str, str]] | None = None) -> Reply:
         return cls(status, _HTML.format(title).encode(), "text/html; charset=utf-8", headers or [])
 
 

@@ -8,9 +8,8 @@ code, which is what real cameras send and what a driver must not mistake for suc
 
 from __future__ import annotations
 
-from shared.pose import Pose
-
 from services.camera.emulators.core import EmulatorApp, Reply, Request, device_pan, number, world_pan
+from shared.pose import Pose
 
 
 def _ng(code: int, details: str) -> Reply:

@@ -18,11 +18,10 @@ import hashlib
 import hmac
 import xml.etree.ElementTree as ET
 from collections import deque
-from datetime import datetime, timedelta, timezone
-
-from shared.pose import Pose
+from datetime import UTC, datetime, timedelta
 
 from services.camera.emulators.core import EmulatorApp, Reply, Request
+from shared.pose import Pose
 
 NS = {
     "env": "http://www.w3.org/2003/05/soap-envelope",
@@ -69,7 +68,7 @@ class OnvifEmulator(EmulatorApp):
         self.soap_calls: list[str] = []
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + timedelta(seconds=self.config.clock_offset_s)
+        return datetime.now(UTC) + timedelta(seconds=self.config.clock_offset_s)
 
     def needs_http_auth(self, request: Request) -> bool:
         return request.path == SNAPSHOT_PATH

@@ -19,8 +19,15 @@ import numpy as np
 
 from .layout import site_layout
 from .scenery import paint_hills, paint_lake, paint_plaza, paint_road, paint_town, paint_trees
-from .textures import (fbm, plane_coords, sample_plane, smoothstep, tileable_texture, upsample2_wrap,
-                       yaw_pitch_grids)
+from .textures import (
+    fbm,
+    plane_coords,
+    sample_plane,
+    smoothstep,
+    tileable_texture,
+    upsample2_wrap,
+    yaw_pitch_grids,
+)
 
 PANORAMA_VERSION = 1  # bump when generation changes, so disk caches are not reused
 

@@ -21,14 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from shared.config import Settings
-from shared.schemas import FrameRecord
-from shared.store import Store, StoreError, report_path
-
 from services.coordinator.report import analysis, plots
 from services.coordinator.report.data import ReportData, gather, summary
 from services.coordinator.report.html import _time, render
 from services.coordinator.report.scene import Scene, scene_for
+from shared.config import Settings
+from shared.schemas import FrameRecord
+from shared.store import Store, StoreError, report_path
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +263,7 @@ def build_report(settings: Settings, out_dir: Path, *, node: str | None = None,
     last = max((c.index for c in data.cycles), default=0)
     report: dict[str, Any] = {
         "format": "ptzjepa.report", "format_version": "1",
-        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "store": store.url, "cycles_selected": cycles or f"{first}:{last}",
         "summary": summary(data), "model": model_info, "scene": scene.kind,
         "figures": [{"file": n, "title": t} for n, t, _ in figures], "notes": notes,
@@ -292,7 +291,7 @@ def _all_versions(store: Store) -> list[dict]:
 
 def publish_report(store: Store, node: str, out_dir: Path, files: list[str]) -> str:
     """Copy the report's files into the store (immutable, report.json last); returns the folder."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = report_path(node, f"{REPORT_PREFIX}{stamp}-{uuid.uuid4().hex[:6]}")
     ordered = [f for f in files if f != "report.json"] + ["report.json"]
     for name in ordered:

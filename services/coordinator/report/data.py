@@ -226,7 +226,7 @@ def gather(store: Store, node: str, *, redis_client=None, redis_prefix: str = "p
                 notes.append(f"{len(refused)} world-model version(s) of node {node} in the store were "
                              f"never published (the lease fencing refused them) and are left out")
                 versions = [m for m in versions if m["version"] in published]
-        except Exception as exc:  # noqa: BLE001 - the lineage is a refinement; go on without it
+        except Exception as exc:
             notes.append(f"the published lineage could not be read ({type(exc).__name__}: {exc}); "
                          f"every version in the store is shown")
     agents = read_agents(store, node, notes)
@@ -236,7 +236,7 @@ def gather(store: Store, node: str, *, redis_client=None, redis_prefix: str = "p
         try:
             cycles = cycles_from_redis(redis_client, redis_prefix, node)
             source = "redis"
-        except Exception as exc:  # noqa: BLE001 - any Redis trouble: fall back to the store
+        except Exception as exc:
             notes.append(f"cycle records could not be read from Redis ({type(exc).__name__}: {exc}); "
                          f"cycles are inferred from the store")
         if source == "redis" and not cycles:

@@ -21,7 +21,7 @@ def _time(t) -> str:
     if t is None:
         return ""
     try:
-        return dt.datetime.fromtimestamp(float(t), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return dt.datetime.fromtimestamp(float(t), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (TypeError, ValueError, OverflowError):
         return escape(str(t))
 
@@ -75,4 +75,4 @@ def render(report: dict, figures: list[tuple[str, str, str]], cycles_rows: list[
     return "\n".join(parts)
 
 
-__all__ = ["render", "_time"]
+__all__ = ["_time", "render"]

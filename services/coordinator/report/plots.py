@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.schemas import FrameRecord
-
 from services.coordinator.report.scene import Scene
+from shared.schemas import FrameRecord
 
 SOURCE_TITLES = {"sweep": "random sweep", "navigate": "agent (navigate)", "import": "imported (legacy)"}
 SLOT_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",

@@ -66,7 +66,7 @@ def scene_for(settings, with_background: bool = True) -> Scene:
             seed=sim.seed, panorama_path=str(sim.panorama_path) if sim.panorama_path else None,
             base_hfov_deg=sim.base_hfov_deg, ranges=ranges,
             cache_dir=str(Path(settings.data_dir) / "cache" / "panoramas")))
-    except Exception as exc:  # noqa: BLE001 - a missing user panorama must not stop the report
+    except Exception as exc:
         scene = Scene(ranges)
         scene.notes.append(f"the simulated world could not be rebuilt ({exc}): maps are scatters")
         return scene

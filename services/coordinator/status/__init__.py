@@ -16,12 +16,10 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from services.coordinator.status.assets import PAGE, SCRIPT
+from services.coordinator.status.data import FILE_RE, NODE_RE, REPORT_DIR_RE, LatestFrames, NodeList, snapshot
 from shared.config import Settings
 from shared.store import StoreError
-
-from services.coordinator.status.assets import PAGE, SCRIPT
-from services.coordinator.status.data import (FILE_RE, NODE_RE, REPORT_DIR_RE, LatestFrames,
-                                              NodeList, snapshot)
 
 NO_STORE = {"Cache-Control": "no-store"}
 MEDIA = {"png": "image/png", "html": "text/html; charset=utf-8", "json": "application/json"}
@@ -92,4 +90,4 @@ def install_status(app: FastAPI, settings: Settings) -> None:
     app.include_router(build_status_router(settings, LatestFrames(app.state.store)))
 
 
-__all__ = ["install_status", "build_status_router"]
+__all__ = ["build_status_router", "install_status"]

@@ -12,13 +12,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from services.camera.drivers import make_driver
+from services.camera.drivers import make_driver, soap
 from services.camera.drivers.axis import AxisDriver, units_to_zoom, zoom_to_units
 from services.camera.drivers.base import CameraBadResponse
 from services.camera.drivers.hanwha import HanwhaDriver
 from services.camera.drivers.onvif import OnvifDriver
 from services.camera.drivers.options import DriverOptions
-from services.camera.drivers import soap
 from services.camera.emulators import EmulatorConfig, build_emulator
 from shared.config import ConfigError
 from shared.pose import Pose, PoseRanges

@@ -12,8 +12,15 @@ import pytest
 from pydantic import SecretStr
 
 from services.camera.drivers.base import CameraBadResponse
-from services.camera.drivers.http import (ALWAYS, NEVER, CameraHttp, ConnectionOptions, check_text,
-                                          decode_jpeg, parse_key_values)
+from services.camera.drivers.http import (
+    ALWAYS,
+    NEVER,
+    CameraHttp,
+    ConnectionOptions,
+    check_text,
+    decode_jpeg,
+    parse_key_values,
+)
 from services.camera.drivers.ptz import from_device_pan, pan_distance, to_device_pan
 from services.camera.emulators.core import FaultPlan
 from services.camera.emulators.digest import BAD, MISSING, OK, STALE, DigestAuthority, parse_digest_header

@@ -9,8 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from services.camera.sim import (PanoramaError, SimWorld, SimWorldConfig, generate_panorama,
-                                 load_panorama, panorama_for)
+from services.camera.sim import (
+    PanoramaError,
+    SimWorld,
+    SimWorldConfig,
+    generate_panorama,
+    load_panorama,
+    panorama_for,
+)
 from shared.pose import Pose
 
 

@@ -27,7 +27,7 @@ from tests.support.servers import ThreadedServer
 from tests.support.settings import make_settings
 
 PREFIX = "report"
-_RUNS: dict[int, "TwoCycleRun"] = {}
+_RUNS: dict[int, TwoCycleRun] = {}
 
 
 @dataclass

@@ -7,10 +7,16 @@ import json
 import pytest
 import torch
 
-from shared.models import EncoderConfig, PredictorConfig, SurpriseConfig, WorldModelConfig
-from shared.models import build_world_model
-from shared.models.checkpoint import (CheckpointError, load_world_model, model_from_bytes,
-                                      read_header, save_world_model, share_bytes, to_bytes)
+from shared.models import EncoderConfig, PredictorConfig, SurpriseConfig, WorldModelConfig, build_world_model
+from shared.models.checkpoint import (
+    CheckpointError,
+    load_world_model,
+    model_from_bytes,
+    read_header,
+    save_world_model,
+    share_bytes,
+    to_bytes,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from shared.models import (ConfigError, EncoderConfig, PredictorConfig, SurpriseConfig,
-                           WorldModelConfig, build_world_model, normalise_poses)
+from shared.models import (
+    ConfigError,
+    EncoderConfig,
+    PredictorConfig,
+    SurpriseConfig,
+    WorldModelConfig,
+    build_world_model,
+    normalise_poses,
+)
 from shared.models.predictor import disagreement
 from shared.models.surprise import grad_norm_targets, per_transition_error
 from shared.models.vit import ViTEncoder, sincos_2d
