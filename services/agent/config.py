@@ -1,4 +1,4 @@
-"""Agent settings (frozen), with `cpu` and `paper` presets.
+"""Agent settings (frozen); the `cpu` and `paper` values live in shared.presets.
 
 The config is stored as JSON in every agent checkpoint, so `from_dict` rejects unknown or missing
 fields instead of guessing.
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.dreams import REWARDS
+from shared.models.config import exact_fields
+from shared.presets import AGENT as AGENT_PRESETS
 
 # Fields added after agent checkpoints were first written, with the value that reproduces how
 # agents saved before them behaved: an older checkpoint's config reads with these filled in.
@@ -24,9 +26,10 @@ class AgentConfig:
     # Network: an MLP over the observation (pooled state features + normalised pose).
     hidden: tuple[int, ...] = (256, 256)
     # DQN.
-    # 0.9 since session 7 (was the original's 0.99): dreams are 10 steps, and on the same world
-    # models 0.9 dwelt 2.77x random against 1.92x at 0.99 with the view reward (1.97 vs 1.61
-    # with the balanced one); session 5's oracle probe was better at 0.9 at every dream count.
+    # 0.9 rather than the original's 0.99: dreams are 10 steps, and on the same world models 0.9
+    # dwelt 2.77x random against 1.92x at 0.99 with the view reward (1.97 vs 1.61 with the
+    # balanced one); the oracle-reward probe was better at 0.9 at every dream count
+    # (docs/agent.md).
     gamma: float = 0.9
     tau: float = 0.005                # Polyak rate of the target network, per update
     lr: float = 3e-4
@@ -39,18 +42,17 @@ class AgentConfig:
     # ("delta", the original's), of holding still at the view reached ("view"), the move's plus
     # the view's ("surprise_view"), or its error measured on the site's real frames ("measured",
     # "measured_view", "measured_balanced": services.dreamer.error_map); see
-    # shared.dreams.REWARDS. The default is the best measured in the curiosity bench: since
-    # session 8 "measured_balanced" with view_weight 3, the measured error of the move plus
-    # three times that of holding still at the view reached, each standardised over the dreams.
-    # Chosen among weights 1.5 - 3 on seeds 0-2 (weight 3: move error 2.00x random's, dwell
-    # 2.72x), then confirmed driving the camera on seeds 3-5 (2.42x, 4.19x; every seed >= 1.94
-    # and >= 2.46). The view term alone ("measured_view", session 7's default) dwells as much
-    # but its moves have random's error (1.48x); weight 1 jumps too often (dwell 1.97x);
-    # docs/agent.md "Session 8".
+    # shared.dreams.REWARDS. The default is the best measured in the curiosity bench:
+    # "measured_balanced" with view_weight 3, the measured error of the move plus three times
+    # that of holding still at the view reached, each standardised over the dreams. Chosen
+    # among weights 1.5 - 3 on seeds 0-2 (weight 3: move error 2.00x random's, dwell 2.72x),
+    # then confirmed driving the camera on seeds 3-5 (2.42x, 4.19x; every seed >= 1.94 and
+    # >= 2.46). The view term alone ("measured_view") dwells as much but its moves have
+    # random's error (1.48x); weight 1 jumps too often (dwell 1.97x); docs/agent.md.
     reward: str = "measured_balanced"
     # The weight of the view term against the move term in "measured_balanced" (both
-    # standardised over the dreams); ignored by every other reward. Added in session 8 (agents
-    # saved before it read back with 1.0, what they were trained with: ADDED_LATER).
+    # standardised over the dreams); ignored by every other reward. Checkpoints without the
+    # field read back with 1.0, what their agents were trained with (ADDED_LATER).
     view_weight: float = 3.0
     reward_norm: bool = True          # divide rewards by their std over the replay memory
     replay_capacity: int = 50_000
@@ -83,12 +85,9 @@ class AgentConfig:
     def preset(name: str) -> AgentConfig:
         """`cpu`: 2 x 256 MLP (~0.2M parameters at the cpu world model). `paper`: 2 x 512
         (~0.8M parameters, ~3 MB; the original's agent was a 257 MB transformer)."""
-        if name == "cpu":
-            return AgentConfig()
-        if name == "paper":
-            return AgentConfig(hidden=(512, 512), batch_size=256, replay_capacity=100_000,
-                               updates=5000)
-        raise ValueError(f"unknown agent preset {name!r}; choose 'cpu' or 'paper'")
+        if name not in AGENT_PRESETS:
+            raise ValueError(f"unknown agent preset {name!r}; choose 'cpu' or 'paper'")
+        return AgentConfig(**AGENT_PRESETS[name])
 
     def replace(self, **changes: Any) -> AgentConfig:
         return dataclasses.replace(self, **changes)
@@ -103,12 +102,7 @@ class AgentConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> AgentConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"agent config must be a JSON object, got {type(d).__name__}")
-        want = {f.name for f in dataclasses.fields(AgentConfig)}
-        d = {**ADDED_LATER, **d}
-        missing, extra = want - d.keys(), d.keys() - want
-        if missing or extra:
-            raise ValueError(f"agent config does not match this version: missing {sorted(missing)}, "
-                             f"unknown {sorted(extra)}")
+        if isinstance(d, dict):
+            d = {**ADDED_LATER, **d}
+        exact_fields(d, AgentConfig, "agent config")
         return AgentConfig(**{**d, "hidden": tuple(int(h) for h in d["hidden"])})

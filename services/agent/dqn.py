@@ -64,10 +64,11 @@ def make_agent(cfg: AgentConfig, obs_dim: int, policy: QNetwork | None = None) -
 @torch.no_grad()
 def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
     """target <- (1 - tau) * target + tau * source (parameters); buffers are copied."""
-    tp, sp = list(target.parameters()), [p.detach() for p in source.parameters()]
+    tp: list[torch.Tensor] = list(target.parameters())
+    sp = [p.detach() for p in source.parameters()]
     torch._foreach_mul_(tp, 1.0 - tau)
     torch._foreach_add_(tp, sp, alpha=tau)
-    for tb, sb in zip(target.buffers(), source.buffers()):
+    for tb, sb in zip(target.buffers(), source.buffers(), strict=True):  # target: a copy of source
         tb.copy_(sb)
 
 
@@ -135,8 +136,12 @@ def train(state: AgentState, memory: ReplayMemory, *, updates: int | None = None
           time_budget_s: float | None = None, should_stop: Callable[[], bool] | None = None,
           progress: Progress | None = None, progress_every: int = 50, fit_normaliser: bool = True,
           clock: Callable[[], float] = time.monotonic) -> TrainResult:
-    """Up to `updates` (default cfg.updates) DQN updates on batches from `memory`, ending early on
-    the time budget or a stop request. Returns the per-update losses and why it stopped.
+    """Up to `updates` DQN updates on batches from `memory`, ending early on the time budget or a
+    stop request. Returns the per-update losses and why it stopped.
+
+    The bounds' home is the config (`cfg.updates`, `cfg.time_budget_s`, set from
+    `agent.config`); the `updates` and `time_budget_s` arguments are explicit overrides for
+    callers that measure, and win when given.
 
     With `fit_normaliser` (the first training of a network) the observation standardisation and
     the reward scale are fitted on the memory first.

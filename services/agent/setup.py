@@ -13,10 +13,6 @@ def agent_config(settings: Settings) -> AgentConfig:
     changes: dict[str, Any] = dict(settings.agent.config)
     if "hidden" in changes:
         changes["hidden"] = tuple(changes["hidden"])
-    if settings.agent.reward is not None:
-        changes["reward"] = settings.agent.reward
-    if settings.agent.updates is not None:
-        changes["updates"] = settings.agent.updates
     try:
         cfg = AgentConfig.preset(settings.preset).replace(**changes)
     except (TypeError, ValueError) as exc:
@@ -24,7 +20,7 @@ def agent_config(settings: Settings) -> AgentConfig:
     if cfg.reward in MEASURED_REWARDS and not settings.dreamer.error_map_transitions:
         raise ConfigError(f"agent reward {cfg.reward!r} is the world model's measured error, which "
                           f"dreams carry only when dreamer.error_map_transitions > 0 (set it, or "
-                          f"choose another agent.reward)")
+                          f"choose another agent.config.reward)")
     return cfg
 
 

@@ -64,8 +64,7 @@ def train_on_dreams(settings: Settings, store: Store, client: redis.Redis, dream
     def on_progress(event: dict) -> None:
         hooks.progress(event["update"], event["total"], {"loss": round(float(event["loss"]), 6)})
 
-    result = train(state, memory, time_budget_s=settings.agent.time_budget_s,
-                   should_stop=hooks.stop_requested, progress=on_progress)
+    result = train(state, memory, should_stop=hooks.stop_requested, progress=on_progress)
     data = to_bytes(state.policy, cfg, dreams.spec, state.reward_scale,
                     extra={"wm_slot": dreams_info["slot"], "wm_version": dreams_info["version"],
                            "node": settings.node})

@@ -1,11 +1,12 @@
-"""World-model training settings (frozen), with `cpu` and `paper` presets matching the model's."""
+"""World-model training settings (frozen); the `cpu` and `paper` values live in shared.presets."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Any
+
+from shared.presets import TRAIN as TRAIN_PRESETS
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class TrainConfig:
     # Holding still: each frame of a batch also predicts itself at its own pose (zero move, zero
     # time), so the predictor learns that a camera that does not move sees no change but what
     # moves by itself. Without it, a predictor trained on jump-heavy agent data hallucinated
-    # change at standing views of a static scene (docs/agent.md, session 3). The surprise heads
-    # do not learn from these pairs (no time passes in them, so they hold no dynamics).
+    # change at standing views of a static scene (docs/experiments.md). The surprise heads do not
+    # learn from these pairs (no time passes in them, so they hold no dynamics).
     # On in `cpu`; off in `paper`, where the 8th transition per source raised the peak memory
     # on this 2-core CPU from 2,428 to 2,686 MB, too close to the 2,750 MB target.
     stay_weight: float = 0.0
@@ -76,22 +77,10 @@ class TrainConfig:
 
     @staticmethod
     def preset(name: str) -> TrainConfig:
-        if name == "cpu":
-            # Measured on the sim bench (docs/worldmodel.md): lr 2e-3 and 32 of 64 cells per
-            # one-step transition trained faster per second than lr 1e-3 with all cells; rollouts
-            # on half the windows keep the multi-step loss at a lower cost per step.
-            return TrainConfig(lr=2e-3, train_queries=32, rollout_chains=4, stay_weight=1.0,
-                               threads=os.cpu_count())
-        if name == "paper":
-            # The paper sizes on a small machine (docs/worldmodel.md): long windows (each encoded
-            # frame is the source of 7 one-step pairs and the target of 7), 16 queries per
-            # transition (with the paper predictor's 4 x 4 query blocks: all 16, i.e. every cell,
-            # for the cost that 16 single-cell queries had), one short rollout without
-            # backpropagation through the chain, and torch on every core.
-            return TrainConfig(window_len=8, windows_per_batch=2, train_queries=16,
-                               rollout_horizon=2, rollout_chains=1, rollout_bptt=False, lr=5e-4,
-                               threads=os.cpu_count())  # no stays: see stay_weight
-        raise ValueError(f"unknown training preset {name!r}; choose 'cpu' or 'paper'")
+        """The preset's training settings (shared.presets.TRAIN, where their reasons are)."""
+        if name not in TRAIN_PRESETS:
+            raise ValueError(f"unknown training preset {name!r}; choose 'cpu' or 'paper'")
+        return TrainConfig(**TRAIN_PRESETS[name])
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

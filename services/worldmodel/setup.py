@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from services.worldmodel.config import TrainConfig
 from shared.config import ConfigError, Settings, deep_merge
 from shared.models.config import ConfigError as ModelConfigError
@@ -19,13 +17,7 @@ def model_config(settings: Settings) -> WorldModelConfig:
 
 
 def train_config(settings: Settings) -> TrainConfig:
-    wm = settings.worldmodel
-    changes: dict[str, Any] = dict(wm.train)
-    if wm.epochs is not None:
-        changes["epochs"] = wm.epochs
-    if wm.time_budget_s is not None:
-        changes.setdefault("time_budget_s", wm.time_budget_s)
     try:
-        return TrainConfig.preset(settings.preset).replace(**changes)
+        return TrainConfig.preset(settings.preset).replace(**settings.worldmodel.train)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"worldmodel.train: {exc}") from None

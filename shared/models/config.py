@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.presets import WORLD_MODEL as WORLD_MODEL_PRESETS
+
 SURPRISE_TARGETS = ("pred_error", "disagreement", "grad_norm")
 ADDED_STRIDES = ("query_stride", "memory_stride")
 
@@ -149,25 +151,12 @@ class WorldModelConfig:
     @staticmethod
     def preset(name: str) -> WorldModelConfig:
         """`cpu`: small enough to train in minutes on 2 cores. `paper`: the original's sizes."""
-        if name == "cpu":
-            return WorldModelConfig(
-                encoder=EncoderConfig(img_size=64, patch_size=8, dim=128, depth=4, heads=4),
-                predictor=PredictorConfig(dim=128, depth=4, heads=4, warp=True),
-                surprise=SurpriseConfig(targets=("pred_error",), primary="pred_error", hidden=128),
-                name="cpu")
-        if name == "paper":
-            # ViT-tiny: 192-dim, 12 blocks, 3 heads, 224 px, patch 14 (256 tokens); predictor 12 x 384.
-            # Coarse queries (one per 4 x 4 block of cells, 16 in all) over a 2 x 2-pooled memory
-            # (64 tokens): a full dream step costs ~1/12 of one query per cell over all 256 tokens
-            # (measured 119 vs 9.3 imagined steps/s on 2 cores); the warp base keeps every cell's
-            # own token, the queries predict the change (docs/worldmodel.md).
-            return WorldModelConfig(
-                encoder=EncoderConfig(img_size=224, patch_size=14, dim=192, depth=12, heads=3),
-                predictor=PredictorConfig(dim=384, depth=12, heads=6, query_self_attn=False,
-                                          warp=True, query_stride=4, memory_stride=2),
-                surprise=SurpriseConfig(targets=("pred_error",), primary="pred_error", hidden=256),
-                name="paper")
-        raise ConfigError(f"unknown world-model preset {name!r}; choose 'cpu' or 'paper'")
+        if name not in WORLD_MODEL_PRESETS:
+            raise ConfigError(f"unknown world-model preset {name!r}; choose 'cpu' or 'paper'")
+        values = WORLD_MODEL_PRESETS[name]
+        return WorldModelConfig(encoder=EncoderConfig(**values["encoder"]),
+                                predictor=PredictorConfig(**values["predictor"]),
+                                surprise=SurpriseConfig(**values["surprise"]), name=values["name"])
 
     def replace(self, **changes: Any) -> WorldModelConfig:
         return dataclasses.replace(self, **changes)
@@ -180,20 +169,18 @@ class WorldModelConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> WorldModelConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"world-model config must be a JSON object, got {type(d).__name__}")
-        _exact_keys(d, WorldModelConfig, "world-model config")
-        parts = {}
+        exact_fields(d, WorldModelConfig, "world-model config")
+        parts: dict[str, Any] = {}
         for key, cls in (("encoder", EncoderConfig), ("predictor", PredictorConfig),
                          ("surprise", SurpriseConfig)):
             sub = d[key]
             if not isinstance(sub, dict):
                 raise ConfigError(f"config field {key!r} must be an object")
             if key == "predictor":
-                # Added after format 1 shipped; files written before them were made by code that
-                # behaved exactly as stride 1 does, so 1 is what they mean, not a guess.
+                # Format-1 files carry no strides; the code that wrote them behaved exactly as
+                # stride 1 does, so 1 is what they mean, not a guess.
                 sub = {**{name: 1 for name in ADDED_STRIDES}, **sub}
-            _exact_keys(sub, cls, f"config.{key}")
+            exact_fields(sub, cls, f"config.{key}")
             if key == "surprise":
                 sub = {**sub, "targets": tuple(sub["targets"])}
             parts[key] = cls(**sub)
@@ -218,7 +205,14 @@ def _check_width(name: str, dim: int, heads: int, depth: int) -> None:
         raise ConfigError(f"{name} dim {dim} must be divisible by heads {heads}")
 
 
-def _exact_keys(d: dict[str, Any], cls: type, what: str) -> None:
+def exact_fields(d: Any, cls: type, what: str) -> None:
+    """Refuse `d` unless it is a dict with exactly the fields of dataclass `cls`.
+
+    Stored configs are rebuilt from checkpoints, where a missing or unknown field means the file
+    was written by another version of the code: guessing would rebuild a different model.
+    """
+    if not isinstance(d, dict):
+        raise ConfigError(f"{what} must be a JSON object, got {type(d).__name__}")
     want = {f.name for f in dataclasses.fields(cls)}
     missing, extra = want - d.keys(), d.keys() - want
     if missing or extra:

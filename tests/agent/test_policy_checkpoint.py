@@ -47,7 +47,7 @@ def test_checkpoint_round_trip(tmp_path):
 def test_a_checkpoint_from_before_view_weight_loads_with_its_old_behaviour():
     net, cfg = net_and_cfg()
     old = cfg.to_dict()
-    del old["view_weight"]  # written before the field existed (session 8)
+    del old["view_weight"]  # a checkpoint saved without the field
     tensors = {k: v.contiguous() for k, v in net.state_dict().items()}
     meta = {"format": "ptzjepa.agent", "format_version": "1", "config": json.dumps(old),
             "obs_dim": "12", "n_actions": str(N_ACTIONS),
@@ -142,5 +142,5 @@ def test_observe_on_real_frames_is_the_dream_space(tmp_path, tiny_wm):
     # the pose part is the normalised pose, in [-1, 1]
     assert obs[:, -4:].abs().max() <= 1.0 + 1e-6
     net = QNetwork(d.obs_dim, (8,))
-    a, q = choose_action(net, obs[0])
+    a, _q = choose_action(net, obs[0])
     assert 0 <= a < N_ACTIONS

@@ -24,7 +24,7 @@ TINY = {
         "train": {"epochs": 2, "window_len": 3, "windows_per_batch": 2, "rollout_horizon": 1},
         "lease_wait_s": 1.0},
     "dreamer": {"dreams": 12, "length": 4, "batch": 6, "shard_dreams": 5, "seed": 3},
-    "agent": {"config": {"hidden": [32], "batch_size": 16, "replay_capacity": 1000}, "updates": 30,
+    "agent": {"config": {"hidden": [32], "batch_size": 16, "replay_capacity": 1000, "updates": 30},
               "navigate_iterations": 2, "navigate_movements": 3},
     "camera": {"sim": {"width": 48, "height": 48}},
 }
@@ -62,7 +62,7 @@ def test_phases_inline_share_one_state_space(tmp_path, redis_url, monkeypatch):
     moves = [r for r in records if r.action is not None and not r.extra.get("hold")]
     assert len(moves) == 6 and len(holds) == 8
     # every view is grabbed again after a no-op move: a hold follows each frame of the agent's
-    for before, hold in zip(records[::2], records[1::2]):
+    for before, hold in zip(records[::2], records[1::2], strict=True):
         assert hold.extra.get("hold") and hold.action == 0 and hold.pose == before.pose
         assert hold.extra["observed_error"] >= 0
     assert all(len(r.extra["q_values"]) == 21 and r.extra["observed_error"] >= 0 for r in moves)
@@ -81,7 +81,8 @@ def test_two_cycles_through_workers(tmp_path):
         for expected_first in ("collect", "navigate"):
             cycle = http.post("/v1/cycles").json()
             assert cycle["phases"][0]["name"] == expected_first
-            view = wait_for(lambda: (v := http.get(f"/v1/cycles/{cycle['id']}").json())["status"] != "running" and v,
+            url = f"/v1/cycles/{cycle['id']}"
+            view = wait_for(lambda url=url: (v := http.get(url).json())["status"] != "running" and v,
                             300, interval_s=0.5, what="the cycle")
             assert view["status"] == "finished", json.dumps(view, indent=1)[:3000]
             assert all(p["status"] == "finished" and p["seconds"] >= 0 for p in view["phases"])

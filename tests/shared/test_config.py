@@ -1,7 +1,10 @@
+import os
 from pathlib import Path
 
 import pytest
 
+from services.agent.config import AgentConfig
+from services.worldmodel.config import TrainConfig
 from shared.config import ConfigError, child_environment, load_settings
 
 
@@ -89,3 +92,67 @@ def test_child_environment_reproduces_settings_without_secrets_in_files(tmp_path
     again = load_settings(environ=env)
     assert again.node == "n1" and again.api_token.get_secret_value() == "tok"
     assert Path(again.data_dir) == (tmp_path / "d").resolve()
+
+
+def test_one_precedence_rule_key_by_key(tmp_path):
+    # field defaults < preset < defaults= < config file < environment < explicit arguments, and
+    # a layer changes only the keys it names, inside the frozen sections too
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("worldmodel:\n  train:\n    epochs: 3\n    lr: 0.01\ncollect:\n  movements: 5\n")
+    s = load_settings(cfg, environ={"PTZJEPA_WORLDMODEL__TRAIN__LR": "0.02",
+                                    "PTZJEPA_COLLECT__MOVEMENTS": "6"},
+                      defaults={"worldmodel": {"train": {"time_budget_s": 15.0, "epochs": 1}},
+                                "collect": {"iterations": 4, "movements": 1}},
+                      worldmodel={"train": {"seed": 9}})
+    assert s.worldmodel.train == {"time_budget_s": 15.0, "epochs": 3, "lr": 0.02, "seed": 9}
+    assert s.collect.iterations == 4 and s.collect.movements == 6
+    assert load_settings(environ={"PTZJEPA_COLLECT__ITERATIONS": "7"},
+                         collect={"iterations": 8}).collect.iterations == 8
+
+
+def test_load_settings_never_writes_the_process_environment(tmp_path, monkeypatch):
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n")
+    for key in [k for k in os.environ if k.startswith("PTZJEPA_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PTZJEPA_API_TOKEN_FILE", str(secret))
+    monkeypatch.setenv("PTZJEPA_NODE", "from-env")
+    before = dict(os.environ)
+    s = load_settings()
+    assert s.node == "from-env" and s.api_token.get_secret_value() == "s3cret"
+    assert dict(os.environ) == before
+    assert load_settings(environ={}).node == "node0"  # an explicit mapping replaces os.environ
+
+
+def test_a_moved_key_fails_and_names_its_home(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("agent:\n  updates: 30\nworldmodel:\n  time_budget_s: 60\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, environ={})
+    assert "agent.updates" in str(info.value) and "agent.config.updates" in str(info.value)
+    assert "worldmodel.train.time_budget_s" in str(info.value)
+    with pytest.raises(ConfigError, match="PTZJEPA_AGENT__CONFIG__TIME_BUDGET_S"):
+        load_settings(environ={"PTZJEPA_AGENT__TIME_BUDGET_S": "5"})
+
+
+def test_an_unknown_key_in_a_section_is_an_error(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("camera:\n  sim:\n    sede: 3\n")
+    with pytest.raises(ConfigError, match=r"camera\.sim\.sede"):
+        load_settings(cfg, environ={})
+
+
+def test_frozen_section_values_from_the_environment_are_decoded():
+    s = load_settings(environ={"PTZJEPA_AGENT__CONFIG__UPDATES": "30",
+                               "PTZJEPA_AGENT__CONFIG__HIDDEN": "[64]",
+                               "PTZJEPA_AGENT__CONFIG__REWARD": "view",
+                               "PTZJEPA_WORLDMODEL__MODEL__ENCODER__DIM": "96"})
+    assert s.agent.config == {"updates": 30, "hidden": [64], "reward": "view"}
+    assert s.worldmodel.model == {"encoder": {"dim": 96}}
+
+
+def test_the_job_budgets_are_the_presets_on_both_presets():
+    for name in ("cpu", "paper"):
+        assert TrainConfig.preset(name).time_budget_s == 240.0
+        assert AgentConfig.preset(name).time_budget_s == 120.0
+        assert TrainConfig.preset(name).epochs == 40 and AgentConfig.preset(name).updates == 5000

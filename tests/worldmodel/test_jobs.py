@@ -65,7 +65,8 @@ def test_training_publishes_a_verified_version_and_resumes_from_it(node):
     client = connect(node.redis_url)
     kinds = [e.kind for e in events.read_since(client, Keys("test"))]
     assert kinds.count("model.published") == 2
-    assert LeaseManager(client, Keys("test"), "x").holders(["wm_00", "wm_01"]) == {"wm_00": None, "wm_01": None}
+    holders = LeaseManager(client, Keys("test"), "x").holders(["wm_00", "wm_01"])
+    assert holders == {"wm_00": None, "wm_01": None}
 
 
 def test_a_tampered_version_is_refused_on_resume(node):
@@ -106,7 +107,7 @@ def test_a_holder_that_loses_its_lease_stops_and_publishes_nothing(node):
     config = Path(os.environ["PTZJEPA_CONFIG"])
     data = yaml.safe_load(config.read_text())
     data["worldmodel"]["train"]["epochs"] = 500
-    data["worldmodel"]["time_budget_s"] = 60
+    data["worldmodel"]["train"]["time_budget_s"] = 60
     config.write_text(yaml.safe_dump(data))
     outcome = {}
 
