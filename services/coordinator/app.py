@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from rq import Queue
 
 from services.coordinator.maintenance import Housekeeper
-from services.coordinator.routes import build_router
+from services.coordinator.routes import routers
 from services.coordinator.status import install_status
 from shared.api import install_common, token_guard
 from shared.config import Settings, load_settings
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             QUEUE_DEPTH.labels(queue_name).set(Queue(queue_name, connection=client).count)
 
     install_common(app, "coordinator", readiness, before_scrape=queue_depths)
-    app.include_router(build_router(settings, token_guard(settings)))
+    for router in routers(settings, token_guard(settings)):
+        app.include_router(router)
     install_status(app, settings)  # GET / (the status page) and its read-only endpoints
     return app

@@ -23,6 +23,7 @@ Files appear atomically (temporary name, then rename).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -80,12 +81,8 @@ def export_embeddings(settings: Settings, out: str | Path, *, store: Store | Non
     fmt = out.suffix.lower()
     if fmt not in (".safetensors", ".parquet"):
         raise ExportError(f"--out {out}: name the file .safetensors (with a .json sidecar) or .parquet")
-    if fmt == ".parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise ExportError("parquet output needs pyarrow (pip install pyarrow); or write "
-                              ".safetensors") from None
+    if fmt == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise ExportError("parquet output needs pyarrow (pip install pyarrow); or write .safetensors")
     store = store or Store(settings.resolved_store_url())
     notes: list[str] = []
     try:
@@ -103,7 +100,8 @@ def export_embeddings(settings: Settings, out: str | Path, *, store: Store | Non
         rounds += list(read_rounds(store, n, notes).values())
     rounds.sort(key=lambda r: (r[0].captured_at, r[0].round_id))
     if max_frames is not None:
-        kept, total = [], 0
+        kept: list[list[FrameRecord]] = []
+        total = 0
         for r in reversed(rounds):
             if total + len(r) > max_frames and kept:
                 break
@@ -125,7 +123,7 @@ def export_embeddings(settings: Settings, out: str | Path, *, store: Store | Non
     else:
         emb = {k: arrays[k].astype(np.float32) for k in ("context", "target", "predictor")}
     records = m.records
-    table = {
+    table: dict[str, np.ndarray] = {
         **emb,
         "has_prediction": np.array([p is not None for p in m.predicted], np.uint8),
         "predicted_surprise": arrays["surprise"],
@@ -137,7 +135,8 @@ def export_embeddings(settings: Settings, out: str | Path, *, store: Store | Non
         "step": np.array([r.step for r in records], np.int64),
         "action": np.array([r.action if r.action is not None else -1 for r in records], np.int64),
     }
-    strings = {"frame_id": [r.frame_id for r in records], "path": [r.path for r in records],
+    strings: dict[str, list[str]] = {
+               "frame_id": [r.frame_id for r in records], "path": [r.path for r in records],
                "round_id": [r.round_id for r in records], "node": [r.node for r in records],
                "camera": [r.camera for r in records], "source": [r.source for r in records],
                "captured_at_iso": [r.captured_at.isoformat() for r in records]}
@@ -180,8 +179,8 @@ def _write_safetensors(out: Path, table: dict[str, np.ndarray], strings: dict[st
 
 def _write_parquet(out: Path, table: dict[str, np.ndarray], strings: dict[str, list[str]],
                    model: dict, pooling: str, notes: list[str]) -> list[Path]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     cols: dict[str, Any] = {k: pa.array(v) for k, v in strings.items() if k != "captured_at_iso"}
     cols["captured_at"] = pa.array((table["captured_at"] * 1e6).round().astype("int64"),

@@ -42,7 +42,7 @@ def view(job: Job) -> JobView:
 
 def _last_error_line(job: Job) -> str:
     """The exception line of the job's traceback: the reason, without the stack."""
-    text = ""
+    text: str | None = ""
     latest = job.latest_result()
     if latest is not None and getattr(latest, "exc_string", None):
         text = latest.exc_string

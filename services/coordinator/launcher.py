@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -43,7 +44,11 @@ class Child:
     ready_url: str | None = None
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
-    _log_file: object = field(default=None, repr=False)
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    def exit_code(self) -> int | None:
+        """The exit code once the process ended; None while it runs (or before it started)."""
+        return self.proc.poll() if self.proc is not None else None
 
 
 def _uvicorn(app: str, host: str, port: int) -> list[str]:
@@ -155,11 +160,12 @@ class Launcher:
         with httpx.Client(timeout=2.0) as http:
             while pending:
                 for child in list(pending):
-                    if child.proc.poll() is not None:
-                        raise LaunchError(f"{child.name} exited with code {child.proc.returncode}; "
+                    code = child.exit_code()
+                    if code is not None:
+                        raise LaunchError(f"{child.name} exited with code {code}; "
                                           f"last log lines:\n{self._tail(child)}")
                     try:
-                        if http.get(child.ready_url).status_code == 200:
+                        if child.ready_url and http.get(child.ready_url).status_code == 200:
                             pending.remove(child)
                     except httpx.HTTPError:
                         pass
@@ -170,12 +176,15 @@ class Launcher:
                 if pending:
                     time.sleep(0.2)
         for child in self.children:
-            if child.proc.poll() is not None:
-                raise LaunchError(f"{child.name} exited with code {child.proc.returncode}:\n"
+            code = child.exit_code()
+            if code is not None:
+                raise LaunchError(f"{child.name} exited with code {code}:\n"
                                   f"{self._tail(child)}")
 
     @staticmethod
     def _tail(child: Child, lines: int = 20) -> str:
+        if child.log_path is None:
+            return "(no log)"
         try:
             return "\n".join(child.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:

@@ -39,7 +39,8 @@ def test_collect_phase_end_to_end(tmp_path):
         assert len(store.list("frames/node0", ".jpg")) == 30
         assert store.exists(result["contact_sheet"])
         metrics = httpx.get(f"{node.camera_url}/metrics").text
-        assert 'ptzjepa_camera_requests_total{camera="cam0",driver="sim",op="snapshot",outcome="ok"} 30.0' in metrics
+        snapshots = 'ptzjepa_camera_requests_total{camera="cam0",driver="sim",op="snapshot",outcome="ok"}'
+        assert f"{snapshots} 30.0" in metrics
         worker_metrics = httpx.get(node.worker_metrics_urls()[0]).text
         assert 'ptzjepa_frames_collected_total{node="node0",source="sweep"} 30.0' in worker_metrics
     assert node.children == []  # everything stopped

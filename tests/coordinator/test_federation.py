@@ -34,10 +34,13 @@ def _run_cycles(url: str, count: int) -> list[dict]:
     views = []
     with httpx.Client(base_url=url, timeout=10) as http:
         for _ in range(count):
-            cycle = http.post("/v1/cycles").json()
-            views.append(wait_for(
-                lambda: (v := http.get(f"/v1/cycles/{cycle['id']}").json())["status"] != "running" and v,
-                400, interval_s=0.5, what=f"cycle {cycle['id']}"))
+            cycle_id = http.post("/v1/cycles").json()["id"]
+
+            def ended(cycle_id: str = cycle_id) -> dict | bool:
+                view = http.get(f"/v1/cycles/{cycle_id}").json()
+                return view["status"] != "running" and view
+
+            views.append(wait_for(ended, 400, interval_s=0.5, what=f"cycle {cycle_id}"))
     return views
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from services.coordinator.cli import app
+from ptzjepa.cli import app
 from services.coordinator.legacy import (
     LegacyImportError,
     PasswordOnCommandLine,
@@ -61,7 +61,7 @@ def make_legacy_folder(root, *, sweep_rounds=2, movements=3, agent_rounds=1):
             seed += 1
             frames.append((name, tuple(pose), t))
     commands_per_round = []
-    for r in range(agent_rounds):
+    for _ in range(agent_rounds):
         pose = [200.5, 30.0, 2.0]
         positions, commands = [], []
         moves = [ACTIONS[12], ACTIONS[4], ACTIONS[15]]  # long right, down, long zoom in
@@ -107,19 +107,21 @@ def test_import_keeps_poses_and_times_and_makes_rounds(tmp_path, store):
     records = _records(store)
     assert result["frames"] == len(records) == len(frames) == 12
     assert result["sweep_rounds"] == 2 and result["agent_rounds"] == 1 and result["rounds"] == 3
-    for (name, pose, when), rec in zip(frames, records):
+    for (name, pose, when), rec in zip(frames, records, strict=True):
         assert (rec.pose.pan, rec.pose.tilt, rec.pose.zoom) == pose
         assert rec.captured_at == when.replace(tzinfo=dt.UTC)
         assert rec.source == "import" and rec.extra["legacy_name"] == name
-        assert store.read_bytes(rec.path) == (tmp_path / "persistence" / "collected_imgs" / name).read_bytes()
+        original = tmp_path / "persistence" / "collected_imgs" / name
+        assert store.read_bytes(rec.path) == original.read_bytes()
     rounds = {}
     for rec in records:
         rounds.setdefault(rec.round_id, []).append(rec)
     assert sorted(len(r) for r in rounds.values()) == [4, 4, 4]
-    agent = [r for r in rounds.values() if r[0].extra["legacy_kind"] == "navigate"][0]
+    agent = next(r for r in rounds.values() if r[0].extra["legacy_kind"] == "navigate")
     assert [r.action for r in agent] == [None, *[ACTIONS.index(a) for a in moves[0]]]
     assert agent[1].extra["legacy_command"] == [2.0, 0.0, 0.0]
-    assert all(r.action is None for rs in rounds.values() if rs[0].extra["legacy_kind"] == "sweep" for r in rs)
+    sweeps = [rs for rs in rounds.values() if rs[0].extra["legacy_kind"] == "sweep"]
+    assert all(r.action is None for rs in sweeps for r in rs)
     assert store.exists(f"imports/node0/{result['import_id']}.json")
     assert any("pickles" in n for n in result["notes"]) and result["skipped"]
     # the same folder again is refused, and changes nothing
@@ -140,8 +142,10 @@ def test_sweep_rounds_are_found_without_movements(tmp_path, store):
     (lambda imgs: (imgs / "10,20_2024-05-17_14:00:00.000000.jpg").write_bytes(_jpeg(99)), "10,20_"),
     (lambda imgs: (imgs / "10,20,1_2024-13-45_14:00:00.000000.jpg").write_bytes(_jpeg(99)), "invalid date"),
     (lambda imgs: (imgs / "10,nan,1_2024-05-17_14:00:00.000000.jpg").write_bytes(_jpeg(99)), "nan"),
-    (lambda imgs: (imgs / "10,20,1_2024-05-17_14:00:00.000000.jpg").write_bytes(_jpeg(99)[:-200]), "truncated"),
-    (lambda imgs: (imgs / "10,20,1_2024-05-17_14:00:00.000000.jpg").write_bytes(b"not an image"), "not a JPEG"),
+    (lambda imgs: (imgs / "10,20,1_2024-05-17_14:00:00.000000.jpg").write_bytes(_jpeg(99)[:-200]),
+     "truncated"),
+    (lambda imgs: (imgs / "10,20,1_2024-05-17_14:00:00.000000.jpg").write_bytes(b"not an image"),
+     "not a JPEG"),
 ])
 def test_bad_names_and_corrupt_images_import_nothing(tmp_path, store, damage, fragment):
     make_legacy_folder(tmp_path / "p")
@@ -245,7 +249,8 @@ def test_the_original_lifelong_command_line_maps_to_config_and_commands(tmp_path
     (["-rm", "train", "-si"], "ptzjepa import-legacy /persistence"),
     (["-rm", "dream"], "ptzjepa phase dreamer"),
     (["-rm", "agent_train"], "ptzjepa phase agent"),
-    (["-rm", "env_interaction", "-it", "3", "-mv", "5"], "ptzjepa phase navigate --iterations 3 --movements 5"),
+    (["-rm", "env_interaction", "-it", "3", "-mv", "5"],
+     "ptzjepa phase navigate --iterations 3 --movements 5"),
 ])
 def test_run_modes(argv, command):
     assert any(c.startswith(command) for c in translate(argv).commands)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -24,6 +25,9 @@ import numpy as np
 from shared.pose import PoseRanges
 from shared.schemas import FrameRecord
 from shared.store import Store, StoreError
+
+if TYPE_CHECKING:  # the model module loads torch, which importing this module must not
+    from shared.models.world_model import WorldModel
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ class ModelUnavailable(LookupError):
 class LoadedVersion:
     slot: str
     version: str
-    model: object  # shared.models.WorldModel
+    model: WorldModel
     kind: str  # "resume" (all encoders) or "share" (context encoder = target encoder)
     meta: dict
 
@@ -185,7 +189,7 @@ def measure(loaded: LoadedVersion, rounds: list[list[FrameRecord]], frames: Fram
                         r = part[k][0]
                         out.records.append(r)
                         out.target.append(target[k].mean(0).float().numpy())
-                        if with_context:
+                        if context is not None:
                             out.context.append(context[k].mean(0).float().numpy())
                         if k == 0:
                             out.predicted.append(None)
@@ -201,7 +205,7 @@ def measure(loaded: LoadedVersion, rounds: list[list[FrameRecord]], frames: Fram
                             d = target.shape[1:]
                             out.tokens["target"].append(target[k].float().numpy())
                             out.tokens["context"].append(
-                                context[k].float().numpy() if with_context else target[k].float().numpy())
+                                (context if context is not None else target)[k].float().numpy())
                             out.tokens["predictor"].append(
                                 pred[k - 1].float().numpy() if k > 0 else np.full(d, np.nan, np.float32))
     return out

@@ -9,13 +9,17 @@ shows them, so a partial report says what it is missing instead of failing.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.schemas import FrameRecord
 from shared.store import Store, StoreError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +75,22 @@ class ReportData:
 
 
 # ---- the store --------------------------------------------------------------------------------
-def read_rounds(store: Store, node: str, notes: list[str]) -> dict[str, list[FrameRecord]]:
-    rounds: dict[str, list[FrameRecord]] = {}
-    bad = []
-    for rel in store.list(f"manifests/{node}", ".jsonl"):
+def _read_each(rels: list[str], read: Callable[[str], T]) -> tuple[list[T], list[str]]:
+    """`read` of every file that can be read, and the errors of those that cannot."""
+    values: list[T] = []
+    bad: list[str] = []
+    for rel in rels:
         try:
-            records = store.read_manifest(rel)
+            values.append(read(rel))
         except StoreError as exc:
             bad.append(str(exc))
-            continue
+    return values, bad
+
+
+def read_rounds(store: Store, node: str, notes: list[str]) -> dict[str, list[FrameRecord]]:
+    rounds: dict[str, list[FrameRecord]] = {}
+    manifests, bad = _read_each(store.list(f"manifests/{node}", ".jsonl"), store.read_manifest)
+    for records in manifests:
         if records:
             rounds[records[0].round_id] = sorted(records, key=lambda r: r.step)
     if bad:
@@ -89,30 +100,16 @@ def read_rounds(store: Store, node: str, notes: list[str]) -> dict[str, list[Fra
 
 def read_versions(store: Store, notes: list[str]) -> list[dict]:
     """Metadata of every published world-model version in the store (any node), by finish time."""
-    metas, bad = [], []
-    for rel in store.list("models", ".json"):
-        try:
-            meta = store.read_json(rel)
-        except StoreError as exc:
-            bad.append(str(exc))
-            continue
-        if isinstance(meta, dict) and meta.get("version") and meta.get("slot"):
-            metas.append(meta)
+    read, bad = _read_each(store.list("models", ".json"), store.read_json)
+    metas = [meta for meta in read if isinstance(meta, dict) and meta.get("version") and meta.get("slot")]
     if bad:
         notes.append(f"{len(bad)} world-model metadata file(s) could not be read, e.g. {bad[0]}")
     return sorted(metas, key=lambda m: (float(m.get("finished_at") or 0.0), m["version"]))
 
 
 def read_agents(store: Store, node: str, notes: list[str]) -> list[dict]:
-    records, bad = [], []
-    for rel in store.list(f"agents/{node}", ".json"):
-        try:
-            rec = store.read_json(rel)
-        except StoreError as exc:
-            bad.append(str(exc))
-            continue
-        if isinstance(rec, dict) and rec.get("sha256"):
-            records.append(rec)
+    read, bad = _read_each(store.list(f"agents/{node}", ".json"), store.read_json)
+    records = [rec for rec in read if isinstance(rec, dict) and rec.get("sha256")]
     if bad:
         notes.append(f"{len(bad)} agent record(s) could not be read, e.g. {bad[0]}")
     return sorted(records, key=lambda r: float(r.get("trained_at") or 0.0))
@@ -150,7 +147,7 @@ def cycles_from_store(rounds: dict[str, list[FrameRecord]], versions: list[dict]
 
 
 def _close_windows(cycles: list[Cycle]) -> None:
-    for a, b in zip(cycles, cycles[1:]):
+    for a, b in itertools.pairwise(cycles):
         a.end = b.start
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.coordinator.report.scene import Scene
+from shared.scene import Scene
 from shared.schemas import FrameRecord
 
 SOURCE_TITLES = {"sweep": "random sweep", "navigate": "agent (navigate)", "import": "imported (legacy)"}
@@ -81,13 +81,13 @@ def plot_losses(out_dir: Path, versions: list[dict], agents: list[dict], cycle_o
         ax_wm.set_title("World-model training loss")
     else:
         _empty(ax_wm, "no world-model epoch losses recorded")
-    points = [(cycle_of_agent.get(a["sha256"]), a) for a in agents if a.get("final_loss") is not None]
-    points = [(c, a) for c, a in points if c is not None]
+    scored = [(cycle_of_agent.get(a["sha256"]), a) for a in agents if a.get("final_loss") is not None]
+    points = [(c, a) for c, a in scored if c is not None]
     if points:
-        xs = [c for c, _ in points]
+        agent_cycles = [c for c, _ in points]
         ys = [float(a["final_loss"]) for _, a in points]
-        ax_ag.plot(xs, ys, marker="o", color="tab:purple")
-        for x, (_, a) in zip(xs, points):
+        ax_ag.plot(agent_cycles, ys, marker="o", color="tab:purple")
+        for x, (_, a) in zip(agent_cycles, points, strict=True):
             ax_ag.annotate(f"{a.get('updates', '?')} upd", (x, float(a["final_loss"])),
                            textcoords="offset points", xytext=(4, 4), fontsize=7)
         for c in sorted(set(xs))[1:]:
@@ -256,8 +256,8 @@ def plot_embeddings(out_dir: Path, emb: np.ndarray, records: list[FrameRecord], 
         xy = pca_2d(emb)
         title = "PCA of token-averaged target-encoder embeddings"
     else:
-        from sklearn.decomposition import PCA
-        from sklearn.manifold import TSNE
+        from sklearn.decomposition import PCA  # type: ignore[import-untyped]
+        from sklearn.manifold import TSNE  # type: ignore[import-untyped]
 
         n = len(records)
         x = emb - emb.mean(axis=0, keepdims=True)
@@ -269,7 +269,7 @@ def plot_embeddings(out_dir: Path, emb: np.ndarray, records: list[FrameRecord], 
         tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=0,
                     learning_rate="auto", n_jobs=1 if n < 500 else None)
         if n < 500:  # a thread pool costs more than it saves here (seconds on a busy machine)
-            from threadpoolctl import threadpool_limits
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
             with threadpool_limits(limits=1):
                 xy = tsne.fit_transform(x)

@@ -10,8 +10,10 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>ptzjepa status</title>
 <style>
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2430}
-header{background:#1d2430;color:#fff;padding:.7em 1.2em;display:flex;gap:1.5em;align-items:baseline;flex-wrap:wrap}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;
+color:#1d2430}
+header{background:#1d2430;color:#fff;padding:.7em 1.2em;display:flex;gap:1.5em;align-items:baseline;
+flex-wrap:wrap}
 header h1{font-size:1.25em;margin:0}header .meta{color:#b9c2d0;font-size:.85em}
 main{padding:1em 1.2em;display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:1em}
 section{background:#fff;border:1px solid #dde2ea;border-radius:8px;padding:.6em 1em;overflow:auto}
@@ -61,7 +63,8 @@ code{font-size:.9em;word-break:break-all}
     <table id="leases"><thead><tr><th>slot</th><th>lease holder</th><th>latest version</th></tr></thead>
       <tbody></tbody></table>
   </section>
-  <section id="frames-section"><h2>Latest frame of each camera</h2><div class="frames" id="frames"></div></section>
+  <section id="frames-section"><h2>Latest frame of each camera</h2>
+    <div class="frames" id="frames"></div></section>
   <section class="wide" id="plots-section"><h2>Latest plots</h2><div id="plots"></div></section>
 </main>
 <script src="/ui/status.js"></script>
@@ -105,7 +108,10 @@ SCRIPT = r"""
     return el("span", {class: "progress", "data-done": progress.done || 0, "data-total": progress.total},
               " " + (progress.done || 0) + "/" + progress.total, b);
   }
-  function fill(id, rows) { const body = document.querySelector("#" + id + " tbody"); body.replaceChildren(...rows); }
+  function fill(id, rows) {
+    const body = document.querySelector("#" + id + " tbody");
+    body.replaceChildren(...rows);
+  }
   async function json(url) {
     const r = await fetch(url, {cache: "no-store"});
     if (!r.ok) throw new Error(url + ": HTTP " + r.status);
@@ -118,8 +124,10 @@ SCRIPT = r"""
       const cyc = n.latest_cycle;
       const running = el("td", {class: "running"});
       if (!n.running.length) running.append(el("span", {class: "muted"}, "idle"));
-      for (const j of n.running) running.append(el("div", {class: "phase", "data-phase": j.phase}, j.phase, bar(j.progress)));
-      const agent = n.agent ? el("code", {}, n.agent.sha256.slice(0, 12)) : el("span", {class: "muted"}, "none");
+      for (const j of n.running) running.append(el("div", {class: "phase", "data-phase": j.phase}, j.phase,
+                                                   bar(j.progress)));
+      const agent = n.agent ? el("code", {}, n.agent.sha256.slice(0, 12))
+                            : el("span", {class: "muted"}, "none");
       const frame = n.latest_frame;
       return el("tr", {"data-node": n.node},
         el("td", {}, el("strong", {class: "node-id"}, n.node), n.this ? " (this)" : ""),
@@ -127,7 +135,8 @@ SCRIPT = r"""
         el("td", {}, cyc ? badge(cyc.status) : el("span", {class: "muted"}, "none"),
            cyc ? " " + cyc.id + " (" + n.cycles_total + " total)" : ""),
         running, el("td", {}, agent),
-        el("td", {}, frame ? frame.source + " " + time(frame.captured_at) : el("span", {class: "muted"}, "none")));
+        el("td", {}, frame ? frame.source + " " + time(frame.captured_at)
+                           : el("span", {class: "muted"}, "none")));
     }));
   }
   function renderCycles(list) {
@@ -140,18 +149,24 @@ SCRIPT = r"""
   }
   function renderJobs(status) {
     const rows = [];
-    for (const n of status.nodes) for (const j of n.jobs) rows.push(el("tr", {"data-job": j.job_id, "data-status": j.status},
-      el("td", {}, n.node), el("td", {}, j.phase), el("td", {}, badge(j.status), j.error ? " " + j.error : ""),
+    for (const n of status.nodes) for (const j of n.jobs) rows.push(el("tr",
+      {"data-job": j.job_id, "data-status": j.status},
+      el("td", {}, n.node), el("td", {}, j.phase),
+      el("td", {}, badge(j.status), j.error ? " " + j.error : ""),
       el("td", {}, bar(j.progress) || ""), el("td", {}, j.cycle_id ? el("code", {}, j.cycle_id) : "-"),
       el("td", {}, el("code", {}, j.job_id)), el("td", {title: time(j.ended_at)}, clock(j.ended_at))));
-    fill("jobs", rows.length ? rows : [el("tr", {}, el("td", {colSpan: 7, class: "muted"}, "no phases yet"))]);
+    fill("jobs", rows.length ? rows
+                 : [el("tr", {}, el("td", {colSpan: 7, class: "muted"}, "no phases yet"))]);
   }
   function renderLeases(models) {
-    fill("leases", models.slots.map(s => el("tr", {"data-slot": s.slot, "data-holder": s.holder ? s.holder.node : ""},
+    fill("leases", models.slots.map(s => el("tr",
+      {"data-slot": s.slot, "data-holder": s.holder ? s.holder.node : ""},
       el("td", {}, el("code", {}, s.slot)),
-      el("td", {}, s.holder ? s.holder.node + " (fence " + s.holder.fence + ", " + Math.round(s.holder.ttl_ms / 1000) + " s left)"
+      el("td", {}, s.holder ? s.holder.node + " (fence " + s.holder.fence + ", "
+                              + Math.round(s.holder.ttl_ms / 1000) + " s left)"
                             : el("span", {class: "muted"}, "free")),
-      el("td", {}, s.latest ? el("code", {}, s.latest.version.slice(0, 12)) : el("span", {class: "muted"}, "nothing published"),
+      el("td", {}, s.latest ? el("code", {}, s.latest.version.slice(0, 12))
+                            : el("span", {class: "muted"}, "nothing published"),
          s.latest ? " fence " + s.latest.fence + " by " + s.latest.node + ", " + time(s.latest.time) : ""))));
   }
   function renderFrames(status) {
@@ -161,7 +176,8 @@ SCRIPT = r"""
       return el("figure", {"data-node": n.node},
         el("img", {src: f.image_url, alt: "latest frame of " + n.node}),
         el("figcaption", {}, n.node + " / " + f.camera + ": pan " + f.pose.pan.toFixed(1) + ", tilt " +
-           f.pose.tilt.toFixed(1) + ", zoom " + f.pose.zoom.toFixed(2) + "x", el("br"), f.source + " " + time(f.captured_at)));
+           f.pose.tilt.toFixed(1) + ", zoom " + f.pose.zoom.toFixed(2) + "x", el("br"),
+           f.source + " " + time(f.captured_at)));
     });
     box.replaceChildren(...(figs.length ? figs : [el("span", {class: "muted"}, "no frames yet")]));
   }
@@ -171,8 +187,9 @@ SCRIPT = r"""
     for (const n of status.nodes) {
       if (!n.report) continue;
       const row = el("div", {class: "plots", "data-node": n.node});
-      for (const p of n.report.plots) row.append(el("figure", {}, el("a", {href: p.url}, el("img", {src: p.url, alt: p.title})),
-                                                 el("figcaption", {}, p.title)));
+      for (const p of n.report.plots) row.append(el("figure", {},
+        el("a", {href: p.url}, el("img", {src: p.url, alt: p.title})),
+        el("figcaption", {}, p.title)));
       parts.push(el("p", {}, el("strong", {}, n.node), " report of " + time(n.report.generated_at) + " ",
                     el("a", {href: n.report.index_url}, "(full report)")), row);
     }
@@ -183,7 +200,8 @@ SCRIPT = r"""
   async function refresh() {
     const banner = document.getElementById("error");
     try {
-      const [status, cycleList, models] = await Promise.all([json("/v1/status"), json("/v1/cycles?limit=10"), json("/v1/models")]);
+      const [status, cycleList, models] = await Promise.all(
+        [json("/v1/status"), json("/v1/cycles?limit=10"), json("/v1/models")]);
       document.getElementById("this-node").textContent = status.node;
       for (const s of document.querySelectorAll(".node-name")) s.textContent = status.node;
       renderNodes(status); renderCycles(cycleList); renderJobs(status); renderLeases(models);

@@ -62,8 +62,8 @@ def known_nodes(client: redis.Redis, keys: Keys, settings: Settings, store: Stor
 
 
 def _job_view(job: Job) -> dict[str, Any]:
-    status = job.get_status(refresh=False)
-    status = getattr(status, "value", str(status)) if status is not None else "unknown"
+    job_status = job.get_status(refresh=False)
+    status = str(getattr(job_status, "value", job_status)) if job_status is not None else "unknown"
     view = {"job_id": job.id, "phase": job.meta.get("phase"), "cycle_id": job.meta.get("cycle_id"),
             "node": job.meta.get("node"), "status": status, "progress": job.meta.get("progress"),
             "enqueued_at": job.enqueued_at.timestamp() if job.enqueued_at else None,

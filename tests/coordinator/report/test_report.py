@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from services.coordinator.cli import app
+from ptzjepa.cli import app
+from services.camera.sim.scene_map import scene_for
 from services.coordinator.report import build_report, parse_cycle_range
 from shared.config import load_settings
 from shared.store import Store
-from tests.coordinator.report.run import two_cycles  # noqa: F401 - the shared run (a fixture)
 
 EXPECTED = {"losses.png", "where.png", "episodes.png", "embeddings_pca.png", "region_error.png"}
 
@@ -75,7 +75,8 @@ def test_report_of_two_cycles_through_the_cli(two_cycles, tmp_path):
     assert report["scene"] == "sim" and report["model"]["kind"] == "resume"
     assert report["region_error"]["cycles"] == ["c1", "c2"]
     assert "static" in report["region_error"]["regions"]
-    assert sum(map(sum, report["region_error"]["count"])) == 2 * (36 - 4)  # every transition (hold frames included), per cycle
+    # every transition (hold frames included), per cycle
+    assert sum(map(sum, report["region_error"]["count"])) == 2 * (36 - 4)
     page = (out / "index.html").read_text()
     for cycle_id in two_cycles.cycle_ids:
         assert cycle_id in page
@@ -88,8 +89,8 @@ def test_report_of_two_cycles_through_the_cli(two_cycles, tmp_path):
 
 def test_report_from_the_store_alone_of_selected_cycles(two_cycles, tmp_path):
     settings = two_cycles.settings.model_copy(update={"redis_url": None})
-    report = build_report(settings, tmp_path / "r", redis_problem="no Redis URL is configured",
-                          cycles="2:2", tsne=False)
+    report = build_report(settings, tmp_path / "r", scene=scene_for(settings),
+                          redis_problem="no Redis URL is configured", cycles="2:2", tsne=False)
     check_report_folder(tmp_path / "r")
     s = report["summary"]
     assert s["cycle_source"] == "store" and s["cycles_total"] == 2 and s["cycles"] == 1

@@ -20,7 +20,6 @@ from services.coordinator.status.data import latest_report
 from shared.keys import Keys
 from shared.leases import LeaseManager
 from shared.redis import connect
-from tests.coordinator.report.run import two_cycles  # noqa: F401 - the shared run (a fixture)
 from tests.support.servers import ThreadedServer
 
 CHROMIUM = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
@@ -79,7 +78,7 @@ def coordinator(two_cycles, tmp_path):
 
 
 def test_status_endpoints(coordinator, two_cycles):
-    server, http, queued = coordinator
+    _server, http, queued = coordinator
     page = http.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert '<script src="/ui/status.js">' in page.text and "http" not in page.text.split("<body")[1]
@@ -96,9 +95,11 @@ def test_status_endpoints(coordinator, two_cycles):
     records = [r for rel in two_cycles.store.list("manifests/node0", ".jsonl")
                for r in two_cycles.store.read_manifest(rel)]
     newest = max(records, key=lambda r: r.captured_at)
-    assert http.get("/v1/frames/latest").json()["frame_id"] == newest.frame_id == node["latest_frame"]["frame_id"]
+    latest_id = http.get("/v1/frames/latest").json()["frame_id"]
+    assert latest_id == newest.frame_id == node["latest_frame"]["frame_id"]
     jpeg = http.get("/v1/frames/latest.jpg", params={"node": "node0"})
-    assert jpeg.headers["content-type"] == "image/jpeg" and jpeg.content == two_cycles.store.read_bytes(newest.path)
+    assert jpeg.headers["content-type"] == "image/jpeg"
+    assert jpeg.content == two_cycles.store.read_bytes(newest.path)
     assert http.get("/v1/frames/latest", params={"node": "nobody"}).status_code == 404
     assert http.get("/v1/frames/latest", params={"node": "../etc"}).status_code == 422
     plots = node["report"]["plots"]

@@ -32,7 +32,7 @@ def _env(tmp_path: Path) -> tuple[dict, dict]:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "services.coordinator.cli", *args]
+    return [sys.executable, "-m", "ptzjepa.cli", *args]
 
 
 def test_demo_runs_a_cycle_and_reports_where_everything_is(tmp_path):

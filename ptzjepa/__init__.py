@@ -1,0 +1,1 @@
+"""ptzjepa's top layer: the command line over the services' public functions and REST APIs."""

@@ -1,0 +1,105 @@
+"""Commands that run things on this machine: `up` (the embedded node), `demo`, `worker`, `emulate`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+from ptzjepa.cli.common import ConfigOpt, DataDirOpt, console, coordinator_client, load_cli_settings
+from ptzjepa.cli.jobs import follow_cycle, print_collection, print_cycle, start_cycle
+from services.coordinator.launcher import Launcher, LaunchError, Node, site_settings
+from shared.logs import setup_logging
+
+# The demo's budget: two whole cycles in a couple of minutes on 2 cores (the presets are sized
+# for real runs; these bounds only shorten each phase).
+DEMO_SETTINGS = {
+    "collect": {"iterations": 5, "movements": 10},
+    "worldmodel": {"train": {"time_budget_s": 15.0}},
+    "dreamer": {"dreams": 32},
+    "agent": {"config": {"time_budget_s": 8.0}, "navigate_iterations": 2, "navigate_movements": 10},
+}
+
+
+def _serve_until_stopped(node: Launcher, stop: threading.Event) -> None:
+    for site in node.sites:
+        console.print(f"[green]node {site.node} is up[/green]: coordinator "
+                      f"{node.coordinator_url_of(site)}, camera {site.services.camera_base_url()}")
+    console.print(f"logs in {node.data_dir / 'logs'}; Ctrl-C stops everything")
+    while not stop.is_set():
+        failed = node.failed_children()
+        if failed:
+            console.print(f"[red]{', '.join(failed)} exited; stopping the node[/red]")
+            raise typer.Exit(1)
+        stop.wait(1.0)
+    console.print("stopping...")
+
+
+def up(config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
+       nodes: int = typer.Option(1, min=1, max=16, help="simulated sites sharing Redis, store and "
+                                                        "world-model slots (ports +10 per node)")) -> None:
+    """Start the embedded node(s) (Redis, cameras, workers, coordinators) until Ctrl-C."""
+    settings = load_cli_settings(config, data_dir)
+    setup_logging(settings.log_level)
+    stop = threading.Event()
+    # Ctrl-C and SIGTERM only set a flag: a signal arriving mid-start must not leave half a node.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        with Launcher(site_settings(settings, nodes)) as node:
+            _serve_until_stopped(node, stop)
+    except LaunchError as exc:
+        console.print(f"[red]the node did not start:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _run_demo_cycles(node: Launcher, cycles: int) -> None:
+    with coordinator_client(node.settings, node.coordinator_url) as http:
+        for _ in range(cycles):
+            view = follow_cycle(http, start_cycle(http))
+            print_cycle(view)
+            if view["status"] != "finished":
+                raise typer.Exit(1)
+            first = view["phases"][0]
+            if first["name"] == "collect" and first.get("result"):
+                print_collection(node.settings, first["result"])
+
+
+def demo(config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
+         cycles: int = typer.Option(2, min=1, max=20, help="full cycles to run"),
+         full: bool = typer.Option(False, help="use the preset's full phase sizes, not the demo's")) -> None:
+    """Start the node on the simulated camera, run full learning cycles, show the results, stop."""
+    settings = load_cli_settings(config, data_dir, None if full else DEMO_SETTINGS)
+    setup_logging("WARNING")
+    try:
+        with Node(settings) as node:
+            console.print(f"node up: coordinator {node.coordinator_url}, camera {node.camera_url}")
+            _run_demo_cycles(node, cycles)
+            console.print(f"everything is under {Path(node.settings.resolved_store_url())}")
+    except LaunchError as exc:
+        console.print(f"[red]the node did not start:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def worker(queues: list[str], config: Path | None = ConfigOpt,
+           burst: bool = typer.Option(False, help="exit when the queues are empty")) -> None:
+    """Run an rq worker on the given queues (camera, worldmodel, dreamer, agent)."""
+    from shared.worker import run_worker
+
+    settings = load_cli_settings(config)
+    setup_logging(settings.log_level)
+    try:
+        run_worker(settings, queues, burst=burst)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def emulate(ctx: typer.Context) -> None:
+    """Serve an emulated camera (hanwha, axis or onvif) over the simulated world, e.g.
+    `ptzjepa emulate hanwha --port 8081` (password from the environment or --password-file)."""
+    from services.camera.emulators.__main__ import main as emulator_main
+
+    raise typer.Exit(emulator_main(list(ctx.args)))
