@@ -4,7 +4,7 @@
 `{"render_ms_median": ..., "move_snapshot_ms_median": ..., ...}`. The round trip is measured
 against the real camera service (uvicorn on loopback, the simulated camera behind it, default
 settings: 224x224 JPEG snapshots), with a real HTTP client, as a collection job does it.
-Targets (issue 2): render of a 224x224 view <= 15 ms median on a 2-core machine.
+Targets: render of a 224x224 view <= 15 ms median on a 2-core machine.
 """
 
 from __future__ import annotations

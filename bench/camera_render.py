@@ -25,25 +25,29 @@ def measure_render(n: int = 200, seed: int = 0, width: int = 224, height: int = 
     from shared.pose import Pose
 
     t0 = time.perf_counter()
-    world = SimWorld(SimWorldConfig(seed=seed) if ranges is None else SimWorldConfig(seed=seed, ranges=ranges))
+    world = SimWorld(SimWorldConfig(seed=seed) if ranges is None
+                     else SimWorldConfig(seed=seed, ranges=ranges))
     build_s = time.perf_counter() - t0
     rng = np.random.default_rng(seed + 12345)
     r = world.ranges
 
-    def random_pose() -> Pose:
-        return Pose(float(rng.uniform(r.pan_min, r.pan_max)), float(rng.uniform(r.tilt_min, r.tilt_max)),
+    def uniform_pose() -> Pose:
+        """Uniform in pan, tilt and zoom alike; `shared.pose.random_pose` (the sweep's) draws
+        zoom log-uniformly, another distribution of views, so it is not used here."""
+        return Pose(float(rng.uniform(r.pan_min, r.pan_max)),
+                    float(rng.uniform(r.tilt_min, r.tilt_max)),
                     float(rng.uniform(r.zoom_min, r.zoom_max)))
 
     for _ in range(warmup):
-        world.render(random_pose(), float(rng.uniform(0, 600)), width, height)
+        world.render(uniform_pose(), float(rng.uniform(0, 600)), width, height)
     times = []
     for _ in range(n):
-        pose, t = random_pose(), float(rng.uniform(0, 600))
+        pose, t = uniform_pose(), float(rng.uniform(0, 600))
         start = time.perf_counter()
         world.render(pose, t, width, height)
         times.append(time.perf_counter() - start)
     ms = np.array(times) * 1000.0
-    zone = np.array([world.dynamic_zone_fraction(random_pose()) for _ in range(zone_samples)])
+    zone = np.array([world.dynamic_zone_fraction(uniform_pose()) for _ in range(zone_samples)])
     return {
         "n": n,
         "seed": seed,

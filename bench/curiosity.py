@@ -20,7 +20,7 @@ for every policy, `--pan-tilt-deg`), per seed:
   * surprise-seeking (`seeking_ratio`): the WM's TRUE error at the views each policy visits,
     agent / random: its prediction of each visited view from the frame before it and the move
     (against the target encoder of the frame actually observed; mean smooth-L1 per transition,
-    the WM's own loss). `seeking_ratio_view` is a stricter reading, added in session 4: the WM's
+    the WM's own loss). `seeking_ratio_view` is a stricter reading: the WM's
     true error for *holding still* at each visited view (its prediction from the encoded frame
     against the same view rendered one no-op move later), which does not depend on the move
     that led there, so jumping anywhere (a jump's error is mostly new content coming into view)
@@ -35,7 +35,7 @@ for every policy, `--pan-tilt-deg`), per seed:
   make the same camera steps, and only their own moves are measured;
 - learning gain: after K cycles, each arm's WM one-step error on a fixed held-out set of random
   transitions (other poses, later times), relative to its own copy baseline; agent arm / random arm.
-  Also per region (session 5): `learning_gain_dynamic` over the held-out transitions that end on a
+  Also per region: `learning_gain_dynamic` over the held-out transitions that end on a
   mostly dynamic view, `learning_gain_static` over those that end on a static one (< 10% dynamic).
 - diagnostic: is the WM's *predicted* surprise high on dynamic views (Spearman with the dynamic
   fraction, mean on dynamic vs static views) and does it rank the true error (Spearman)?
@@ -61,12 +61,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.curiosity_drive import Episodes, agent_policy, drive, random_policy
 from bench.curiosity_measures import (
-    DYNAMIC,
+    diagnostics,
     held_out_error,
-    masked_mean,
     merge,
-    random_pose,
     region_gain,
     stay_pairs,
     summarise,
@@ -76,78 +75,28 @@ from bench.curiosity_measures import (
 )
 from bench.output import machine, write_result
 from services.agent.config import AgentConfig
-from services.agent.dqn import make_agent, replay_from_dreams, train
-from services.agent.observe import observe
-from services.agent.policy import choose_action
-from services.camera.sim.camera import SimCamera, SimCameraConfig
+from services.agent.dqn import AgentState, make_agent, replay_from_dreams, train
 from services.camera.sim.world import SimWorld, SimWorldConfig
-from services.dreamer.error_map import error_map_from_frames
+from services.dreamer.error_map import ErrorMap, error_map_from_frames
 from services.dreamer.rollout import dream_from_frames, encode_frames
 from services.worldmodel.config import TrainConfig
 from services.worldmodel.data import FrameDataset
-from services.worldmodel.evaluate import spearman
 from services.worldmodel.trainer import fit
-from shared.dreams import REWARDS, ObservationSpec
+from shared.dreams import REWARDS, Dreams, ObservationSpec
 from shared.models import build_world_model
-from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action
+from shared.models.world_model import WorldModel
+from shared.pose import ActionScale, Pose, PoseRanges, random_pose
 
 SIM_RANGES = PoseRanges(pan_min=0.0, pan_max=360.0, tilt_min=-30.0, tilt_max=30.0, zoom_min=1.0,
                         zoom_max=10.0, pan_wraps=True)
+FRAME_SIZE = 64  # the `cpu` world-model preset's input
+CYCLE_S = 2000.0  # simulated seconds from one cycle's camera clock to the next's
+RATIOS = ("seeking_ratio", "seeking_ratio_view", "dwell_ratio")
+ARMS = ("agent", "random")
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-class Episodes:
-    """Frames a policy collected: rounds of (start frame, then one frame per move)."""
-
-    def __init__(self) -> None:
-        self.frames: list[np.ndarray] = []
-        self.poses: list[tuple] = []
-        self.rounds: list[int] = []
-        self.actions: list[int] = []  # -1 at a round's start frame, HOLD at a hold frame
-        self.times: list[float] = []  # simulated capture times
-
-    def add(self, frame, pose: Pose, round_id: int, action: int, t: float) -> None:
-        self.frames.append(frame)
-        self.poses.append(pose.as_tuple())
-        self.rounds.append(round_id)
-        self.actions.append(action)
-        self.times.append(t)
-
-    def dataset(self, ranges: PoseRanges) -> FrameDataset:
-        return FrameDataset(np.stack(self.frames), np.array(self.poses), np.array(self.rounds),
-                            ranges)
-
-
-HOLD = -2  # Episodes.actions of a hold frame (not a policy's move; not measured as one)
-
-
-def drive(world: SimWorld, t0: float, starts: list[Pose], moves: int, policy, size: int,
-          scale: ActionScale, round_offset: int = 0, holds: bool = False) -> Episodes:
-    """A fresh sim camera whose clock starts at t0; per round, move to the start pose and grab a
-    frame, then `moves` times: policy(frame, pose) -> action, move there (wrap/clamp), grab.
-    With `holds`, every view is grabbed a second time one no-op move later (as the system's
-    hold frames, `collect.hold_frames` / `agent.hold_frames`), before the policy moves on."""
-    cam = SimCamera(world, SimCameraConfig(start_time_s=t0))
-    ep = Episodes()
-
-    def grab(pose: Pose, action: int) -> tuple:
-        frame, pose, t = cam.snapshot(size, size)
-        ep.add(frame, pose, round_offset + r, action, t)
-        if holds:
-            pose = cam.move_absolute(pose)
-            frame, pose, t = cam.snapshot(size, size)
-            ep.add(frame, pose, round_offset + r, HOLD, t)
-        return frame, pose
-
-    for r, start in enumerate(starts):
-        frame, pose = grab(cam.move_absolute(start), -1)
-        for _ in range(moves):
-            a = policy(frame, pose)
-            frame, pose = grab(cam.move_absolute(apply_action(pose, a, world.ranges, scale)), a)
-    return ep
 
 
 def train_wm(model, data: FrameDataset, budget_s: float, seed: int) -> dict:
@@ -163,14 +112,6 @@ def concat_datasets(parts: list[FrameDataset]) -> FrameDataset:
                         np.concatenate([p.round_ids for p in parts]), parts[0].ranges)
 
 
-def agent_policy(model, q_net, spec: ObservationSpec, ranges: PoseRanges, epsilon: float,
-                 rng: np.random.Generator):
-    def policy(frame, pose: Pose) -> int:
-        obs = observe(model, frame, [pose.as_tuple()], ranges, spec)
-        return choose_action(q_net, obs[0], epsilon=epsilon, rng=rng)[0]
-    return policy
-
-
 def variant_reward(variant: str, default_gamma: float,
                    default_weight: float = 1.0) -> tuple[str, float, float]:
     """REWARD[:VIEW_WEIGHT][@GAMMA] -> (reward, gamma, view_weight): "measured_balanced:2@0.9"
@@ -182,183 +123,211 @@ def variant_reward(variant: str, default_gamma: float,
             float(weight) if weight else default_weight)
 
 
-def random_policy(rng: random.Random, hold: float = 0.0):
-    """Uniform over the 21 actions; with `hold` > 0, the no-op (holding still) with that
-    probability first."""
-    return lambda frame, pose: 0 if hold and rng.random() < hold else rng.randrange(N_ACTIONS)
+@dataclasses.dataclass
+class SeedRun:
+    """What the cycles of one seed share: the world, the random streams, the two arms."""
+
+    seed: int
+    args: argparse.Namespace
+    scale: ActionScale
+    spec: ObservationSpec
+    world: SimWorld
+    rng: random.Random  # start poses of the sweep and of every cycle's rounds
+    held: FrameDataset  # held-out random transitions, later than anything trained on
+    held_first: dict  # the cycle-1 WM's error on them
+    checks: dict  # random views grabbed twice, to check view surprise against true error
+    wm: dict[str, WorldModel]  # per arm
+    data: dict[str, list[FrameDataset]]  # per arm, the frames its WM trains on
+    wm_log: list[dict]
+    t: float  # simulated start time of the next cycle's cameras
+    t_start: float
+
+    @property
+    def measured(self) -> list[str]:
+        """The reward variants trained and measured every cycle (the first drives the camera)."""
+        return self.args.rewards + (["oracle"] if self.args.oracle else [])
+
+    def starts(self, n: int) -> list[Pose]:
+        return [self.world.ranges.apply(random_pose(self.rng, SIM_RANGES)) for _ in range(n)]
 
 
-def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict:
+def start_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> SeedRun:
+    """Cycle 1: the held-out set, the random sweep, then the first world model (both arms')."""
     t_start = time.monotonic()
     torch.manual_seed(seed)
     world = SimWorld(SimWorldConfig(seed=seed, panorama_path=args.panorama, ranges=SIM_RANGES,
                                     cache_dir=args.cache_dir))
-    size = 64
     rng = random.Random(1000 + seed)
-    moves = args.moves
-    # Held out: random rounds from another seed, at later times than anything trained on.
     held_rng = random.Random(9000 + seed)
     held = drive(world, 50_000.0, [world.ranges.apply(random_pose(held_rng, SIM_RANGES))
                                    for _ in range(args.held_rounds)], args.held_moves,
-                 random_policy(held_rng), size, scale).dataset(SIM_RANGES)
-
-    # Cycle 1: the random sweep, then the first world model (shared by both arms).
-    t = 0.0
-    sweep_starts = [world.ranges.apply(random_pose(rng, SIM_RANGES)) for _ in range(args.sweep_rounds)]
-    sweep = drive(world, t, sweep_starts, moves, random_policy(rng, args.sweep_hold), size, scale,
-                  holds=args.holds)
-    t += 2000.0
+                 random_policy(held_rng), FRAME_SIZE, scale).dataset(SIM_RANGES)
+    sweep_starts = [world.ranges.apply(random_pose(rng, SIM_RANGES))
+                    for _ in range(args.sweep_rounds)]
+    sweep = drive(world, 0.0, sweep_starts, args.moves, random_policy(rng, args.sweep_hold),
+                  FRAME_SIZE, scale, holds=args.holds)
     data0 = sweep.dataset(SIM_RANGES)
     wm0 = build_world_model("cpu")
     log(f"[seed {seed}] cycle 1: sweep of {len(data0)} frames, training the WM")
     wm_log = [{"cycle": 1, **train_wm(wm0, data0, args.wm_first_budget_s or args.wm_budget_s, seed)}]
     wm = {"agent": wm0, "random": copy.deepcopy(wm0)}
-    data = {"agent": [data0], "random": [data0]}
     held_first = held_out_error(wm0, held)
-    checks = stay_pairs(world, random.Random(7000 + seed), args.view_checks, 60_000.0, size)
+    checks = stay_pairs(world, random.Random(7000 + seed), args.view_checks, 60_000.0, FRAME_SIZE)
+    return SeedRun(seed, args, scale, spec, world, rng, held, held_first, checks, wm,
+                   {"agent": [data0], "random": [data0]}, wm_log, CYCLE_S, t_start)
 
-    variants = args.rewards
-    primary = variants[0]
-    measured = variants + (["oracle"] if args.oracle else [])
-    per_policy: dict[str, list[dict]] = {k: [] for k in [f"agent_{v}" for v in measured] +
-                                         ["random", "sweep"]}
-    cycles = []
-    for cycle in range(2, args.cycles + 1):
-        model = wm["agent"]
-        all_agent = concat_datasets(data["agent"])
-        t0 = time.monotonic()
-        states = encode_frames(model, all_agent.frames)
-        emap = error_map_from_frames(model, states, all_agent.poses, all_agent.round_ids,
-                                     SIM_RANGES, scale)
-        map_s = time.monotonic() - t0
-        dreams = dream_from_frames(model, all_agent.frames, all_agent.poses, SIM_RANGES,
-                                   n_dreams=args.dreams, length=args.dream_length,
-                                   seed=seed * 100 + cycle, batch=args.dream_batch, scale=scale,
-                                   spec=spec, states=states, error_map=emap)
-        dream_s = time.monotonic() - t0 - map_s
-        starts = [world.ranges.apply(random_pose(rng, SIM_RANGES)) for _ in range(args.nav_rounds)]
-        sweep_starts = [world.ranges.apply(random_pose(rng, SIM_RANGES))
-                        for _ in range(args.nav_rounds)]
-        info = {"cycle": cycle, "dream_s": round(dream_s, 1), "error_map_s": round(map_s, 1),
-                "error_map": emap.summary(),
-                "view_check": view_check(model, checks, SIM_RANGES, emap),
-                "dream_surprise_mean": float(dreams.surprise.mean())}
-        eps = {}
-        for v in measured:
-            reward, gamma, weight = variant_reward(v, args.gamma, args.view_weight)
-            cfg = AgentConfig.preset("cpu").replace(reward="surprise" if reward == "oracle" else reward,
-                                                    gamma=gamma, view_weight=weight, seed=seed,
-                                                    updates=args.agent_updates)
-            state = make_agent(cfg, dreams.obs_dim)
-            source = dreams
-            if reward == "oracle":
-                # Diagnostic only: the reward a perfect surprise head would give in a world whose
-                # only unpredictable parts are its dynamic zones (the sim's ground truth at the
-                # dreamed pose). It never feeds a world model.
-                dz = [world.dynamic_zone_fraction(Pose(*p)) for p in
-                      dreams.poses[:, 1:].reshape(-1, 3).tolist()]
-                source = dataclasses.replace(dreams, surprise=torch.tensor(dz).reshape(
-                    dreams.surprise.shape).float())
-            mem = replay_from_dreams(source, cfg)
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # a small MLP: one thread is fastest (measured)
-            try:
-                res = train(state, mem)
-            finally:
-                torch.set_num_threads(threads)
-            info[f"agent_{v}"] = {"updates": res.updates, "seconds": round(res.seconds, 1),
-                                  "loss_first": round(float(np.mean(res.losses[:50])), 4),
-                                  "loss_last": round(float(np.mean(res.losses[-50:])), 4)}
-            nrng = np.random.default_rng(seed * 1000 + cycle)
-            eps[f"agent_{v}"] = drive(world, t, starts, moves,
-                                      agent_policy(model, state.policy, spec, SIM_RANGES,
-                                                   args.epsilon, nrng), size, scale,
-                                      round_offset=cycle * 1000, holds=args.holds)
-        eps["random"] = drive(world, t, starts, moves, random_policy(random.Random(seed * 7 + cycle)),
-                              size, scale, round_offset=cycle * 1000, holds=args.holds)
-        eps["sweep"] = drive(world, t, sweep_starts, moves,
-                             random_policy(random.Random(seed * 11 + cycle)), size, scale,
-                             round_offset=cycle * 1000, holds=args.holds)
-        t += 2000.0
-        for name, ep in eps.items():
-            st = transition_stats(model, ep, world)
-            st["map_view"] = emap.view(st["poses"])  # the measured map's rating of its views
-            per_policy[name].append(st)
-            info[name] = summarise(st)
-        em, vc = info["error_map"], info["view_check"]
-        log(f"[seed {seed}] cycle {cycle}: error map of {em['transitions']} transitions "
-            f"(atlas from {em['atlas_source']}, {em['holds']} holds) "
-            f"({em['observed_fraction']:.0%} of the sphere seen): vs true stay error "
-            f"{vc['spearman_map_view_vs_true_stay_error']:.2f}, vs dynamic fraction "
-            f"{vc['spearman_map_view_vs_dynamic_fraction']:.2f}")
-        log(f"[seed {seed}] cycle {cycle}: the map's top decile of check views: dynamic fraction "
-            f"{vc['map_top_decile_dynamic_fraction']:.2f} (all {vc['dynamic_fraction_mean']:.2f}), "
-            f"true stay error {vc['map_top_decile_true_stay_error']:.4f} "
-            f"(all {vc['true_stay_error_mean']:.4f})")
-        log(f"[seed {seed}] cycle {cycle}: view surprise vs true stay error "
-            f"{vc['spearman_view_surprise_vs_true_stay_error']:.2f}, vs dynamic fraction "
-            f"{vc['spearman_view_surprise_vs_dynamic_fraction']:.2f}")
-        log(f"[seed {seed}] cycle {cycle}: " + ", ".join(
-            f"{k} view err {info[k]['true_view_error']:.4f} move err {info[k]['true_error']:.4f} "
-            f"dwell {info[k]['dwell']:.2f} map {info[k]['map_view']:.4f}" for k in eps) +
-            f" ({time.monotonic() - t_start:.0f}s)")
-        # Each arm's WM learns from its own navigation frames.
-        data["agent"].append(eps[f"agent_{primary}"].dataset(SIM_RANGES))
-        data["random"].append(eps["random"].dataset(SIM_RANGES))
-        for arm in ("agent", "random"):
-            wm_log.append({"cycle": cycle, "arm": arm,
-                           **train_wm(wm[arm], concat_datasets(data[arm]), args.wm_budget_s,
-                                      seed + cycle)})
-        cycles.append(info)
 
+def cycle_dreams(run: SeedRun, cycle: int) -> tuple[ErrorMap, Dreams, dict]:
+    """The agent arm's error map and dreams from all its frames, with their timings."""
+    model, args = run.wm["agent"], run.args
+    frames = concat_datasets(run.data["agent"])
+    t0 = time.monotonic()
+    states = encode_frames(model, frames.frames)
+    emap = error_map_from_frames(model, states, frames.poses, frames.round_ids, SIM_RANGES,
+                                 run.scale)
+    map_s = time.monotonic() - t0
+    dreams = dream_from_frames(model, frames.frames, frames.poses, SIM_RANGES,
+                               n_dreams=args.dreams, length=args.dream_length,
+                               seed=run.seed * 100 + cycle, batch=args.dream_batch,
+                               scale=run.scale, spec=run.spec, states=states, error_map=emap)
+    dream_s = time.monotonic() - t0 - map_s
+    return emap, dreams, {"dream_s": round(dream_s, 1), "error_map_s": round(map_s, 1)}
+
+
+def oracle_dreams(world: SimWorld, dreams: Dreams) -> Dreams:
+    """Diagnostic only: the reward a perfect surprise head would give in a world whose only
+    unpredictable parts are its dynamic zones (the sim's ground truth at the dreamed pose). It
+    never feeds a world model."""
+    dz = [world.dynamic_zone_fraction(Pose(*p)) for p in
+          dreams.poses[:, 1:].reshape(-1, 3).tolist()]
+    return dataclasses.replace(dreams, surprise=torch.tensor(dz).reshape(
+        dreams.surprise.shape).float())
+
+
+def train_variant(run: SeedRun, variant: str, dreams: Dreams) -> tuple[AgentState, dict]:
+    """A fresh agent trained on `dreams` with one reward variant; (its state, training info)."""
+    args = run.args
+    reward, gamma, weight = variant_reward(variant, args.gamma, args.view_weight)
+    cfg = AgentConfig.preset("cpu").replace(reward="surprise" if reward == "oracle" else reward,
+                                            gamma=gamma, view_weight=weight, seed=run.seed,
+                                            updates=args.agent_updates, time_budget_s=None)
+    state = make_agent(cfg, dreams.obs_dim)
+    source = oracle_dreams(run.world, dreams) if reward == "oracle" else dreams
+    mem = replay_from_dreams(source, cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a small MLP: one thread is fastest (measured)
+    try:
+        res = train(state, mem)
+    finally:
+        torch.set_num_threads(threads)
+    return state, {"updates": res.updates, "seconds": round(res.seconds, 1),
+                   "loss_first": round(float(np.mean(res.losses[:50])), 4),
+                   "loss_last": round(float(np.mean(res.losses[-50:])), 4)}
+
+
+def drive_policies(run: SeedRun, cycle: int, dreams: Dreams, emap: ErrorMap,
+                   info: dict) -> dict[str, Episodes]:
+    """Every policy's rounds of this cycle: one agent per reward variant (trained here, its
+    training info added to `info`) and the random policy from the same start poses, the sweep
+    policy from its own; all on one camera clock."""
+    args, model = run.args, run.wm["agent"]
+    common = {"round_offset": cycle * 1000, "holds": args.holds}
+    starts, sweep_starts = run.starts(args.nav_rounds), run.starts(args.nav_rounds)
+    info["view_check"] = view_check(model, run.checks, SIM_RANGES, emap)
+    info["dream_surprise_mean"] = float(dreams.surprise.mean())
+    eps = {}
+    for v in run.measured:
+        state, info[f"agent_{v}"] = train_variant(run, v, dreams)
+        nrng = np.random.default_rng(run.seed * 1000 + cycle)
+        eps[f"agent_{v}"] = drive(run.world, run.t, starts, args.moves,
+                                  agent_policy(model, state.policy, run.spec, SIM_RANGES,
+                                               args.epsilon, nrng), FRAME_SIZE, run.scale, **common)
+    eps["random"] = drive(run.world, run.t, starts, args.moves,
+                          random_policy(random.Random(run.seed * 7 + cycle)), FRAME_SIZE,
+                          run.scale, **common)
+    eps["sweep"] = drive(run.world, run.t, sweep_starts, args.moves,
+                         random_policy(random.Random(run.seed * 11 + cycle)), FRAME_SIZE,
+                         run.scale, **common)
+    return eps
+
+
+def log_cycle(run: SeedRun, cycle: int, info: dict, eps: dict[str, Episodes]) -> None:
+    em, vc, head = info["error_map"], info["view_check"], f"[seed {run.seed}] cycle {cycle}:"
+    log(f"{head} error map of {em['transitions']} transitions "
+        f"(atlas from {em['atlas_source']}, {em['holds']} holds) "
+        f"({em['observed_fraction']:.0%} of the sphere seen): vs true stay error "
+        f"{vc['spearman_map_view_vs_true_stay_error']:.2f}, vs dynamic fraction "
+        f"{vc['spearman_map_view_vs_dynamic_fraction']:.2f}")
+    log(f"{head} the map's top decile of check views: dynamic fraction "
+        f"{vc['map_top_decile_dynamic_fraction']:.2f} (all {vc['dynamic_fraction_mean']:.2f}), "
+        f"true stay error {vc['map_top_decile_true_stay_error']:.4f} "
+        f"(all {vc['true_stay_error_mean']:.4f})")
+    log(f"{head} view surprise vs true stay error "
+        f"{vc['spearman_view_surprise_vs_true_stay_error']:.2f}, vs dynamic fraction "
+        f"{vc['spearman_view_surprise_vs_dynamic_fraction']:.2f}")
+    log(f"{head} " + ", ".join(
+        f"{k} view err {info[k]['true_view_error']:.4f} move err {info[k]['true_error']:.4f} "
+        f"dwell {info[k]['dwell']:.2f} map {info[k]['map_view']:.4f}" for k in eps) +
+        f" ({time.monotonic() - run.t_start:.0f}s)")
+
+
+def run_cycle(run: SeedRun, cycle: int, per_policy: dict[str, list[dict]]) -> dict:
+    """Cycle 2..K: dream, train the agents, drive every policy and measure it on the agent
+    arm's WM (stats appended to `per_policy`), then each arm's WM learns from its own frames."""
+    emap, dreams, timings = cycle_dreams(run, cycle)
+    info: dict = {"cycle": cycle, **timings, "error_map": emap.summary()}
+    eps = drive_policies(run, cycle, dreams, emap, info)
+    run.t += CYCLE_S
+    for name, ep in eps.items():
+        st = transition_stats(run.wm["agent"], ep, run.world)
+        st["map_view"] = emap.view(st["poses"])  # the measured map's rating of its views
+        per_policy[name].append(st)
+        info[name] = summarise(st)
+    log_cycle(run, cycle, info, eps)
+    run.data["agent"].append(eps[f"agent_{run.args.rewards[0]}"].dataset(SIM_RANGES))
+    run.data["random"].append(eps["random"].dataset(SIM_RANGES))
+    for arm in ARMS:
+        run.wm_log.append({"cycle": cycle, "arm": arm,
+                           **train_wm(run.wm[arm], concat_datasets(run.data[arm]),
+                                      run.args.wm_budget_s, run.seed + cycle)})
+    return info
+
+
+def seed_result(run: SeedRun, per_policy: dict[str, list[dict]], cycles: list[dict]) -> dict:
+    """One seed's ratios, learning gains, per-policy summaries and diagnostics."""
     merged = {k: merge(v) for k, v in per_policy.items()}
     summary = {k: summarise(v) for k, v in merged.items()}
-    held_dyn = np.array([world.dynamic_zone_fraction(Pose(*p)) for p in held.poses])
-    held_final = {arm: held_out_error(wm[arm], held, held_dyn) for arm in ("agent", "random")}
-    # Diagnostics over every measured transition (all policies, the agent arm's WMs).
-    every = merge(list(merged.values()))
-    dyn_mask, static_mask = every["dynamic"] > DYNAMIC, every["dynamic"] < 0.1
-    diag = {
-        "spearman_predicted_surprise_vs_dynamic_fraction": spearman(every["surprise"], every["dynamic"]),
-        "spearman_true_error_vs_dynamic_fraction": spearman(every["error"], every["dynamic"]),
-        "spearman_predicted_surprise_vs_true_error": spearman(every["surprise"], every["error"]),
-        "spearman_view_surprise_vs_dynamic_fraction": spearman(every["view_surprise"],
-                                                               every["dynamic"]),
-        "spearman_true_view_error_vs_dynamic_fraction": spearman(every["view_error"],
-                                                                 every["dynamic"]),
-        "true_view_error_dynamic_views": masked_mean(every["view_error"], dyn_mask),
-        "true_view_error_static_views": masked_mean(every["view_error"], static_mask),
-        "predicted_surprise_dynamic_views": masked_mean(every["surprise"], dyn_mask),
-        "predicted_surprise_static_views": masked_mean(every["surprise"], static_mask),
-        "true_error_dynamic_views": masked_mean(every["error"], dyn_mask),
-        "true_error_static_views": masked_mean(every["error"], static_mask),
-        "true_error_jumps": float(every["error"][every["actions"] >= 17].mean()),
-        "true_error_non_jumps": float(every["error"][every["actions"] < 17].mean()),
-    }
-    primary_vs_random = vs_random(summary, f"agent_{primary}")
-    out = {
-        "seed": seed,
-        **primary_vs_random,
-        "learning_gain": held_final["agent"]["ratio"] / held_final["random"]["ratio"],
-        "learning_gain_raw": held_final["agent"]["error"] / held_final["random"]["error"],
-        "learning_gain_dynamic": region_gain(held_final["agent"], held_final["random"], "dynamic"),
-        "learning_gain_static": region_gain(held_final["agent"], held_final["random"], "static"),
-        "variants": {v: vs_random(summary, f"agent_{v}") for v in measured},
+    held_dyn = np.array([run.world.dynamic_zone_fraction(Pose(*p)) for p in run.held.poses])
+    final = {arm: held_out_error(run.wm[arm], run.held, held_dyn) for arm in ARMS}
+    return {
+        "seed": run.seed,
+        **vs_random(summary, f"agent_{run.args.rewards[0]}"),
+        "learning_gain": final["agent"]["ratio"] / final["random"]["ratio"],
+        "learning_gain_raw": final["agent"]["error"] / final["random"]["error"],
+        "learning_gain_dynamic": region_gain(final["agent"], final["random"], "dynamic"),
+        "learning_gain_static": region_gain(final["agent"], final["random"], "static"),
+        "variants": {v: vs_random(summary, f"agent_{v}") for v in run.measured},
         "sweep_vs_random": vs_random(summary, "sweep"),
         "policies": summary,
-        "held_out": {"after_cycle_1": held_first, **held_final},
-        "diagnostics": diag,
+        "held_out": {"after_cycle_1": run.held_first, **final},
+        # Over every measured transition (all policies, the agent arm's WMs).
+        "diagnostics": diagnostics(merge(list(merged.values()))),
         "cycles": cycles,
-        "world_model_training": wm_log,
-        "wall_s": round(time.monotonic() - t_start, 1),
+        "world_model_training": run.wm_log,
+        "wall_s": round(time.monotonic() - run.t_start, 1),
     }
+
+
+def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict:
+    run = start_seed(seed, args, scale, spec)
+    per_policy: dict[str, list[dict]] = {k: [] for k in [f"agent_{v}" for v in run.measured] +
+                                         ["random", "sweep"]}
+    cycles = [run_cycle(run, cycle, per_policy) for cycle in range(2, args.cycles + 1)]
+    out = seed_result(run, per_policy, cycles)
     log(f"[seed {seed}] seeking {out['seeking_ratio']:.2f} (holding still "
         f"{out['seeking_ratio_view']:.2f}) dwell {out['dwell_ratio']} "
         f"gain {out['learning_gain']:.3f} ({out['wall_s']:.0f}s)")
     return out
-
-
-RATIOS = ("seeking_ratio", "seeking_ratio_view", "dwell_ratio")
 
 
 def mean(values) -> float | None:
@@ -366,8 +335,8 @@ def mean(values) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument("--panorama", default=None, help="equirectangular image (2:1) to use")
     p.add_argument("--seeds", type=int, default=3)
@@ -378,14 +347,14 @@ def main() -> None:
                    help="probability that a move of the cycle-1 sweep holds still (no-op)")
     p.add_argument("--nav-rounds", type=int, default=20,
                    help="navigation rounds per cycle and policy (twice the system's 10 x 20: at 10 "
-                        "the ratios' noise floor was close to the targets, docs/agent.md)")
+                        "the ratios' noise floor is close to the targets, docs/agent.md)")
     p.add_argument("--moves", type=int, default=20)
     p.add_argument("--holds", action=argparse.BooleanOptionalAction, default=True,
                    help="grab every view a second time one no-op move later (the system's hold "
                         "frames; the error map's atlas is then fitted on holds alone)")
     p.add_argument("--held-rounds", type=int, default=40,
-                   help="held-out random rounds (40 since session 8, was 12: about 80 of their "
-                        "400 transitions end on a mostly dynamic view, against 3 - 27 of 120)")
+                   help="held-out random rounds (at 40 about 80 of their 400 transitions end on a "
+                        "mostly dynamic view; 12 rounds hold only 3 - 27 of 120)")
     p.add_argument("--held-moves", type=int, default=10)
     p.add_argument("--wm-budget-s", type=float, default=40.0, help="WM training per cycle and arm")
     p.add_argument("--wm-first-budget-s", type=float, default=None,
@@ -418,15 +387,20 @@ def main() -> None:
                         "sim's ground-truth dynamic fraction (never feeds a WM)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache-dir", default=None)
-    args = p.parse_args()
+    return p
+
+
+def check_rewards(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error unless every --rewards variant parses and the agent accepts it."""
     try:
         parsed = [variant_reward(v, args.gamma, args.view_weight) for v in args.rewards]
     except ValueError as exc:
         p.error(f"--rewards: a variant's :VIEW_WEIGHT or @GAMMA is not a number ({exc})")
-    unknown = [v for v, (r, _, _) in zip(args.rewards, parsed) if r not in REWARDS + ("oracle",)]
+    unknown = [v for v, (r, _, _) in zip(args.rewards, parsed, strict=True)
+               if r not in (*REWARDS, "oracle")]
     if not args.rewards or unknown:
         p.error(f"--rewards: unknown {unknown} (choose from {', '.join(REWARDS)}, oracle)")
-    for v, (_, gamma, weight) in zip(args.rewards, parsed):
+    for v, (_, gamma, weight) in zip(args.rewards, parsed, strict=True):
         try:  # the agent's own checks of gamma and the view weight
             AgentConfig(gamma=gamma, view_weight=weight)
         except ValueError as exc:
@@ -435,16 +409,13 @@ def main() -> None:
         p.error("--rewards: a variant is named twice")
     if parsed[0][0] == "oracle":
         p.error("--rewards: the first variant feeds a world model; the oracle never does")
-    torch.set_num_threads(args.threads)
-    if args.cache_dir is None:
-        args.cache_dir = str(Path(tempfile.gettempdir()) / "ptzjepa-panoramas")
-    scale = ActionScale(pan_tilt_deg=args.pan_tilt_deg, zoom_log_step=ActionScale().zoom_log_step)
-    spec = ObservationSpec(pool_grid=args.pool_grid)
-    start, load_start = time.monotonic(), os.getloadavg()[0]
-    per_seed = [run_seed(s, args, scale, spec) for s in range(args.first_seed,
-                                                             args.first_seed + args.seeds)]
+
+
+def summarise_seeds(per_seed: list[dict], args: argparse.Namespace, scale: ActionScale,
+                    spec: ObservationSpec) -> dict:
+    """Means over seeds of every ratio and diagnostic, with the per-seed results and config."""
     variants = per_seed[0]["variants"].keys()
-    out = {
+    return {
         "seeking_ratio": mean(r["seeking_ratio"] for r in per_seed),
         "seeking_ratio_view": mean(r["seeking_ratio_view"] for r in per_seed),
         "dwell_ratio": mean(r["dwell_ratio"] for r in per_seed),
@@ -465,9 +436,24 @@ def main() -> None:
                                     "zoom_log_step": scale.zoom_log_step},
                    "world_model": "cpu", "agent": "cpu", "observation_spec": spec.to_dict(),
                    "primary_reward": args.rewards[0]},
-        "machine": machine(load_start),
-        "wall_s": round(time.monotonic() - start, 1),
     }
+
+
+def main() -> None:
+    parser = build_parser()
+    args = parser.parse_args()
+    check_rewards(parser, args)
+    torch.set_num_threads(args.threads)
+    if args.cache_dir is None:
+        args.cache_dir = str(Path(tempfile.gettempdir()) / "ptzjepa-panoramas")
+    scale = ActionScale(pan_tilt_deg=args.pan_tilt_deg, zoom_log_step=ActionScale().zoom_log_step)
+    spec = ObservationSpec(pool_grid=args.pool_grid)
+    start, load_start = time.monotonic(), os.getloadavg()[0]
+    per_seed = [run_seed(s, args, scale, spec) for s in range(args.first_seed,
+                                                             args.first_seed + args.seeds)]
+    out = summarise_seeds(per_seed, args, scale, spec)
+    out["machine"] = machine(load_start)
+    out["wall_s"] = round(time.monotonic() - start, 1)
     write_result(args.out, out, default=float)
 
 

@@ -8,7 +8,6 @@ surprise) can be measured at any visited view.
 
 from __future__ import annotations
 
-import math
 import random
 
 import numpy as np
@@ -21,15 +20,9 @@ from services.worldmodel.data import FrameDataset
 from services.worldmodel.evaluate import spearman
 from shared.models.surprise import per_transition_error
 from shared.models.world_model import normalise_poses
-from shared.pose import Pose, PoseRanges
+from shared.pose import Pose, PoseRanges, random_pose
 
 DYNAMIC = 0.5  # a view is "mostly dynamic" when more than half of it lies in a dynamic zone
-
-def random_pose(rng: random.Random, ranges: PoseRanges) -> Pose:
-    """As services/camera/sweep.py: uniform pan and tilt, log-uniform zoom."""
-    zoom = math.exp(rng.uniform(math.log(ranges.zoom_min), math.log(ranges.zoom_max)))
-    return Pose(rng.uniform(ranges.pan_min, ranges.pan_max),
-                rng.uniform(ranges.tilt_min, ranges.tilt_max), zoom)
 
 
 
@@ -75,7 +68,7 @@ def held_out_error(model, held: FrameDataset, dynamic: np.ndarray | None = None)
     states = encode_frames(model, held.frames)
     poses = normalise_poses(np.asarray(held.poses, dtype=np.float64), held.ranges)
     pairs = [(r[k], r[k + 1]) for r in held.rounds() for k in range(len(r) - 1)]
-    src, dst = (torch.tensor(ix) for ix in zip(*pairs))
+    src, dst = (torch.tensor(ix) for ix in zip(*pairs, strict=True))
     pred, _ = model.predict(states[src], poses[src], poses[dst])
     err = (pred - states[dst]).pow(2).flatten(1).mean(1).numpy()
     base = (states[src] - states[dst]).pow(2).flatten(1).mean(1).numpy()
@@ -141,7 +134,6 @@ def view_check(model, pairs: dict, ranges: PoseRanges, emap=None) -> dict:
             "view_surprise_static_views": masked_mean(view, dyn < 0.1)}
 
 
-
 def summarise(stats: dict) -> dict:
     return {"map_view": float(np.mean(stats["map_view"])),
             "true_view_error": float(np.mean(stats["view_error"])),
@@ -174,3 +166,24 @@ def merge(stats_list: list[dict]) -> dict:
     return {k: np.concatenate([s[k] for s in stats_list]) for k in stats_list[0]}
 
 
+def diagnostics(every: dict) -> dict:
+    """Over every measured transition (merged stats of all policies): does the WM's predicted
+    surprise follow the dynamic zones and rank its true error, and where is the true error high."""
+    dyn_mask, static_mask = every["dynamic"] > DYNAMIC, every["dynamic"] < 0.1
+    return {
+        "spearman_predicted_surprise_vs_dynamic_fraction": spearman(every["surprise"], every["dynamic"]),
+        "spearman_true_error_vs_dynamic_fraction": spearman(every["error"], every["dynamic"]),
+        "spearman_predicted_surprise_vs_true_error": spearman(every["surprise"], every["error"]),
+        "spearman_view_surprise_vs_dynamic_fraction": spearman(every["view_surprise"],
+                                                               every["dynamic"]),
+        "spearman_true_view_error_vs_dynamic_fraction": spearman(every["view_error"],
+                                                                 every["dynamic"]),
+        "true_view_error_dynamic_views": masked_mean(every["view_error"], dyn_mask),
+        "true_view_error_static_views": masked_mean(every["view_error"], static_mask),
+        "predicted_surprise_dynamic_views": masked_mean(every["surprise"], dyn_mask),
+        "predicted_surprise_static_views": masked_mean(every["surprise"], static_mask),
+        "true_error_dynamic_views": masked_mean(every["error"], dyn_mask),
+        "true_error_static_views": masked_mean(every["error"], static_mask),
+        "true_error_jumps": float(every["error"][every["actions"] >= 17].mean()),
+        "true_error_non_jumps": float(every["error"][every["actions"] < 17].mean()),
+    }

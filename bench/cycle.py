@@ -3,12 +3,12 @@
 `python bench/cycle.py --out FILE` starts an embedded node (Redis, camera on the simulator, one rq
 worker per queue, coordinator) in a temporary folder and runs two cycles over REST, as a user would:
 cycle 1 = random sweep (10 x 21 frames), world-model training (to plateau, epochs or its time
-budget), `dreamer.dreams` dreams of 10 steps (`--dreams`; the issue's cycle has 64), agent
+budget), `dreamer.dreams` dreams of 10 steps (`--dreams`; the target's cycle has 64), agent
 training; cycle 2 = the agent drives the camera
-(10 x 20 moves), then the same learning phases. `cycle_seconds` is the issue's "one full cycle":
+(10 x 20 moves), then the same learning phases. `cycle_seconds` is the target's "one full cycle":
 sweep + world model + dreams + agent of cycle 1 plus the navigation of cycle 2. By default the
 run ends once cycle 2's navigation has finished (`--whole-second-cycle` waits for all of it).
-Target (issue 4): under 10 minutes on 2 cores.
+Target: one full cycle under 10 minutes on 2 cores.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def main() -> None:
                 results[preset] = {"error": proc.stderr.strip().splitlines()[-1:]}
             else:
                 results[preset] = json.loads(out.read_text())
-        # Dreams and agent updates (issue 4), measured by bench/agent_throughput.py in a fresh
+        # Dreams and agent updates, measured by bench/agent_throughput.py in a fresh
         # process too, merged here so that one file holds every throughput figure of a preset.
         agent_bench = Path(__file__).with_name("agent_throughput.py")
         proc = subprocess.run([sys.executable, str(agent_bench), "--child", preset,

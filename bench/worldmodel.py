@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import random
 import sys
@@ -36,7 +35,7 @@ from services.worldmodel.data import FrameDataset
 from services.worldmodel.evaluate import evaluate
 from services.worldmodel.trainer import fit
 from shared.models import SurpriseConfig, WorldModelConfig, build_world_model
-from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action
+from shared.pose import N_ACTIONS, ActionScale, PoseRanges, apply_action, random_pose
 
 # Moves twice the original's degrees: its short moves (0.2 deg) are below one pixel of a 64 px
 # wide view, so they would teach nothing; jumps become 20 deg of pan.
@@ -44,13 +43,6 @@ BENCH_SCALE = ActionScale(pan_tilt_deg=4.0, zoom_log_step=2.0)
 # A camera watching a site rather than the sky: with the full tilt range (up to 90) and zoom up to
 # 20x, most random views are featureless sky in which the pose is not observable at all.
 BENCH_RANGES = PoseRanges(tilt_min=-20.0, tilt_max=30.0, zoom_min=1.0, zoom_max=8.0)
-
-
-def random_pose(rng: random.Random, ranges: PoseRanges) -> Pose:
-    """As the camera service's sweep: uniform pan and tilt, log-uniform zoom."""
-    zoom = math.exp(rng.uniform(math.log(ranges.zoom_min), math.log(ranges.zoom_max)))
-    return Pose(rng.uniform(ranges.pan_min, ranges.pan_max),
-                rng.uniform(ranges.tilt_min, ranges.tilt_max), zoom)
 
 
 def simulate_sweep(world, rounds: int, moves: int, seed: int, size: int, t0: float = 0.0,

@@ -37,16 +37,9 @@ class Keys:
     def events(self) -> str:
         return self._k("events")
 
-    # Job progress, written by workers, read by the coordinator (also mirrored in rq job meta).
-    def job_progress(self, job_id: str) -> str:
-        return self._k("job", job_id, "progress")
-
+    # A job's stop request, set by the coordinator and polled by the worker running it.
     def stop_request(self, job_id: str) -> str:
         return self._k("job", job_id, "stop")
-
-    # Camera ownership: one mover at a time per camera.
-    def camera_lock(self, node: str, camera: str) -> str:
-        return self._k("camera", node, camera, "lock")
 
     # World-model slots (leases and fencing).
     def slot_lease(self, slot: str) -> str:
@@ -57,13 +50,6 @@ class Keys:
 
     def slot_published(self, slot: str) -> str:
         return self._k("slot", slot, "published")
-
-    # Registered nodes and services (heartbeats for the status page).
-    def node_heartbeat(self, node: str, service: str) -> str:
-        return self._k("node", node, "service", service)
-
-    def collections(self, node: str) -> str:
-        return self._k("node", node, "collections")
 
     # Cycles: one hash per cycle, a sorted set of a node's cycles by start time.
     def cycle(self, cycle_id: str) -> str:

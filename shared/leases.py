@@ -30,7 +30,6 @@ import random
 import re
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -38,6 +37,10 @@ from typing import Any
 import redis
 
 from shared.keys import Keys
+from shared.lease_holder import Lease, LeaseError, LeaseHeartbeat, LeaseLost, as_text
+
+__all__ = ["DEFAULT_TTL_MS", "DEFAULT_WAIT_S", "MIN_TTL_MS", "ORDERS", "RESERVED_FIELDS", "EventHook",
+           "Lease", "LeaseError", "LeaseLost", "LeaseManager", "NoFreeSlot", "StaleLease"]
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +99,6 @@ return {1, last}
 """
 
 
-class LeaseError(RuntimeError):
-    """Base class of every lease failure."""
-
-
 class NoFreeSlot(LeaseError):
     """Every requested slot stayed held for the whole bounded wait."""
 
@@ -109,16 +108,6 @@ class NoFreeSlot(LeaseError):
         self.waited_s = waited_s
         listed = ", ".join(f"{slot} ({_describe(holders.get(slot))})" for slot in slots)
         super().__init__(f"no free slot after waiting {waited_s:.2f} s; all held: {listed}")
-
-
-class LeaseLost(LeaseError):
-    """The lease expired, was taken by another holder, or was released; stop working on the slot."""
-
-    def __init__(self, slot: str, fence: int, reason: str):
-        self.slot = slot
-        self.fence = fence
-        self.reason = reason
-        super().__init__(f"lease on slot '{slot}' (fence {fence}) lost: {reason}")
 
 
 class StaleLease(LeaseError):
@@ -141,133 +130,6 @@ def _describe(info: dict | None) -> str:
             f"fence {info.get('fence')}, expires in {info.get('ttl_ms')} ms")
 
 
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-class Lease:
-    """One granted lease. Use it as a context manager; it releases itself on exit.
-
-    `lost` is an Event the work loop can poll; `check()` raises `LeaseLost` once it is set or once
-    the last successful renewal is older than the TTL (the key has then expired in Redis too).
-    """
-
-    def __init__(self, manager: LeaseManager, slot: str, value: bytes | str, fence: int,
-                 ttl_ms: int, granted_at: float):
-        holder = json.loads(_text(value))
-        self.slot = slot
-        self.fence = fence
-        self.ttl_ms = ttl_ms
-        self.token: str = holder["token"]
-        self.node: str = holder["node"]
-        self.lost = threading.Event()
-        self.lost_reason: str | None = None
-        self._manager = manager
-        self._value = value
-        self._granted_at = granted_at
-        self._deadline = granted_at + ttl_ms / 1000  # local, never later than Redis's expiry
-        self._released = False
-        self._lock = threading.Lock()
-        self._renewing = False  # scheduled on the manager's heartbeat thread
-        self._failures = 0  # consecutive failed renewals
-
-    def __repr__(self) -> str:
-        state = "released" if self._released else "lost" if self.lost.is_set() else "held"
-        return f"<Lease slot={self.slot} fence={self.fence} node={self.node} {state}>"
-
-    def __enter__(self) -> Lease:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-    @property
-    def held(self) -> bool:
-        """True while this process still holds the lease (not released, not lost, not expired)."""
-        return not self._released and not self.lost.is_set() and time.monotonic() < self._deadline
-
-    def check(self) -> None:
-        """Raise `LeaseLost` unless the lease is still held. Call it between units of work."""
-        if not self.lost.is_set() and not self._released and time.monotonic() >= self._deadline:
-            self._mark_lost(f"no renewal succeeded within the {self.ttl_ms} ms TTL")
-        if self.lost.is_set():
-            raise LeaseLost(self.slot, self.fence, self.lost_reason or "lost")
-        if self._released:
-            raise LeaseLost(self.slot, self.fence, "released")
-
-    def release(self) -> bool:
-        """Stop the heartbeat and delete the key if it is still ours. True if it was deleted.
-
-        Idempotent, and a no-op for a lost lease. A Redis error is logged, not raised (release runs
-        in `finally`, where raising would hide the real error): the key then expires by its TTL.
-        """
-        with self._lock:
-            if self._released:
-                return False
-            self._released = True
-        self._stop_renewing()
-        deleted = False
-        if not self.lost.is_set():
-            try:
-                deleted = bool(self._manager._release(keys=[self._manager.keys.slot_lease(self.slot)],
-                                                      args=[self._value]))
-            except redis.RedisError as exc:
-                log.warning("could not release lease on slot '%s' (fence %d): %s; it expires in "
-                            "at most %d ms", self.slot, self.fence, exc, self.ttl_ms)
-            else:
-                if not deleted:
-                    self._mark_lost("the key had expired or was taken before release")
-        self._manager._emit("released", self.slot, {
-            "fence": self.fence, "held_s": time.monotonic() - self._granted_at,
-            "deleted": deleted, "lost": self.lost.is_set()})
-        return deleted
-
-    def _stop_renewing(self) -> None:
-        # No join: a renewal in flight that lands after our DEL finds the key gone and is ignored.
-        self._renewing = False
-        self._manager._heartbeat.discard(self)
-
-    def _renew_once(self) -> float | None:
-        """One renewal (on the heartbeat thread): when the next is due, or None to stop."""
-        if not self._renewing:
-            return None
-        interval = self.ttl_ms / 3000
-        sent = time.monotonic()
-        try:
-            renewed = self._manager._renew(keys=[self._manager.keys.slot_lease(self.slot)],
-                                           args=[self._value, self.ttl_ms])
-        except redis.RedisError as exc:
-            remaining = self._deadline - time.monotonic()
-            if remaining <= 0:
-                self._mark_lost(f"Redis unreachable until the lease expired ({exc})")
-                return None
-            self._failures += 1
-            log.warning("lease heartbeat for slot '%s' failed (%s); retrying for %.2f s more",
-                        self.slot, exc, remaining)
-            return time.monotonic() + max(0.01, min(interval, 0.02 * 2 ** self._failures,
-                                                    remaining / 2))
-        if not self._renewing:
-            return None  # released meanwhile
-        if not renewed:
-            self._mark_lost("the key expired or was taken by another holder")
-            return None
-        with self._lock:
-            self._deadline = sent + self.ttl_ms / 1000
-        self._failures = 0
-        return sent + interval
-
-    def _mark_lost(self, reason: str) -> None:
-        with self._lock:
-            if self.lost_reason is not None:
-                return
-            self.lost_reason = reason
-        self._stop_renewing()
-        log.warning("lease on slot '%s' (fence %d) lost: %s", self.slot, self.fence, reason)
-        self._manager._emit("lost", self.slot, {"fence": self.fence, "reason": reason})
-        # Set last: whoever waits on `lost` then also sees the event it was told about.
-        self.lost.set()
-
-
 class LeaseManager:
     """Grants, renews, releases and publishes world-model slot leases for one node."""
 
@@ -281,7 +143,7 @@ class LeaseManager:
         self.node = node
         self.host = socket.gethostname()
         self._on_event = on_event
-        self._heartbeat = _Heartbeat()
+        self._heartbeat = LeaseHeartbeat()
         self._poll_initial_s = poll_initial_s
         self._poll_max_s = poll_max_s
         self._acquire = client.register_script(_ACQUIRE)
@@ -372,7 +234,7 @@ class LeaseManager:
         for slot in shuffled:
             pipe.hget(self.keys.slot_published(slot), "time")
         times = {slot: float(t) if t is not None else float("-inf")
-                 for slot, t in zip(shuffled, pipe.execute())}
+                 for slot, t in zip(shuffled, pipe.execute(), strict=True)}
         return sorted(shuffled, key=times.__getitem__)  # stable: ties keep the shuffled order
 
     # ---- publication -------------------------------------------------------------------------
@@ -429,7 +291,7 @@ class LeaseManager:
             return None
         record: dict[str, Any] = {}
         for name, value in raw.items():
-            name, value = _text(name), _text(value)
+            name, value = as_text(name), as_text(value)
             if name in ("version", "node"):
                 record[name] = value
             elif name == "fence":
@@ -464,7 +326,7 @@ class LeaseManager:
                 result[slot] = None
                 continue
             try:
-                info = json.loads(_text(value))
+                info = json.loads(as_text(value))
                 info.pop("token", None)
             except ValueError:
                 info = {"raw": "<not a ptzjepa lease>"}
@@ -479,64 +341,6 @@ class LeaseManager:
             self._on_event(event, slot, info)
         except Exception:  # a metrics hook must never break the lease protocol
             log.exception("lease event hook failed on %s for slot '%s'", event, slot)
-
-
-class _Heartbeat:
-    """One daemon thread per manager that renews each of its leases every ttl/3.
-
-    Granting and releasing only touch a schedule under a lock, so neither waits for a thread to
-    start or stop. Started on first use; restarted after a fork (the child has no such thread).
-    """
-
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self._pid = os.getpid()
-        self._cond = threading.Condition()
-        self._due: dict[Lease, float] = {}
-        self._thread: threading.Thread | None = None
-
-    def add(self, lease: Lease, due: float) -> None:
-        if self._pid != os.getpid():
-            self._reset()
-        with self._cond:
-            self._due[lease] = due
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="lease-heartbeat",
-                                                daemon=True)
-                self._thread.start()
-            self._cond.notify()
-
-    def discard(self, lease: Lease) -> None:
-        if self._pid != os.getpid():
-            return
-        with self._cond:
-            self._due.pop(lease, None)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if not self._due:
-                        self._cond.wait()
-                        continue
-                    lease, due = min(self._due.items(), key=lambda item: item[1])
-                    delay = due - time.monotonic()
-                    if delay <= 0:
-                        break
-                    self._cond.wait(delay)
-            try:
-                next_due = lease._renew_once()
-            except Exception:  # never let one lease kill the thread that renews the others
-                log.exception("lease heartbeat for slot '%s' crashed", lease.slot)
-                next_due = time.monotonic() + lease.ttl_ms / 3000
-            with self._cond:
-                if lease in self._due:
-                    if next_due is None:
-                        del self._due[lease]
-                    else:
-                        self._due[lease] = next_due
 
 
 def _check_slot(slot: str) -> None:

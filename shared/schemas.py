@@ -148,7 +148,3 @@ class JobView(BaseModel):
     enqueued_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
-
-
-class ErrorBody(BaseModel):
-    detail: str | list[Any]

@@ -58,7 +58,8 @@ class LivenessWorker(SimpleWorker):
 def queues_for(settings: Settings, names: list[str]) -> list[Queue]:
     client = client_for(settings)
     keys = Keys(settings.redis_prefix)
-    return [Queue(keys.queue(n, settings.node), connection=client, default_timeout=settings.services.job_timeout_s)
+    return [Queue(keys.queue(n, settings.node), connection=client,
+                  default_timeout=settings.services.job_timeout_s)
             for n in names]
 
 

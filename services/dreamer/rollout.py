@@ -15,7 +15,6 @@ records its move term per action and its view term per pose. The reward variants
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -165,22 +164,3 @@ def dream_from_frames(model: WorldModel, frames, poses, ranges: PoseRanges, *, n
     out.meta = dict(meta or {})
     return out
 
-
-def steps_per_second(model: WorldModel, batch: int, length: int, seconds: float = 3.0,
-                     seed: int = 0) -> float:
-    """Measured imagined steps/s of `generate` at a batch size (random start states)."""
-    import time
-
-    cfg = model.cfg.encoder
-    gen = torch.Generator().manual_seed(seed)
-    ranges = PoseRanges()
-    states = torch.randn(batch, cfg.n_tokens, cfg.dim, generator=gen)
-    poses = np.tile([180.0, 0.0, 2.0], (batch, 1))
-    generate(model, states, poses, ranges, 1, gen)  # warm-up
-    steps, start = 0, time.perf_counter()
-    while True:
-        generate(model, states, poses, ranges, length, gen)
-        steps += batch * length
-        el = time.perf_counter() - start
-        if el >= seconds:
-            return steps / el if el > 0 else math.inf

@@ -9,7 +9,8 @@ What a step learns, per batch of windows (consecutive frames of one round):
    dreams do, so dreams and run time share one state space and multi-step error is trained.
 3. surprise: small heads regress per-transition targets (own error, ensemble disagreement,
    per-transition gradient magnitude) from detached predictor features.
-Loss: smooth-L1. AdamW with warmup + cosine LR, cosine weight decay, EMA momentum ramp.
+Loss: smooth-L1 (each term a function of services.worldmodel.losses), plus a variance floor
+against collapse. AdamW with warmup + cosine LR, cosine weight decay, EMA momentum ramp.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from services.worldmodel.config import TrainConfig
-from shared.models.predictor import disagreement
-from shared.models.surprise import EPS, grad_norm_targets, per_transition_error
+from services.worldmodel.losses import one_step_loss, rollout_loss, surprise_loss, variance_floor
 from shared.models.world_model import WorldModel
 
 
@@ -46,7 +45,8 @@ class TrainState:
 
 def make_optimizer(model: WorldModel, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over the trainable parts; no weight decay on biases and norms (standard for ViTs)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad or name.startswith("target_encoder."):
             continue
@@ -79,8 +79,9 @@ def schedules(step: int, total: int, cfg: TrainConfig) -> tuple[float, float, fl
 
 
 def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
-    """bf16 autocast only where measured faster: CUDA with bf16 support. On the 2-core AVX2 CPU it
-    was slower than fp32 (docs/worldmodel.md), so "auto" keeps CPUs in fp32."""
+    """bf16 autocast only where measured faster: CUDA with bf16 support. A CPU without native bf16
+    matrix units (the 2-core AVX2 benchmark machine) would emulate it, so "auto" keeps CPUs in fp32
+    (docs/worldmodel.md)."""
     if cfg.amp == "off":
         return False
     if cfg.amp == "bf16":
@@ -92,20 +93,6 @@ def autocast(cfg: TrainConfig, device: torch.device):
     if use_bf16(cfg, device):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def _pair_table(w: int, n_windows: int) -> torch.Tensor:
-    """(W*w, w-1) flat frame indices of the targets of each source frame (its window's others)."""
-    others = torch.tensor([[b for b in range(w) if b != a] for a in range(w)])
-    base = (torch.arange(n_windows) * w)[:, None, None]
-    return (base + others[None]).reshape(n_windows * w, w - 1)
-
-
-def _gather_cells(tokens: torch.Tensor, qi: torch.Tensor | None) -> torch.Tensor:
-    """tokens (S, T, N, D) -> (S, T, K, D) at cell indices qi (S, T, K)."""
-    if qi is None:
-        return tokens
-    return torch.gather(tokens, 2, qi[..., None].expand(*qi.shape, tokens.shape[-1]))
 
 
 def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict:
@@ -126,113 +113,22 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
     poses = batch["poses"].to(dev)
     n_win, w = poses.shape[:2]
     flat_poses = poses.reshape(n_win * w, -1)
-    predictor = model.predictor
-    n_queries = predictor.n_queries
-    targets = model.cfg.surprise.targets
-    groups = []  # (pred, trunk, log_s, true tokens, target frame index (S, T), cells)
-
     with autocast(cfg, dev):
         ctx = model.encode_context(x)
         tgt, pen = model.encode_target(x, return_penultimate=True)
         tgt = tgt.float()
-
-        # 1. one-step pairs from context tokens, plus (stay_weight > 0) each frame holding still
-        #    as one more transition of the same call (it shares the source's keys and values).
-        table = _pair_table(w, n_win).to(dev)
-        stay = cfg.stay_weight > 0
-        if stay:
-            table = torch.cat([table, torch.arange(n_win * w, device=dev)[:, None]], dim=1)
-        pf = flat_poses[:, None].expand(-1, table.shape[1], -1)
-        pt = flat_poses[table]
-        qi = None
-        if cfg.train_queries is not None and cfg.train_queries < n_queries:
-            qi = torch.rand(*table.shape, n_queries, generator=state.generator).argsort(-1)
-            qi = qi[..., :cfg.train_queries].to(dev)
-        pred, trunk, log_s = model.forward_predictor(ctx, pf, pt, qi)
-        cells = predictor.cells_of(qi)
-        true = _gather_cells(tgt[table], cells)
-        loss_stay = torch.zeros((), device=dev)
-        if stay:
-            loss_stay = F.smooth_l1_loss(pred[:, -1:].float(), true[:, -1:],
-                                         beta=cfg.smooth_l1_beta)
-            pred, trunk, log_s, true, table = (pred[:, :-1], trunk[:, :-1], log_s[:, :-1],
-                                               true[:, :-1], table[:, :-1])
-            cells = None if cells is None else cells[:, :-1]
-        loss_one = F.smooth_l1_loss(pred.float(), true, beta=cfg.smooth_l1_beta)
-        groups.append((pred, trunk, log_s, true, table, cells))
-
-        # 2. rollouts from target-space states along windows (half of them backwards).
-        loss_roll = torch.zeros((), device=dev)
-        horizon = min(cfg.rollout_horizon, w - 1)
-        if horizon > 0:
-            n_chain = min(n_win, cfg.rollout_chains or n_win)
-            order = torch.arange(w).repeat(n_chain, 1)
-            flip = torch.rand(n_chain, generator=state.generator) < 0.5
-            order[flip] = order[flip].flip(1)
-            frames = (order + (torch.arange(n_chain) * w)[:, None]).to(dev)
-            s = tgt[frames[:, 0]]
-            for h in range(1, horizon + 1):
-                p_from = flat_poses[frames[:, h - 1]][:, None]
-                p_to = flat_poses[frames[:, h]][:, None]
-                rq = None
-                if not cfg.rollout_bptt and qi is not None:
-                    # No backpropagation through the chain: the loss needs only the queried cells
-                    # (as one-step pairs), the next source is the full prediction without a graph.
-                    rq = torch.rand(n_chain, 1, n_queries, generator=state.generator).argsort(-1)
-                    rq = rq[..., :cfg.train_queries].to(dev)
-                p, tr, ls = model.forward_predictor(s, p_from, p_to, rq)
-                r_cells = predictor.cells_of(rq)
-                true_h = _gather_cells(tgt[frames[:, h]][:, None], r_cells)
-                loss_roll = loss_roll + F.smooth_l1_loss(p.float(), true_h, beta=cfg.smooth_l1_beta)
-                groups.append((p, tr, ls, true_h, frames[:, h:h + 1], r_cells))
-                if h == horizon:
-                    break
-                if rq is not None:
-                    with torch.no_grad():
-                        s = model.predictor(s, p_from, p_to)[0][:, 0]
-                else:
-                    s = p[:, 0] if cfg.rollout_bptt else p[:, 0].detach()
-            loss_roll = loss_roll / horizon
-
-    # 3. surprise heads (fp32; on detached features, so they never bend the predictor).
-    loss_s = torch.zeros((), device=dev)
-    errors = []
-    for pred, trunk, log_s, true, tindex, cells in groups:
-        err = per_transition_error(pred.detach().float(), true)
-        errors.append(err.flatten())
-        for i, name in enumerate(targets):
-            if name == "pred_error":
-                value = err
-            elif name == "disagreement":
-                ens = predictor.ensemble_predictions(trunk.float(), pred.float(),
-                                                     full=cells is None)
-                # Bootstrap weights per (head, transition) keep the heads from agreeing trivially.
-                keep = (torch.rand(ens.shape[:3], generator=state.generator) < 0.5).to(dev)
-                head_err = F.smooth_l1_loss(ens, true.expand_as(ens), reduction="none")
-                head_err = head_err.mean(dim=(-1, -2))
-                loss_s = loss_s + (head_err * keep).sum() / keep.sum().clamp(min=1)
-                value = disagreement(ens.detach())
-            else:
-                cells_flat = None if cells is None else cells.flatten(0, 1)
-                value = grad_norm_targets(model.target_encoder, pen[tindex.flatten()].float(),
-                                          pred.detach().float().flatten(0, 1),
-                                          cells_flat).view(err.shape)
-            # Huber in log space: early log-targets sit far from the heads' zero start, and a
-            # squared loss there would swamp the world-model gradients.
-            log_value = torch.log(value + EPS)
-            model.surprise.track(i, log_value)
-            loss_s = loss_s + F.smooth_l1_loss(log_s[..., i].float(), log_value)
+        one = one_step_loss(model, ctx, tgt, flat_poses, w, cfg, state.generator)
+        loss_roll, rollout_steps = rollout_loss(model, tgt, flat_poses, w, cfg, state.generator)
+    groups = [one.transitions, *rollout_steps]
+    surprise = surprise_loss(model, groups, pen, state.generator)
+    for i, log_value in surprise.log_targets:
+        model.surprise.track(i, log_value)
     model.surprise.mark_ready()
-    # Variance floor on the context tokens across the batch (VICReg's variance term): with few
-    # frames the JEPA objective alone collapses to position-only tokens that every frame shares
-    # (measured: held-out probe R^2 < 0, copy-baseline error near 0); this keeps frames apart.
-    loss_var = torch.zeros((), device=dev)
-    if cfg.var_weight > 0:
-        std = torch.sqrt(ctx.float().var(dim=0) + 1e-4)
-        loss_var = F.relu(cfg.var_gamma - std).mean()
-    loss_wm = loss_one + cfg.rollout_weight * loss_roll
-    loss = (loss_wm + cfg.stay_weight * loss_stay + cfg.var_weight * loss_var
-            + cfg.surprise_weight * loss_s / len(groups))
+    loss_var = (variance_floor(ctx, cfg.var_gamma) if cfg.var_weight > 0
+                else torch.zeros((), device=dev))
+    loss_wm = one.loss + cfg.rollout_weight * loss_roll
+    loss = (loss_wm + cfg.stay_weight * one.loss_stay + cfg.var_weight * loss_var
+            + cfg.surprise_weight * surprise.loss / len(groups))
 
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"loss is {loss.item()} at step {state.step}")
@@ -244,9 +140,9 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
     opt.step()
     model.update_target(mom)
     state.step += 1
-    all_err = torch.cat(errors)
-    return {"loss": loss_wm.item(), "loss_one_step": loss_one.item(),
+    all_err = torch.cat(surprise.errors)
+    return {"loss": loss_wm.item(), "loss_one_step": one.loss.item(),
             "loss_rollout": loss_roll.item(), "loss_var": loss_var.item(),
-            "loss_stay": loss_stay.item(),
-            "loss_surprise": loss_s.item() / len(groups), "lr": lr, "weight_decay": wd, "momentum": mom,
-            "transitions": int(all_err.numel()), "mean_error": float(all_err.mean())}
+            "loss_stay": one.loss_stay.item(),
+            "loss_surprise": surprise.loss.item() / len(groups), "lr": lr, "weight_decay": wd,
+            "momentum": mom, "transitions": int(all_err.numel()), "mean_error": float(all_err.mean())}

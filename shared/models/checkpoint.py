@@ -53,36 +53,50 @@ def to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> byte
     return st_save(tensors, metadata={k: str(v) for k, v in metadata.items()})
 
 
-def read_header(data: bytes) -> dict:
-    """The safetensors JSON header, checked against the file's length (catches truncation)."""
+def read_header(data: bytes, error: type[Exception] = CheckpointError) -> dict:
+    """The safetensors JSON header, checked against the file's length (catches truncation).
+    Every file kind of ptzjepa is safetensors: a kind's loader passes its own `error` class, so
+    that a bad file of that kind raises that kind's error."""
     if len(data) < 8:
-        raise CheckpointError(f"not a safetensors file: only {len(data)} bytes")
+        raise error(f"not a safetensors file: only {len(data)} bytes")
     (n,) = struct.unpack("<Q", data[:8])
     if n > len(data) - 8 or n > 100_000_000:
-        raise CheckpointError("not a safetensors file or truncated: header runs past the end")
+        raise error("not a safetensors file or truncated: header runs past the end")
     try:
         header = json.loads(data[8:8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"corrupt safetensors header: {e}") from e
+        raise error(f"corrupt safetensors header: {e}") from e
     if not isinstance(header, dict):
-        raise CheckpointError("corrupt safetensors header: not a JSON object")
-    end = max((v["data_offsets"][1] for k, v in header.items()
-               if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
+        raise error("corrupt safetensors header: not a JSON object")
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
+                  default=0)
+    except (TypeError, KeyError, ValueError, IndexError):
+        raise error("corrupt safetensors header: bad tensor entries") from None
     if 8 + n + end != len(data):
-        raise CheckpointError(f"truncated or padded file: expected {8 + n + end} bytes, "
-                              f"got {len(data)}")
+        raise error(f"truncated or padded file: expected {8 + n + end} bytes, got {len(data)}")
     return header
 
 
-def from_bytes(data: bytes, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict, WorldModelConfig]:
+def read_metadata(data: bytes, file_format: str, version: str, what: str,
+                  error: type[Exception] = CheckpointError) -> dict:
+    """The metadata of a safetensors file, checked to be of `file_format` at `version`; `what`
+    names the file kind in the errors ("world-model": "not a world-model file ...")."""
+    meta = dict(read_header(data, error).get("__metadata__") or {})
+    article = "an" if what[:1] in "aeiou" else "a"
+    if meta.get("format") != file_format:
+        raise error(f"not {article} {what} file (format {meta.get('format')!r}, "
+                    f"expected {file_format!r})")
+    if meta.get("format_version") != version:
+        raise error(f"unsupported {what} format version {meta.get('format_version')!r} "
+                    f"(this code reads {version})")
+    return meta
+
+
+def from_bytes(data: bytes, kind: str | None = None,
+               ) -> tuple[dict[str, torch.Tensor], dict, WorldModelConfig]:
     """(tensors, metadata, config) from a world-model file's bytes, checked."""
-    meta = read_header(data).get("__metadata__") or {}
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"not a world-model file (format {meta.get('format')!r}, "
-                              f"expected {FORMAT!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"unsupported world-model format version "
-                              f"{meta.get('format_version')!r} (this code reads {FORMAT_VERSION})")
+    meta = read_metadata(data, FORMAT, FORMAT_VERSION, "world-model")
     if kind is not None and meta.get("kind") != kind:
         raise CheckpointError(f"expected a {kind!r} checkpoint, got {meta.get('kind')!r}")
     try:

@@ -1,9 +1,10 @@
 """Helpers of the deployment tests: Dockerfiles, image contents, compose files, commands.
 
-Everything here is static (no Docker engine): a Dockerfile is parsed, the files its final stage
-copies are laid out in a folder as the image would hold them (honouring .dockerignore), and the
-commands that compose and Kubernetes run in that image are imported there, in a fresh
-interpreter that cannot see the repository, with the packages the image leaves out blocked.
+Everything here is static (no Docker engine): the one Dockerfile is parsed, the files an image
+target's stages copy are laid out in a folder as the image would hold them (honouring
+.dockerignore), and the commands that compose and Kubernetes run in that image are imported
+there, in a fresh interpreter that cannot see the repository, with the packages the image leaves
+out blocked.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("camera", "worldmodel", "dreamer", "agent", "coordinator")
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+# Each image target of the Dockerfile and the services (packages under services/) it runs.
+IMAGE_SERVICES = {"camera": ("camera",), "worker": ("worldmodel", "dreamer", "agent"),
+                  "coordinator": ("coordinator",)}
+IMAGES = tuple(IMAGE_SERVICES)
+SERVICES = tuple(s for services in IMAGE_SERVICES.values() for s in services)
 TORCH_FREE = ("camera", "coordinator")  # images that never load a model
 COMPOSE_FILE = REPO / "docker-compose.yml"
 OVERRIDES = sorted((REPO / "deploy" / "compose").glob("*.yml"))
@@ -44,8 +50,12 @@ class Instruction:
 
 @dataclass
 class Dockerfile:
+    """A Dockerfile's stages; for an image target (see `image_target`), the stages it is built
+    from, its own chain of stages (FROM a stage of the file) flattened into the final one."""
+
     path: Path
     stages: list[list[Instruction]] = field(default_factory=list)
+    target: str | None = None
 
     @property
     def final(self) -> list[Instruction]:
@@ -65,7 +75,7 @@ class Dockerfile:
 
     def cmd(self) -> list[str]:
         cmds = self.all("CMD", self.final)
-        assert cmds, f"{self.path}: no CMD"
+        assert cmds, f"{self.path} {self.target or ''}: no CMD"
         form = cmds[-1].exec_form()
         assert form, f"{self.path}: CMD must use the exec form (JSON list) so signals reach Python"
         return form
@@ -114,8 +124,52 @@ def parse_dockerfile(path: Path) -> Dockerfile:
     return parsed
 
 
-def dockerfile_of(service: str) -> Dockerfile:
-    return parse_dockerfile(REPO / "services" / service / "Dockerfile")
+def _from_parts(stage: list[Instruction]) -> tuple[str, str | None]:
+    """(what the stage is FROM, the stage's own name or None)."""
+    parts = next(i for i in stage if i.keyword == "FROM").args.split()
+    return parts[0], parts[2] if len(parts) == 3 and parts[1].upper() == "AS" else None
+
+
+def _copied_from(stage: list[Instruction]) -> list[str]:
+    return [t.partition("=")[2] for i in stage if i.keyword in ("COPY", "ADD")
+            for t in shlex.split(i.args) if t.startswith("--from=")]
+
+
+def image_target(dockerfile: Dockerfile, target: str) -> Dockerfile:
+    """The image `docker build --target target` makes: the target's chain of stages as one final
+    stage, after the stages it copies from (with their own chains)."""
+    by_name = {name: stage for stage in dockerfile.stages
+               if (name := _from_parts(stage)[1]) is not None}
+    assert target in by_name, f"{dockerfile.path}: no stage named {target}"
+
+    def chain(name: str) -> list[list[Instruction]]:
+        stages: list[list[Instruction]] = []
+        while name in by_name:
+            stages.insert(0, by_name[name])
+            name = _from_parts(by_name[name])[0]
+        return stages
+
+    own = chain(target)
+    used: list[list[Instruction]] = []
+    pending = [name for stage in own for name in _copied_from(stage)]
+    while pending:
+        for stage in chain(pending.pop()):
+            if not any(stage is u for u in used):
+                used.append(stage)
+                pending += _copied_from(stage)
+    before = [s for s in dockerfile.stages
+              if any(s is u for u in used) and not any(s is o for o in own)]
+    return Dockerfile(dockerfile.path, [*before, [i for stage in own for i in stage]], target)
+
+
+def dockerfile_of(image: str) -> Dockerfile:
+    """The image target `image` (one of IMAGES) of the Dockerfile."""
+    return image_target(parse_dockerfile(DOCKERFILE), image)
+
+
+def image_of(service: str) -> str:
+    """The image that runs `service`."""
+    return next(image for image, services in IMAGE_SERVICES.items() if service in services)
 
 
 # ---- .dockerignore and the image's files ----------------------------------------------------------
@@ -162,7 +216,8 @@ def copy_sources(dockerfile: Dockerfile) -> list[tuple[list[str], str]]:
 
 
 def build_image_tree(dockerfile: Dockerfile, root: Path) -> Path:
-    """Lay out under `root` the context files the final stage copies; returns the WORKDIR."""
+    """Lay out under `root` the context files the final stage copies; returns the WORKDIR.
+    Copies from other stages (`--from`, the virtual environment) are left out."""
     patterns = dockerignore_patterns()
     workdir = dockerfile.workdir()
     for sources, dest in copy_sources(dockerfile):
@@ -171,7 +226,8 @@ def build_image_tree(dockerfile: Dockerfile, root: Path) -> Path:
         for src in sources:
             path = REPO / src
             assert path.exists(), f"{dockerfile.path}: COPY source {src} does not exist"
-            assert not ignored(src.rstrip("/"), patterns), f"{dockerfile.path}: {src} is excluded by .dockerignore"
+            assert not ignored(src.rstrip("/"), patterns), \
+                f"{dockerfile.path}: {src} is excluded by .dockerignore"
             if path.is_dir():
                 for item in path.rglob("*"):
                     rel = item.relative_to(REPO).as_posix()
@@ -301,10 +357,13 @@ def ptzjepa_services(doc: dict) -> dict[str, dict]:
     return {name: svc for name, svc in doc["services"].items() if "build" in svc}
 
 
-def service_of_dockerfile(dockerfile: str) -> str:
-    match = re.fullmatch(r"services/([a-z]+)/Dockerfile", dockerfile)
-    assert match, f"ptzjepa images are built from services/<name>/Dockerfile, not {dockerfile}"
-    return match.group(1)
+def image_of_build(build: dict) -> str:
+    """The image target a compose `build:` section builds (from the one Dockerfile)."""
+    dockerfile = build["dockerfile"]
+    assert dockerfile == DOCKERFILE.relative_to(REPO).as_posix(), \
+        f"ptzjepa images are built from {DOCKERFILE.relative_to(REPO)}, not {dockerfile}"
+    assert build.get("target") in IMAGES, f"build target {build.get('target')!r} is not one of {IMAGES}"
+    return build["target"]
 
 
 def env_file_lines(path: Path, include_commented: bool = False) -> dict[str, str]:

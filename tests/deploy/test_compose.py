@@ -20,6 +20,7 @@ from tests.deploy.support import (
     SCHEMA_FILE,
     compose,
     env_file_lines,
+    image_of_build,
     load_yaml,
     ptzjepa_services,
 )
@@ -118,7 +119,8 @@ def test_the_node_is_complete():
         assert "healthcheck" in svc, f"{name} has no healthcheck"
         assert svc.get("restart") == "unless-stopped", name
         for port in svc.get("ports", []):
-            assert port.startswith("${PTZJEPA_BIND:-127.0.0.1}:"), f"{name} publishes {port} on every interface"
+            assert port.startswith("${PTZJEPA_BIND:-127.0.0.1}:"), \
+                f"{name} publishes {port} on every interface"
 
 
 # ---- secrets --------------------------------------------------------------------------------------
@@ -148,7 +150,8 @@ def test_no_secret_is_written_inline():
 def test_secret_files_are_never_committed(tmp_path):
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
-    names = [s["file"] for p in [COMPOSE_FILE, *OVERRIDES] for s in (load_yaml(p).get("secrets") or {}).values()]
+    names = [s["file"] for p in [COMPOSE_FILE, *OVERRIDES]
+             for s in (load_yaml(p).get("secrets") or {}).values()]
     names += ["k8s/base/shared/secrets/api_token", "k8s/base/shared/secrets/redis_password",
               "k8s/overlays/multi-site/site-b/secrets/camera_password", "deploy/env/node.env",
               "deploy/env/camera.env"]
@@ -177,7 +180,8 @@ def test_init_script_makes_the_secrets_compose_needs(tmp_path):
 def test_redis_requires_its_password_and_persists():
     redis = compose()["services"]["redis"]
     script = " ".join(redis["command"])
-    assert "requirepass" in script and "/run/secrets/redis_password" in script and "--appendonly yes" in script
+    assert "requirepass" in script and "/run/secrets/redis_password" in script
+    assert "--appendonly yes" in script
     assert "redis:/data" in redis["volumes"] and redis["secrets"] == ["redis_password"]
     assert "REDISCLI_AUTH" in redis["healthcheck"]["test"][1]
     assert redis["user"] == "redis"
@@ -225,7 +229,7 @@ def test_every_container_gets_a_valid_configuration_with_the_simulated_camera(tm
         nodes.add(settings.node)
     assert nodes == {"node0"}
     # and without the optional env file
-    for name, svc in ptzjepa_services(doc).items():
+    for svc in ptzjepa_services(doc).values():
         settings_from(effective_env(svc, {}), mounted_secrets(svc, doc), tmp_path)
 
 
@@ -242,7 +246,8 @@ def test_the_real_camera_override_switches_the_driver_and_mounts_its_password(tm
              "deploy/env/camera.env": env_file_lines(REPO / "deploy/env/camera.env.example")}
     camera = doc["services"]["camera"]
     settings = settings_from(effective_env(camera, files), mounted_secrets(camera, doc), tmp_path)
-    assert settings.camera.driver == "hanwha" and settings.camera.password.get_secret_value() == "dummy-camera_password"
+    assert settings.camera.driver == "hanwha"
+    assert settings.camera.password.get_secret_value() == "dummy-camera_password"
     for name in ("camera-worker", "agent"):
         svc = doc["services"][name]
         other = settings_from(effective_env(svc, files), mounted_secrets(svc, doc), tmp_path)
@@ -256,7 +261,7 @@ def test_the_gpu_override_reserves_a_gpu_for_each_training_worker():
     for name in ("worldmodel", "dreamer", "agent"):
         (device,) = doc["services"][name]["deploy"]["resources"]["reservations"]["devices"]
         assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
-        assert doc["services"][name]["build"]["dockerfile"] == f"services/{name}/Dockerfile"
+        assert image_of_build(doc["services"][name]["build"]) == "worker"
     assert "deploy" not in doc["services"]["camera"]
 
 
@@ -292,7 +297,8 @@ def test_grafana_is_provisioned_with_the_datasource_and_dashboards():
     grafana = doc["services"]["grafana"]
     datasources = load_yaml(REPO / "deploy/grafana/provisioning/datasources/prometheus.yml")["datasources"]
     (ds,) = datasources
-    assert ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090" and ds["uid"] == "ptzjepa-prometheus"
+    assert ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090"
+    assert ds["uid"] == "ptzjepa-prometheus"
     (provider,) = load_yaml(REPO / "deploy/grafana/provisioning/dashboards/ptzjepa.yml")["providers"]
     mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in grafana["volumes"] if v.startswith("./"))
     assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]

@@ -17,9 +17,11 @@ import pytest
 import yaml
 
 from shared.config import load_settings
-from tests.deploy.support import REPO, SERVICES
+from tests.deploy.support import IMAGES, REPO, dockerfile_of
 
 K8S = REPO / "k8s"
+# The secret files a checkout may hold under k8s/; renders never read them.
+SECRET_FILES = shutil.ignore_patterns("api_token", "redis_password", "camera_password")
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
 KUBERNETES_VERSION = "1.30"  # the oldest Kubernetes these manifests are written for
 TRAINING = ("worldmodel", "dreamer", "agent")
@@ -46,7 +48,7 @@ def _secret_files(root: Path) -> list[Path]:
 def _render_tree(tmp: str) -> Path:
     """A copy of k8s/ with placeholder secret files, as `sh deploy/secrets/init.sh` would leave."""
     root = Path(tmp) / "k8s"
-    shutil.copytree(K8S, root, ignore=shutil.ignore_patterns("api_token", "redis_password", "camera_password"))
+    shutil.copytree(K8S, root, ignore=SECRET_FILES)
     for path in _secret_files(root):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"placeholder-{path.name}")
@@ -142,7 +144,7 @@ def test_the_schema_check_rejects_mistakes(tree):
 
 def test_without_the_secret_files_the_build_says_which_file_is_missing(tmp_path):
     root = tmp_path / "k8s"
-    shutil.copytree(K8S, root, ignore=shutil.ignore_patterns("api_token", "redis_password", "camera_password"))
+    shutil.copytree(K8S, root, ignore=SECRET_FILES)
     done = subprocess.run([_kubectl(), "kustomize", str(root / "overlays" / "single-node")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "secrets/api_token" in done.stderr
@@ -174,8 +176,8 @@ def test_ptzjepa_pods_run_their_image_with_its_probes_and_metrics(tree, overlay)
         pod = d["spec"]["template"]
         c = pod["spec"]["containers"][0]
         image = re.fullmatch(r"ptzjepa/([a-z]+):[\w.-]+", c["image"])
-        assert image and image.group(1) in SERVICES, c["image"]
-        assert (REPO / "services" / image.group(1) / "Dockerfile").is_file()
+        assert image and image.group(1) in IMAGES, c["image"]
+        assert dockerfile_of(image.group(1)).target == image.group(1)
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
         scrape_port = int(pod["metadata"]["annotations"]["prometheus.io/port"])
@@ -196,7 +198,8 @@ def test_the_store_is_one_read_write_many_volume_at_data(tree, overlay):
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
     for name, d in ptzjepa_workloads(docs).items():
         spec = d["spec"]["template"]["spec"]
-        store = [v for v in spec["volumes"] if v.get("persistentVolumeClaim", {}).get("claimName") == "ptzjepa-store"]
+        store = [v for v in spec["volumes"]
+                 if v.get("persistentVolumeClaim", {}).get("claimName") == "ptzjepa-store"]
         assert len(store) == 1, name
         mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
         assert mounts[store[0]["name"]] == "/data", name
@@ -212,7 +215,8 @@ def test_every_container_gets_valid_settings_with_secrets_from_files(tree, overl
         files = mounted_secret_files(d, docs)
         for key, value in env.items():
             if re.search(r"PASSWORD|TOKEN", key):
-                assert key.endswith("_FILE") and value in files, f"{name}: {key}={value} is not a mounted file"
+                assert key.endswith("_FILE") and value in files, \
+                    f"{name}: {key}={value} is not a mounted file"
                 local = tmp_path / value.strip("/").replace("/", "_")
                 local.write_text(files[value])
                 env[key] = str(local)
@@ -239,7 +243,8 @@ def test_services_select_exactly_one_workload(tree, overlay):
                   if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()]
         assert len(chosen) == 1, f"Service {name} selects {chosen}"
     for w in workloads:
-        assert w["spec"]["selector"]["matchLabels"].items() <= w["spec"]["template"]["metadata"]["labels"].items()
+        labels = w["spec"]["template"]["metadata"]["labels"]
+        assert w["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
 def test_one_camera_owner_per_site(tree):
@@ -272,7 +277,8 @@ def test_the_multi_site_overlay_has_a_node_per_site_and_shared_training(tree, tm
         site = d["spec"]["template"]["metadata"]["labels"].get("ptzjepa.io/site")
         kind = component(d)
         if kind in ("worldmodel", "dreamer"):
-            assert site is None and d["spec"]["replicas"] >= 2, f"{name}: the training pool is shared and scaled"
+            assert site is None and d["spec"]["replicas"] >= 2, \
+                f"{name}: the training pool is shared and scaled"
             continue
         assert site, f"{name} belongs to no site"
         per_site.setdefault(site, set()).add(kind)
@@ -306,6 +312,7 @@ def test_the_monitoring_component_scrapes_pods_by_annotation_and_ships_the_dashb
 
 def test_the_k8s_env_files_hold_valid_settings():
     for path in list(K8S.rglob("*.env")):
-        env = dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+        env = dict(line.split("=", 1) for line in path.read_text().splitlines()
+                   if line and not line.startswith("#"))
         env = {k: v for k, v in env.items() if not k.endswith("_FILE")}
         load_settings(environ=env)

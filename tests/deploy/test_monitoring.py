@@ -248,14 +248,16 @@ def test_prometheus_scrapes_every_service_and_worker_of_a_running_node(tmp_path)
         assert not stray, f"metrics exported but not defined in shared/metrics.py: {stray}"
         for path in DASHBOARDS:
             queried = {n for e in dashboard_queries(json.loads(path.read_text())) for n in metric_names(e)}
-            assert queried - SCRAPE_SERIES <= exported, f"{path.name}: not exported: {queried - SCRAPE_SERIES - exported}"
+            assert queried - SCRAPE_SERIES <= exported, \
+                f"{path.name}: not exported: {queried - SCRAPE_SERIES - exported}"
 
         # the container health check passes on every process, and fails on a closed port
         for job, hostport in targets.items():
             url = f"http://{hostport}/metrics"
             if job in ("camera", "coordinator"):
                 url = f"http://{hostport}/healthz"
-            done = subprocess.run([sys.executable, str(HEALTHCHECK), url], capture_output=True, text=True, timeout=10)
+            done = subprocess.run([sys.executable, str(HEALTHCHECK), url], capture_output=True, text=True,
+                                  timeout=10)
             assert done.returncode == 0, (job, done.stdout)
         closed = subprocess.run([sys.executable, str(HEALTHCHECK), f"http://127.0.0.1:{free_port()}/healthz"],
                                 capture_output=True, text=True, timeout=10)
@@ -278,7 +280,8 @@ def test_prometheus_scrapes_every_service_and_worker_of_a_running_node(tmp_path)
         config = tmp_path / "prometheus.yml"
         config.write_text(yaml.safe_dump(_prometheus_config(targets, own)))
         log = open(tmp_path / "prometheus.log", "wb")
-        proc = subprocess.Popen([prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        proc = subprocess.Popen([prometheus, f"--config.file={config}",
+                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                                  f"--web.listen-address={own}", "--log.level=warn"],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:

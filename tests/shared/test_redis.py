@@ -12,7 +12,7 @@ def test_redacted_hides_passwords():
 
 
 def test_unreachable_redis_is_a_clear_error(tmp_path):
-    with pytest.raises(RedisUnavailable, match="cannot reach Redis at redis://:\\*\\*\\*@127.0.0.1:1"):
+    with pytest.raises(RedisUnavailable, match=r"cannot reach Redis at redis://:\*\*\*@127\.0\.0\.1:1"):
         connect("redis://:pw@127.0.0.1:1/0")
 
 
@@ -45,7 +45,7 @@ def test_events_stream_catch_up(redis_client):
 
 def test_keys_share_one_prefix():
     k = Keys("site7")
-    names = [k.events(), k.slot_lease("wm_00_00"), k.job_progress("j"), k.camera_lock("n", "c")]
+    names = [k.events(), k.slot_lease("wm_00_00"), k.stop_request("j"), k.cycle("c1")]
     assert all(n.startswith("site7:") for n in names)
     assert k.queue("camera", "n1") == "site7.n1.camera"
     assert k.queue("worldmodel") == "site7.worldmodel"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -11,26 +13,12 @@ from services.worldmodel.config import TrainConfig
 from services.worldmodel.data import DataError, FrameDataset, WindowSampler
 from services.worldmodel.trainer import fit, plateaued
 from services.worldmodel.training import make_train_state, schedules, train_step
-from shared.models import EncoderConfig, PredictorConfig, SurpriseConfig, WorldModelConfig, build_world_model
+from shared.models import build_world_model
 from shared.models.checkpoint import CheckpointError, load_world_model
+from tests.support.tiny_models import one_thread, tiny_config  # noqa: F401  (an autouse fixture)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest, and immune to a busy machine's contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny_cfg(targets=("pred_error",), ensemble=0, strides=(1, 1)) -> WorldModelConfig:
-    return WorldModelConfig(
-        encoder=EncoderConfig(img_size=16, patch_size=4, dim=32, depth=2, heads=2),
-        predictor=PredictorConfig(dim=32, depth=1, heads=2, query_stride=strides[0],
-                                  memory_stride=strides[1]),
-        surprise=SurpriseConfig(targets=targets, primary=targets[0], hidden=16,
-                                ensemble_size=ensemble), name="tiny")
+# The windows' frames are 16 x 16: a 4 x 4 grid of cells.
+tiny_cfg = functools.partial(tiny_config, img_size=16, patch_size=4, encoder_depth=2)
 
 
 def synthetic(rounds=3, per_round=6, size=16, seed=0) -> FrameDataset:
@@ -62,7 +50,7 @@ TINY_TRAIN = TrainConfig(window_len=3, windows_per_batch=2, rollout_horizon=2, l
 ])
 def test_train_steps_reduce_loss(targets, ensemble, queries, strides):
     torch.manual_seed(0)
-    model = build_world_model(tiny_cfg(targets, ensemble, strides))
+    model = build_world_model(tiny_cfg(targets=targets, ensemble=ensemble, strides=strides))
     cfg = TINY_TRAIN.replace(train_queries=queries)
     sampler = WindowSampler(synthetic(), 16, cfg.window_len, cfg.windows_per_batch)
     state = make_train_state(model, cfg, total_steps=40)
@@ -77,7 +65,8 @@ def test_train_steps_reduce_loss(targets, ensemble, queries, strides):
     assert np.isfinite(m["loss_surprise"]) and state.step == 28
     # The EMA moved the target encoder away from its initial copy of the context encoder.
     assert any(not torch.equal(a, b) for a, b in zip(model.encoder.parameters(),
-                                                      model.target_encoder.parameters()))
+                                                      model.target_encoder.parameters(),
+                                                      strict=True))
 
 
 @torch.no_grad()
@@ -181,7 +170,8 @@ def test_resumable_checkpoint_round_trip(tmp_path):
     save_resumable(r.state, cfg, path)
     state = load_resumable(path, cfg)
     assert (state.step, state.epoch, state.epoch_losses) == (r.steps, 2, r.epoch_losses)
-    for a, b in zip(state.model.state_dict().values(), r.state.model.state_dict().values()):
+    for a, b in zip(state.model.state_dict().values(), r.state.model.state_dict().values(),
+                    strict=True):
         assert torch.equal(a, b)
     s0 = r.state.optimizer.state_dict()["state"]
     s1 = state.optimizer.state_dict()["state"]

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from shared.models import EncoderConfig, PredictorConfig, SurpriseConfig, WorldModelConfig, build_world_model
+from shared.models import WorldModelConfig, build_world_model
 from shared.models.checkpoint import (
     CheckpointError,
     load_world_model,
@@ -17,23 +17,12 @@ from shared.models.checkpoint import (
     share_bytes,
     to_bytes,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest, and immune to a busy machine's contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.support.tiny_models import tiny_config
 
 
 def tiny() -> WorldModelConfig:
-    return WorldModelConfig(
-        encoder=EncoderConfig(img_size=32, patch_size=8, dim=32, depth=2, heads=2),
-        predictor=PredictorConfig(dim=32, depth=2, heads=2),
-        surprise=SurpriseConfig(targets=("pred_error", "disagreement"), hidden=16,
-                                ensemble_size=2), name="tiny")
+    return tiny_config(encoder_depth=2, predictor_depth=2, targets=("pred_error", "disagreement"),
+                       ensemble=2)
 
 
 @pytest.mark.parametrize("fp16", [False, True])
@@ -54,7 +43,8 @@ def test_round_trip_from_file_alone(tmp_path, fp16):
     p1, r1 = loaded.predict(s0, [[0, 0, 1], [5, 5, 2]], [[10, 0, 1], [5, 5, 3]])
     assert torch.allclose(p0, p1, atol=tol) and torch.allclose(r0, r1, rtol=5e-2)
     # Sharing files carry no context encoder; it starts from the target encoder.
-    for a, b in zip(loaded.encoder.parameters(), loaded.target_encoder.parameters()):
+    for a, b in zip(loaded.encoder.parameters(), loaded.target_encoder.parameters(),
+                    strict=True):
         assert torch.equal(a, b)
     assert read_header(path.read_bytes())["__metadata__"]["node"] == "n1"
 
@@ -103,3 +93,30 @@ def test_bad_files_fail_with_clear_errors(tmp_path):
     tensors[k] = torch.full_like(tensors[k], float("nan"))
     with pytest.raises(CheckpointError, match="NaN"):
         model_from_bytes(_rewrite(data, tensors=tensors))
+
+
+class OtherKindError(ValueError):
+    """Stands for another file kind's own error class (as the agent's)."""
+
+
+def _with_header(header: object, body: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + body
+
+
+def test_read_header_raises_the_callers_error_class_with_the_reason():
+    data = share_bytes(build_world_model(tiny()))
+    assert read_header(data)["__metadata__"]["format"] == "ptzjepa.world_model"
+    cases = {b"short": "only 5 bytes", data[:-1]: "truncated or padded",
+             data + b"\0": "truncated or padded", b"\xff" * 8 + b"{}": "header runs past the end",
+             _with_header([1]): "not a JSON object",
+             _with_header({"w": {"dtype": "F32"}}): "bad tensor entries",
+             _with_header({"w": {"data_offsets": [0, 4]}}, b"\0" * 4): None}
+    for raw, reason in cases.items():
+        if reason is None:
+            assert "w" in read_header(raw, OtherKindError)
+            continue
+        with pytest.raises(OtherKindError, match=reason):
+            read_header(raw, OtherKindError)
+    with pytest.raises(CheckpointError, match="corrupt safetensors header"):
+        read_header(len(b"{no").to_bytes(8, "little") + b"{no")

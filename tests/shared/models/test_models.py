@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -19,23 +21,9 @@ from shared.models.predictor import disagreement
 from shared.models.surprise import grad_norm_targets, per_transition_error
 from shared.models.vit import ViTEncoder, sincos_2d
 from shared.pose import PoseRanges
+from tests.support.tiny_models import tiny_config
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest, and immune to a busy machine's contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny(targets=("pred_error",), ensemble=0, self_attn=True) -> WorldModelConfig:
-    return WorldModelConfig(
-        encoder=EncoderConfig(img_size=32, patch_size=8, dim=32, depth=2, heads=2),
-        predictor=PredictorConfig(dim=32, depth=2, heads=2, query_self_attn=self_attn),
-        surprise=SurpriseConfig(targets=targets, primary=targets[0], hidden=16,
-                                ensemble_size=ensemble), name="tiny")
+tiny = functools.partial(tiny_config, encoder_depth=2, predictor_depth=2)
 
 
 def test_encoder_shapes_and_positions():
@@ -51,7 +39,7 @@ def test_encoder_shapes_and_positions():
 @pytest.mark.parametrize("self_attn", [True, False])
 def test_world_model_shapes(self_attn):
     torch.manual_seed(0)
-    m = build_world_model(tiny(self_attn=self_attn))
+    m = build_world_model(tiny(query_self_attn=self_attn))
     frames = np.random.default_rng(0).integers(0, 255, (2, 48, 40, 3), dtype=np.uint8)
     state = m.encode_state(frames)
     assert state.shape == (2, 16, 32)
@@ -103,7 +91,7 @@ def test_pose_normalisation_wraps():
 
 def test_surprise_is_per_transition():
     torch.manual_seed(0)
-    m = build_world_model(tiny(("pred_error", "disagreement", "grad_norm"), ensemble=3))
+    m = build_world_model(tiny(targets=("pred_error", "disagreement", "grad_norm"), ensemble=3))
     x = torch.randn(2, 3, 32, 32)
     state, pen = m.encode_target(x, return_penultimate=True)
     pf, pt = torch.randn(2, 1, 4), torch.randn(2, 1, 4)
@@ -147,7 +135,7 @@ def test_config_validation_and_json_round_trip():
 
 
 def test_configs_written_before_the_strides_read_as_stride_one():
-    """Session-1 files have no stride fields; their code behaved as stride 1 does."""
+    """Files written before the stride fields existed have none; their code behaved as stride 1 does."""
     d = WorldModelConfig.preset("cpu").to_dict()
     for name in ("query_stride", "memory_stride"):
         del d["predictor"][name]
