@@ -24,6 +24,8 @@ demo: $(VENV)/.installed
 	$(BIN)/ptzjepa demo
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed

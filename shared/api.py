@@ -9,7 +9,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -99,7 +100,7 @@ def install_common(app: FastAPI, service: str, readiness: Callable[[], list[str]
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _jsonable(errors: list[dict]) -> list[dict]:
+def _jsonable(errors: Sequence[Any]) -> list[dict]:
     """Validation errors without the raw input objects (which may not be JSON-serialisable)."""
     return [{k: (str(v) if k in ("ctx", "input") else v) for k, v in e.items() if k != "url"}
             for e in errors]

@@ -10,11 +10,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
 from shared.pose import Pose
 from shared.schemas import CameraInfo, PoseModel
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 TRANSIENT_STATUS = (502, 503, 504)
 
@@ -97,6 +101,13 @@ class CameraClient:
             jpeg=r.content, pose=pose, captured_at=captured,
             sim_time=float(h["X-PTZ-Sim-Time"]) if "X-PTZ-Sim-Time" in h else None,
             dynamic_fraction=float(h["X-PTZ-Dynamic-Fraction"]) if "X-PTZ-Dynamic-Fraction" in h else None)
+
+
+def camera_client_for(settings: Settings) -> CameraClient:
+    """A client of this node's camera service, with the settings' API token and timeout."""
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    return CameraClient(settings.services.camera_base_url(), token=token,
+                        timeout_s=settings.camera.client_timeout_s())
 
 
 def _detail(response: httpx.Response) -> str:

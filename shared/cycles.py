@@ -1,4 +1,4 @@
-"""Learning cycles as chained rq jobs, and lifelong mode (DESIGN.md, "Data flow of one cycle").
+"""Learning cycles as chained rq jobs, and lifelong mode.
 
 A cycle is `collect` (or `navigate` once the node has an agent) -> `worldmodel` -> `dreamer` ->
 `agent`, enqueued at once with rq dependencies: each phase starts when the one before it
@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import redis
+from redis.typing import EncodableT, FieldT
 from rq import Callback, Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -47,6 +48,20 @@ def _s(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _text(value: object) -> str:
+    """A Redis reply item (a hash field, a sorted-set member) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _hash(client: redis.Redis, key: str) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in client.hgetall(key).items()}
+
+
+def _newest_ids(client: redis.Redis, key: str, limit: int) -> list[str]:
+    """The members of a sorted set by descending score, as text."""
+    return [_text(member) for member in client.zrevrange(key, 0, limit - 1)]
+
+
 def plan(client: redis.Redis, settings: Settings) -> list[tuple[str, dict[str, Any]]]:
     """The phases of the next cycle of this node, with their arguments."""
     keys, node = Keys(settings.redis_prefix), settings.node
@@ -71,12 +86,14 @@ def start_cycle(client: redis.Redis, settings: Settings, *, lifelong: bool = Fal
                 kwargs.update(extra)
     phases = [{"name": name, "job_id": f"{cycle_id}-{name}", "queue": PHASES[name].queue}
               for name, _ in steps]
-    record = {"id": cycle_id, "node": settings.node, "status": "running", "created_at": time.time(),
-              "lifelong": int(lifelong), "phases": json.dumps(phases)}
+    created_at = time.time()
+    record: dict[FieldT, EncodableT] = {
+        "id": cycle_id, "node": settings.node, "status": "running", "created_at": created_at,
+        "lifelong": int(lifelong), "phases": json.dumps(phases)}
     client.hset(keys.cycle(cycle_id), mapping=record)
-    client.zadd(keys.cycles(settings.node), {cycle_id: record["created_at"]})
+    client.zadd(keys.cycles(settings.node), {cycle_id: created_at})
     previous: Job | None = None
-    for (name, kwargs), info in zip(steps, phases):
+    for (name, kwargs), info in zip(steps, phases, strict=True):
         spec = PHASES[name]
         queue = Queue(keys.queue(spec.queue, settings.node), connection=client)
         previous = queue.enqueue(
@@ -92,10 +109,10 @@ def start_cycle(client: redis.Redis, settings: Settings, *, lifelong: bool = Fal
 
 
 def _record(client: redis.Redis, keys: Keys, cycle_id: str) -> dict:
-    raw = client.hgetall(keys.cycle(cycle_id))
-    if not raw:
+    rec = _hash(client, keys.cycle(cycle_id))
+    if not rec:
         raise CycleError(f"no cycle with id '{cycle_id}'")
-    return {_s(k): _s(v) for k, v in raw.items()}
+    return rec
 
 
 def get_cycle(client: redis.Redis, keys: Keys, cycle_id: str) -> dict:
@@ -121,8 +138,8 @@ def _job_state(client: redis.Redis, job_id: str) -> dict:
         job = Job.fetch(job_id, connection=client)
     except NoSuchJobError:
         return {"status": "unknown"}
-    status = job.get_status(refresh=False)
-    status = getattr(status, "value", str(status))
+    job_status = job.get_status(refresh=False)
+    status: str = getattr(job_status, "value", str(job_status))
     out: dict[str, Any] = {"status": status, "progress": job.meta.get("progress"),
                            "started_at": job.started_at.timestamp() if job.started_at else None,
                            "ended_at": job.ended_at.timestamp() if job.ended_at else None}
@@ -138,7 +155,7 @@ def _job_state(client: redis.Redis, job_id: str) -> dict:
 
 
 def list_cycles(client: redis.Redis, keys: Keys, node: str, limit: int = 20) -> list[dict]:
-    ids = [_s(i) for i in client.zrevrange(keys.cycles(node), 0, limit - 1)]
+    ids = _newest_ids(client, keys.cycles(node), limit)
     return [get_cycle(client, keys, i) for i in ids if client.exists(keys.cycle(i))]
 
 
@@ -228,17 +245,16 @@ def stop_cycle(client: redis.Redis, keys: Keys, cycle_id: str, reason: str = "st
 
 # ---- lifelong mode ------------------------------------------------------------------------
 def lifelong_state(client: redis.Redis, keys: Keys, node: str) -> dict:
-    raw = {_s(k): _s(v) for k, v in client.hgetall(keys.lifelong(node)).items()}
+    raw = _hash(client, keys.lifelong(node))
     return {"node": node, "enabled": raw.get("enabled") == "1",
-            "cycles_started": int(raw.get("cycles_started", 0)),
-            "consecutive_failures": int(raw.get("consecutive_failures", 0)),
+            "cycles_started": int(raw.get("cycles_started") or 0),
+            "consecutive_failures": int(raw.get("consecutive_failures") or 0),
             "current_cycle": raw.get("current_cycle"),
             "next_attempt_at": float(raw["next_attempt_at"]) if raw.get("next_attempt_at") else None}
 
 
 def _running_cycle(client: redis.Redis, keys: Keys, node: str) -> str | None:
-    for cycle_id in client.zrevrange(keys.cycles(node), 0, 0):
-        cycle_id = _s(cycle_id)
+    for cycle_id in _newest_ids(client, keys.cycles(node), 1):
         if _s(client.hget(keys.cycle(cycle_id), "status")) == "running":
             return cycle_id
     return None
@@ -296,7 +312,10 @@ def lifelong_tick(node: str) -> str | None:
         settings = settings.model_copy(update={"node": node})
     from rq import get_current_job
 
-    client = get_current_job().connection
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("lifelong_tick runs only as an rq job")
+    client = job.connection
     keys = Keys(settings.redis_prefix)
     if not lifelong_state(client, keys, node)["enabled"] or _running_cycle(client, keys, node):
         return None

@@ -155,14 +155,14 @@ def scale_to_dict(scale: ActionScale) -> dict[str, float]:
 
 # ----- dreams --------------------------------------------------------------------------------------
 TENSORS = {  # name -> (dtype name, shape as a function of (count, length, obs_dim))
-    "observations": ("float16", lambda c, l, o: (c, l + 1, o)),
-    "poses": ("float32", lambda c, l, o: (c, l + 1, 3)),
-    "actions": ("int64", lambda c, l, o: (c, l)),
-    "surprise": ("float32", lambda c, l, o: (c, l)),
-    "surprise_delta": ("float32", lambda c, l, o: (c, l)),
-    "view_surprise": ("float32", lambda c, l, o: (c, l + 1)),
-    "measured_move": ("float32", lambda c, l, o: (c, l)),
-    "measured_view": ("float32", lambda c, l, o: (c, l + 1)),
+    "observations": ("float16", lambda count, length, obs_dim: (count, length + 1, obs_dim)),
+    "poses": ("float32", lambda count, length, obs_dim: (count, length + 1, 3)),
+    "actions": ("int64", lambda count, length, obs_dim: (count, length)),
+    "surprise": ("float32", lambda count, length, obs_dim: (count, length)),
+    "surprise_delta": ("float32", lambda count, length, obs_dim: (count, length)),
+    "view_surprise": ("float32", lambda count, length, obs_dim: (count, length + 1)),
+    "measured_move": ("float32", lambda count, length, obs_dim: (count, length)),
+    "measured_view": ("float32", lambda count, length, obs_dim: (count, length + 1)),
 }
 MEASURED = frozenset({"measured_move", "measured_view"})
 # None in memory when absent: view_surprise from format-1 shards, the measured pair from shards
@@ -180,8 +180,8 @@ OPTIONAL = frozenset({"view_surprise"}) | MEASURED
 #   measured       move[a_t] + view(pose_{t+1}), the error the move is expected to have;
 #   measured_view  view(pose_{t+1}) alone: where the model is weak, whatever the move;
 #   measured_balanced  both terms standardised over the dreams, the view's times `view_weight`
-#                  (AgentConfig.view_weight), and summed: a jump's move term dwarfs the spread of the view
-#                  term (session 7: 0.23 against about 0.01), so `measured` jumps everywhere;
+#                  (AgentConfig.view_weight), and summed: a jump's move term dwarfs the spread of
+#                  the view term (measured at 0.23 against about 0.01), so `measured` jumps everywhere;
 #                  standardised, a view `view_weight` spreads weaker costs as much as a jump
 #                  gains. `measured_view` is the limit of a large view_weight.
 # The agent's default is chosen by measurement (services.agent.config, docs/agent.md).
@@ -268,8 +268,9 @@ class Dreams:
     def _tensors(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in TENSORS if getattr(self, k) is not None}
 
-    def select(self, index) -> Dreams:
-        return dataclasses.replace(self, **{k: v[index] for k, v in self._tensors().items()})
+    def select(self, index: Any) -> Dreams:
+        selected: dict[str, Any] = {k: v[index] for k, v in self._tensors().items()}
+        return dataclasses.replace(self, **selected)
 
     @staticmethod
     def concat(parts: list[Dreams]) -> Dreams:
@@ -282,9 +283,10 @@ class Dreams:
             if p.length != first.length or p.obs_dim != first.obs_dim or p.spec != first.spec:
                 raise ValueError("dreams of different length, observation size or spec")
         # A mix of format-1 and format-2 parts has no view surprise as a whole.
-        return dataclasses.replace(first, **{
+        joined: dict[str, Any] = {
             k: None if any(getattr(p, k) is None for p in parts)
-            else torch.cat([getattr(p, k) for p in parts]) for k in TENSORS})
+            else torch.cat([getattr(p, k) for p in parts]) for k in TENSORS}
+        return dataclasses.replace(first, **joined)
 
 
 def _check_shapes(tensors: dict, count: int, length: int, obs_dim: int, where: str,
@@ -303,7 +305,7 @@ def _check_shapes(tensors: dict, count: int, length: int, obs_dim: int, where: s
 
 
 def write_shards(store: Store, folder: str, dreams: Dreams, *, slot: str = "", version: str = "",
-                 node: str = "", shard_size: int = 256, extra: dict[str, str] | None = None) -> dict:
+                 node: str = "", shard_size: int = 256, extra: dict[str, Any] | None = None) -> dict:
     """Write `dreams` as shards of at most `shard_size` dreams under `folder`, then `index.json`.
 
     Returns the index: {"format", "format_version", "count", "length", "obs_dim", "shards":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from shared.keys import Keys
 
@@ -28,7 +29,7 @@ class Event:
 
 
 def emit(client: redis.Redis, keys: Keys, kind: str, node: str, **data: Any) -> str:
-    fields = {"kind": kind, "node": node, "time": f"{time.time():.6f}",
+    fields: dict[FieldT, EncodableT] = {"kind": kind, "node": node, "time": f"{time.time():.6f}",
               "data": json.dumps(data, default=str, sort_keys=True)}
     entry_id = client.xadd(keys.events(), fields, maxlen=STREAM_MAXLEN, approximate=True)
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -38,6 +39,10 @@ def read_since(client: redis.Redis, keys: Keys, last_id: str = "0-0", count: int
                block_ms: int | None = None) -> list[Event]:
     """Events after `last_id` (exclusive), oldest first."""
     reply = client.xread({keys.events(): last_id}, count=count, block=block_ms)
+    # The clients speak RESP2 (redis-py's default): a list of [stream, entries] pairs, or None
+    # when `block_ms` passes with nothing new.
+    if reply is not None and not isinstance(reply, list):
+        raise TypeError(f"expected a RESP2 stream reply, got {type(reply).__name__}")
     events = []
     for _stream, entries in reply or []:
         for entry_id, fields in entries:

@@ -60,7 +60,7 @@ def load_frames(store: Store, img_size: int, *, node: str, include_other_nodes: 
         raise NoFrames("no frames in the store yet: run a collection (camera sweep) first")
     images, poses, round_ids, frame_ids, skipped, nodes = [], [], [], [], [], set()
     segment = 0
-    for rel, records in manifests:
+    for _rel, records in manifests:
         segment += 1
         for record in records:
             try:

@@ -19,10 +19,16 @@ class SecretFilter(logging.Filter):
         message = record.getMessage()
         cleaned = message
         for pattern in _SECRET_PATTERNS:
-            cleaned = pattern.sub(lambda m: m.group(1) + "***" + (m.group(2) if m.lastindex and m.lastindex > 1 else ""), cleaned)
+            cleaned = pattern.sub(_masked, cleaned)
         if cleaned != message:
             record.msg, record.args = cleaned, ()
         return True
+
+
+def _masked(match: re.Match[str]) -> str:
+    """The secret's prefix (group 1), stars, and its suffix (group 2) when the pattern has one."""
+    suffix = match.group(2) if match.lastindex and match.lastindex > 1 else ""
+    return match.group(1) + "***" + suffix
 
 
 def setup_logging(level: str = "INFO") -> None:

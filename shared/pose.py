@@ -128,29 +128,19 @@ class Action:
     d_zoom: float
 
 
-# The original's 21 moves (REFERENCE.md, "Actions"), in its raw units.
+# The original's 21 moves, in its raw units: one line per kind of move.
 ACTIONS: tuple[Action, ...] = (
     Action("noop", 0.0, 0.0, 0.0),
-    Action("left", -0.1, 0.0, 0.0),
-    Action("right", 0.1, 0.0, 0.0),
-    Action("up", 0.0, 0.1, 0.0),
-    Action("down", 0.0, -0.1, 0.0),
-    Action("up_left", -0.1, 0.1, 0.0),
-    Action("up_right", 0.1, 0.1, 0.0),
-    Action("down_left", -0.1, -0.1, 0.0),
-    Action("down_right", 0.1, -0.1, 0.0),
-    Action("zoom_in", 0.0, 0.0, 0.1),
-    Action("zoom_out", 0.0, 0.0, -0.1),
-    Action("long_left", -1.0, 0.0, 0.0),
-    Action("long_right", 1.0, 0.0, 0.0),
-    Action("long_up", 0.0, 1.0, 0.0),
-    Action("long_down", 0.0, -1.0, 0.0),
-    Action("long_zoom_in", 0.0, 0.0, 0.2),
-    Action("long_zoom_out", 0.0, 0.0, -0.2),
-    Action("jump_left", -5.0, 0.0, 0.0),
-    Action("jump_right", 5.0, 0.0, 0.0),
-    Action("jump_up", 0.0, 3.0, 0.0),
-    Action("jump_down", 0.0, -3.0, 0.0),
+    Action("left", -0.1, 0.0, 0.0), Action("right", 0.1, 0.0, 0.0),
+    Action("up", 0.0, 0.1, 0.0), Action("down", 0.0, -0.1, 0.0),
+    Action("up_left", -0.1, 0.1, 0.0), Action("up_right", 0.1, 0.1, 0.0),
+    Action("down_left", -0.1, -0.1, 0.0), Action("down_right", 0.1, -0.1, 0.0),
+    Action("zoom_in", 0.0, 0.0, 0.1), Action("zoom_out", 0.0, 0.0, -0.1),
+    Action("long_left", -1.0, 0.0, 0.0), Action("long_right", 1.0, 0.0, 0.0),
+    Action("long_up", 0.0, 1.0, 0.0), Action("long_down", 0.0, -1.0, 0.0),
+    Action("long_zoom_in", 0.0, 0.0, 0.2), Action("long_zoom_out", 0.0, 0.0, -0.2),
+    Action("jump_left", -5.0, 0.0, 0.0), Action("jump_right", 5.0, 0.0, 0.0),
+    Action("jump_up", 0.0, 3.0, 0.0), Action("jump_down", 0.0, -3.0, 0.0),
 )
 N_ACTIONS = len(ACTIONS)
 NOOP = 0  # the index of holding still

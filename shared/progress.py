@@ -51,6 +51,11 @@ class JobProgress:
         if self.stop_requested():
             raise StopRequested(f"{self.phase} stopped on request after {self.done}/{self.total}")
 
+    def frame_done(self, done: int, _total: int) -> None:
+        """The `on_frame` callback of a camera run: records progress and stops when asked to."""
+        self.update(done)
+        self.check_stop()
+
     def finish(self, outcome: str = "ok", **result: Any) -> None:
         elapsed = time.time() - self.started
         PHASE_SECONDS.labels(self.node, self.phase, outcome).observe(elapsed)

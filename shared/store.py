@@ -9,6 +9,7 @@ Readers get `MissingFile` or `CorruptFile` naming the file, never a half-written
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -163,7 +164,7 @@ class Store:
         lines = [r.model_dump_json() for r in records]
         return self.write_bytes(rel, ("\n".join(lines) + "\n").encode())
 
-    def read_manifest(self, rel: str) -> list[FrameRecord]:
+    def read_manifest(self, rel: str) -> builtins.list[FrameRecord]:
         raw = self.read_bytes(rel)
         records = []
         for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):

@@ -125,7 +125,7 @@ def reading(client: redis.Redis, keys: Keys, slot: str, version: str, reader: st
 
 def history(store: Store, slot: str, version: str, limit: int = 1000) -> list[dict]:
     """The version and its ancestors (newest first), following each metadata's `parent`."""
-    chain = []
+    chain: list[dict] = []
     current: str | None = version
     while current and len(chain) < limit:
         meta = read_meta(store, slot, current)

@@ -7,7 +7,7 @@ import random
 from services.agent.navigation import navigate_camera
 from services.agent.training_phase import AgentHooks, train_on_dreams
 from shared import events
-from shared.camera_client import CameraClient
+from shared.camera_client import camera_client_for
 from shared.jobcontext import job_context
 from shared.metrics import AGENT_LOSS
 from shared.progress import JobProgress
@@ -18,9 +18,10 @@ from shared.store import store_for
 def train_agent(node: str | None = None, updates: int | None = None) -> dict:
     """Double DQN on the newest dreams (the cycle's, when run in a cycle)."""
     ctx = job_context(node)
-    settings, job, client, keys = ctx.settings, ctx.job, ctx.client, ctx.keys
+    settings, client, keys = ctx.settings, ctx.client, ctx.keys
     if updates is not None:
-        settings = settings.model_copy(update={"agent": settings.agent.model_copy(update={"updates": updates})})
+        agent = settings.agent.model_copy(update={"config": {**settings.agent.config, "updates": updates}})
+        settings = settings.model_copy(update={"agent": agent})
     upstream = ctx.upstream_result()
     progress = JobProgress(client, keys, settings.node, "agent", total=1)
 
@@ -53,19 +54,13 @@ def navigate(node: str | None = None, iterations: int | None = None, movements: 
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     progress = JobProgress(client, keys, settings.node, "navigate",
                            total=frames_per_run(iterations, movements, settings.agent.hold_frames))
-
-    def on_frame(done: int, _total: int) -> None:
-        progress.update(done)
-        progress.check_stop()
-
-    token = settings.api_token.get_secret_value() if settings.api_token else None
     outcome = "failed"
     try:
-        with CameraClient(settings.services.camera_base_url(), token=token,
-                          timeout_s=settings.camera.client_timeout_s()) as camera:
+        with camera_client_for(settings) as camera:
             result = navigate_camera(settings, store_for(settings), client, camera,
                                      iterations=iterations, movements=movements, seed=seed,
-                                     run_id=run_id("nav", job.id if job else None), on_frame=on_frame)
+                                     run_id=run_id("nav", job.id if job else None),
+                                     on_frame=progress.frame_done)
         outcome = "stopped" if result.stopped else "ok"
         return result.summary() | {"seed": seed}
     finally:

@@ -1,5 +1,5 @@
-"""The agent drives the camera (REFERENCE.md, "Environment interaction"), through the camera
-service's REST API, and records what it saw as `navigate` rounds that feed the next cycle.
+"""The agent drives the camera through the camera service's REST API, and records what it saw
+as `navigate` rounds that feed the next cycle.
 
 Each round starts at a random pose (so runs cover the scene), then takes `movements` actions
 chosen from the agent's Q-values with the configured exploration. Frames are encoded by the very
@@ -91,8 +91,8 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
                     _round(model, net, spec, camera, recorder, ranges, rng, movements, epsilon,
                            temperature, hold, result, lambda: on_frame(result.frames, total))
                 finally:
-                    if recorder.close():
-                        result.manifests.append(recorder.manifest)
+                    if manifest := recorder.close():
+                        result.manifests.append(manifest)
                         result.rounds += 1
         except StopRequested:
             result.stopped = True

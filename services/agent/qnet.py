@@ -13,6 +13,9 @@ from shared.pose import N_ACTIONS
 
 
 class QNetwork(nn.Module):
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+
     def __init__(self, obs_dim: int, hidden: tuple[int, ...] = (256, 256), n_actions: int = N_ACTIONS):
         super().__init__()
         if obs_dim < 1:

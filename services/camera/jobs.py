@@ -7,7 +7,7 @@ import random
 from rq import get_current_job
 
 from services.camera.sweep import run_sweep
-from shared.camera_client import CameraClient
+from shared.camera_client import camera_client_for
 from shared.config import load_settings
 from shared.keys import Keys
 from shared.progress import JobProgress
@@ -29,20 +29,13 @@ def collect_sweep(iterations: int | None = None, movements: int | None = None,
     hold = settings.collect.hold_frames
     progress = JobProgress(redis_client, Keys(settings.redis_prefix), settings.node, "collect",
                            frames_per_run(iterations, movements, hold))
-
-    def on_frame(done: int, _total: int) -> None:
-        progress.update(done)
-        progress.check_stop()
-
-    token = settings.api_token.get_secret_value() if settings.api_token else None
     outcome = "failed"
     try:
-        with CameraClient(settings.services.camera_base_url(), token=token,
-                          timeout_s=settings.camera.client_timeout_s()) as camera:
+        with camera_client_for(settings) as camera:
             result = run_sweep(camera, store, node=settings.node, camera=settings.camera.name,
                                iterations=iterations, movements=movements, seed=seed,
                                collection_id=run_id("sweep", job.id if job else None),
-                               hold_frames=hold, on_frame=on_frame)
+                               hold_frames=hold, on_frame=progress.frame_done)
         outcome = "stopped" if result.stopped else "ok"
         summary = result.summary(store, settings.node) | {"seed": seed}
     finally:

@@ -1,4 +1,4 @@
-"""The random sweep of the first cycle (REFERENCE.md, "Random sweep").
+"""The random sweep of the first cycle.
 
 `iterations` rounds; each round moves to a random absolute pose and grabs a frame, then makes
 `movements` random moves from the 21 discrete actions, grabbing a frame after each. Moves are
@@ -106,6 +106,6 @@ def _run_round(client: CameraClient, store: Store, rng: random.Random, ranges: P
                 pose = client.move("absolute", *apply_action(pose, NOOP, ranges).as_tuple())
                 grab(NOOP, hold=True)
     finally:  # the frames of a round cut short are kept and listed
-        if recorder.close():
-            result.manifests.append(recorder.manifest)
+        if manifest := recorder.close():
+            result.manifests.append(manifest)
             result.rounds += 1

@@ -25,9 +25,10 @@ sum) and `measured_view` (the view term alone) of `shared.dreams.REWARDS`. Real 
 no action index, so each is matched to the action whose wrapped/clamped result lands nearest its
 destination.
 
-The view term replaced, in session 6, a kernel average of whole-transition errors over
-destination poses: that one booked the zoom-dependent part of a move's geometry into the view
-term at zoomed-in poses and knew only the poses the camera had held (docs/agent.md).
+The view term is an atlas of the views' own errors rather than a kernel average of
+whole-transition errors over destination poses, because such an average books the zoom-dependent
+part of a move's geometry into the view term at zoomed-in poses and knows only the poses the
+camera has held (docs/agent.md).
 """
 
 from __future__ import annotations
@@ -114,12 +115,12 @@ def fit_error_map(source_poses, dest_poses, actions, errors, token_errors,
         raise ValueError(f"actions must be in 0..{N_ACTIONS - 1}")
     if tokens.ndim != 2:
         raise ValueError("token_errors must be (M, N)")
-    grid = int(round(np.sqrt(tokens.shape[1])))
+    grid = round(np.sqrt(tokens.shape[1]))
     still = holds(src, dest, hfov_deg, grid)
     if still.sum() >= MIN_HOLDS:
         # Only what the scene did while the camera held still: any shift, even under a cell,
         # leaves the warp's sub-cell error on textured static ground, which outranked the
-        # dynamic zones where the agent looked for the atlas's peaks (docs/agent.md, session 7).
+        # dynamic zones where the agent looked for the atlas's peaks (docs/agent.md).
         source, held = "holds", np.repeat(still[:, None], tokens.shape[1], axis=1)
     else:
         source, held = "in_place", held_in_place(src, dest, hfov_deg, grid)

@@ -13,10 +13,10 @@ the whole view still, when the frames have enough of them, else those `held_in_p
 cell over any move. Content new to the view is unpredictable wherever the camera points, and
 content that slid across the view, even by part of a cell, carries the warp's imprecision (large
 on textured static ground); both are the move's geometry, not the scene, and it is that geometry
-which fooled the per-transition rewards and the per-pose kernel map before (docs/agent.md). What
+which fooled the per-transition rewards and the per-pose kernel map before (docs/experiments.md). What
 a hold's tokens err by is what the scene did by itself in the meantime (traffic, people, lighting).
 
-Measured against the simulator's ground truth (docs/agent.md, sessions 6 and 7): after one sweep
+Measured against the simulator's ground truth (docs/experiments.md): after one sweep
 the atlas of tokens held within a cell ranked random views' dynamic fraction with Spearman 0.38 -
 0.66 (seeds 0 - 2), the atlas of holds 0.51 - 0.74, and 0.60 - 0.82 one navigation cycle later.
 """
@@ -33,7 +33,7 @@ BLUR_BINS = 2.0       # Gaussian smoothing (bins): fills the gaps between a wide
 FOOTPRINT = 8         # a view's footprint is read at FOOTPRINT x FOOTPRINT directions
 HOLD_CELLS = 0.1      # a hold moves no token by more than a tenth of a cell
 PRIOR = 1.0           # pseudo-tokens at the overall mean in every bin: no data, no bonus
-N_YAW, N_PITCH = int(round(360.0 / RESOLUTION_DEG)), int(round(180.0 / RESOLUTION_DEG))
+N_YAW, N_PITCH = round(360.0 / RESOLUTION_DEG), round(180.0 / RESOLUTION_DEG)
 
 
 def _rotations(poses: np.ndarray) -> np.ndarray:
@@ -99,7 +99,7 @@ def held_in_place(source_poses, dest_poses, hfov_deg: float, grid: int,
 def holds(source_poses, dest_poses, hfov_deg: float, grid: int) -> np.ndarray:
     """(M,) bool: transitions that held the whole view in place (every token within HOLD_CELLS
     of a cell: a no-op, or a move clamped at a limit, up to a real camera's pose jitter)."""
-    return held_in_place(source_poses, dest_poses, hfov_deg, grid, HOLD_CELLS).all(-1)
+    return np.asarray(held_in_place(source_poses, dest_poses, hfov_deg, grid, HOLD_CELLS).all(-1))
 
 
 def _bins(rays: np.ndarray) -> np.ndarray:
@@ -114,7 +114,7 @@ def _bins(rays: np.ndarray) -> np.ndarray:
 def _blur(grid: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian with peak 1 (a lone token keeps weight 1 at its own bin): yaw wraps,
     pitch pads with zeros (no data beyond the poles)."""
-    radius = int(math.ceil(3.0 * sigma))
+    radius = math.ceil(3.0 * sigma)
     out = np.zeros_like(grid)
     for d in range(-radius, radius + 1):
         out += math.exp(-0.5 * (d / sigma) ** 2) * np.roll(grid, d, axis=1)
@@ -170,7 +170,7 @@ def fit_view_atlas(dest_poses, token_errors, mask, hfov_deg: float) -> ViewAtlas
     mask = np.asarray(mask, dtype=bool)
     if errors.ndim != 2 or errors.shape != mask.shape or len(errors) != len(dest):
         raise ValueError("token_errors and mask must be (M, N) for M destination poses")
-    grid = int(round(math.sqrt(errors.shape[1])))
+    grid = round(math.sqrt(errors.shape[1]))
     if grid * grid != errors.shape[1]:
         raise ValueError(f"{errors.shape[1]} tokens per frame is not a square grid")
     if not mask.any():

@@ -10,7 +10,7 @@ window doubles as a rollout chain along the real trajectory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ class FrameDataset:
     frames: np.ndarray
     poses: np.ndarray
     round_ids: np.ndarray
-    ranges: PoseRanges = PoseRanges()
+    ranges: PoseRanges = field(default_factory=PoseRanges)
 
     def __post_init__(self) -> None:
         n = len(self.frames)

@@ -36,7 +36,7 @@ def pooled_features(states: torch.Tensor, regions: int = 2) -> np.ndarray:
     view is, which changes with zoom) and the means of a regions x regions grid of cells (coarse
     layout: where in the view things are)."""
     b, n, d = states.shape
-    g = int(round(n ** 0.5))
+    g = round(n ** 0.5)
     feats = [states.mean(1), states.std(1)]
     if regions > 1 and g * g == n and g % regions == 0:
         grid = states.reshape(b, regions, g // regions, regions, g // regions, d)
@@ -159,7 +159,7 @@ def evaluate(model: WorldModel, train: FrameDataset, held_out: FrameDataset,
         "rollout_ratio": {str(h): m / c for h, (m, c) in sorted(roll.items())},
         "probe_r2": probe["r2"],
         "probe_r2_per_output": dict(zip(["sin_pan", "cos_pan", "tilt", "log_zoom"],
-                                        probe["r2_per_output"])),
+                                        probe["r2_per_output"], strict=True)),
         "surprise_spearman": surprise,
         "one_step_error": one_model, "one_step_copy_error": one_copy,
         "held_out_transitions": len(src),

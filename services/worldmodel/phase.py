@@ -1,6 +1,6 @@
 """One world-model training phase: lease a slot, resume it, train on recent frames, publish.
 
-The order matters for safety (DESIGN.md, "Leases"):
+The order matters for safety:
 1. lease a slot (bounded wait; `NoFreeSlot` names the holders) - heartbeats keep it while we work;
 2. resume from the slot's latest published version (hash-verified) or start fresh;
 3. train, polling the lease and stop requests between steps - a lost lease ends the run and its
@@ -42,7 +42,7 @@ class PhaseHooks:
 
 
 def _resume(store: Store, slot: str, record: dict | None, cfg: TrainConfig, steps: int,
-            device) -> tuple[TrainState, dict | None]:
+            device) -> tuple[TrainState | None, dict | None]:
     """A training state continuing the slot's latest version, or a fresh one.
 
     Each job is a new run over the inherited weights and optimizer moments: its schedules

@@ -53,6 +53,12 @@ class PredictorBlock(nn.Module):
 
 
 class ActionConditionedPredictor(nn.Module):
+    query_pos: torch.Tensor
+    memory_pos: torch.Tensor
+    query_cells: torch.Tensor
+    cell_order: torch.Tensor
+    cell_xy: torch.Tensor
+
     def __init__(self, enc: EncoderConfig, cfg: PredictorConfig, ensemble_size: int = 0):
         super().__init__()
         cfg.validate()
@@ -170,7 +176,7 @@ class ActionConditionedPredictor(nn.Module):
         projected, positions re-added."""
         ms = self.cfg.memory_stride
         if ms > 1:
-            s, n, dim = state.shape
+            s, _, dim = state.shape
             grid_map = state.transpose(1, 2).reshape(s, dim, self.grid, self.grid)
             state = F.avg_pool2d(grid_map, ms).flatten(2).transpose(1, 2)
         return self.in_proj(state) + self.memory_pos
@@ -195,8 +201,8 @@ class ActionConditionedPredictor(nn.Module):
             raise ValueError(f"state has {state.shape[0]} sources but poses have {s}")
         d, dim = self.cfg.dim, state.shape[-1]
         full = query_index is None
-        qi = (torch.arange(self.n_queries, device=state.device).expand(s, t, self.n_queries)
-              if full else query_index)
+        qi = (query_index if query_index is not None
+              else torch.arange(self.n_queries, device=state.device).expand(s, t, self.n_queries))
         k, cpq = qi.shape[-1], self.cells_per_query
         # Cells in the order the output head emits them (block by block).
         cells = self.query_cells[qi].flatten(-2)

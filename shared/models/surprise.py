@@ -22,12 +22,16 @@ from torch.func import functional_call, grad, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from shared.models.config import SurpriseConfig
+from shared.models.vit import ViTEncoder
 
 EPS = 1e-8
 
 
 class SurpriseHeads(nn.Module):
     """(pooled trunk features, conditioning) -> one log-surprise per target, per transition."""
+
+    log_offset: torch.Tensor
+    offset_ready: torch.Tensor
 
     def __init__(self, cfg: SurpriseConfig, trunk_dim: int, cond_dim: int):
         super().__init__()
@@ -68,7 +72,7 @@ def per_transition_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return F.smooth_l1_loss(pred, target, reduction="none").mean(dim=(-1, -2))
 
 
-def grad_norm_targets(encoder: nn.Module, penultimate: torch.Tensor, pred: torch.Tensor,
+def grad_norm_targets(encoder: ViTEncoder, penultimate: torch.Tensor, pred: torch.Tensor,
                       query_index: torch.Tensor | None) -> torch.Tensor:
     """Mean |d loss_p / d theta| over the encoder's last block and final norm, per transition.
 

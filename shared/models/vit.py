@@ -135,12 +135,13 @@ class ViTEncoder(nn.Module):
         # layer-normed states of different views were nearly identical (measured on the sim).
         self.register_buffer("pos", POS_SCALE * sincos_2d(cfg.dim, cfg.grid)[None],
                              persistent=False)
-        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        blocks = [Block(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)]
+        self.blocks = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(cfg.dim)
         self.apply(init_weights)
         # Scale each residual branch's output layer by depth (as in GPT-2 / I-JEPA) so deep
         # stacks start near identity and train stably at the paper's 12 blocks.
-        for i, blk in enumerate(self.blocks):
+        for i, blk in enumerate(blocks):
             blk.attn.proj.weight.data.div_(math.sqrt(2.0 * (i + 1)))
             blk.mlp.fc2.weight.data.div_(math.sqrt(2.0 * (i + 1)))
 

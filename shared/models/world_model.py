@@ -153,7 +153,7 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:
         """EMA: target <- m * target + (1 - m) * context."""
-        tgt = list(self.target_encoder.parameters())
+        tgt: list[torch.Tensor] = list(self.target_encoder.parameters())
         src = [p.detach() for p in self.encoder.parameters()]
         torch._foreach_mul_(tgt, momentum)
         torch._foreach_add_(tgt, src, alpha=1.0 - momentum)

@@ -97,5 +97,6 @@ def test_camera_faults_become_502_or_504(tmp_path):
         assert httpx.get(f"{server.url}/v1/position", timeout=10).status_code == 502
     settings = make_settings(tmp_path, camera={"sim": {"fault_rate": 1.0, "fault_kinds": ["timeout"]}})
     with ThreadedServer(create_app(settings)) as server:
-        r = httpx.post(f"{server.url}/v1/move", json={"mode": "absolute", "pan": 1, "tilt": 0, "zoom": 1}, timeout=10)
+        r = httpx.post(f"{server.url}/v1/move", json={"mode": "absolute", "pan": 1, "tilt": 0, "zoom": 1},
+                       timeout=10)
         assert r.status_code == 504 and "timed out" in r.json()["detail"]

@@ -36,8 +36,9 @@ def test_sweep_writes_frames_manifests_and_a_contact_sheet(node):
     assert records[0].action is None and all(r.action is not None for r in records[1:8])
     views, holds = records[0::2], records[1::2]
     assert not any(r.extra.get("hold") for r in views)
-    assert all(h.extra["hold"] and h.action == 0 and h.pose == v.pose for v, h in zip(views, holds))
-    assert all(h.sim_time > v.sim_time for v, h in zip(views, holds))  # a move's time later
+    assert all(h.extra["hold"] and h.action == 0 and h.pose == v.pose
+               for v, h in zip(views, holds, strict=True))
+    assert all(h.sim_time > v.sim_time for v, h in zip(views, holds, strict=True))  # a move's time later
     assert all(r.source == "sweep" and r.node == "node0" for r in records)
     ranges = node.camera.ranges()
     assert all(ranges.check(r.pose.to_pose()) == [] for r in records)

@@ -94,7 +94,7 @@ def test_poses_wrap_and_clamp_like_apply_action():
     acts[:5] = torch.tensor([18, 20, 18, 17, 14])
     got = advance_poses(torch.from_numpy(poses), acts, RANGES, scale).numpy()
     want = np.array([apply_action(Pose(*p), int(a), RANGES, scale).as_tuple()
-                     for p, a in zip(poses, acts.tolist())])
+                     for p, a in zip(poses, acts.tolist(), strict=True)])
     np.testing.assert_allclose(got, want, atol=1e-9)
     assert (got[:, 0] >= 0).all() and (got[:, 0] < 360).all()
     assert (got[:, 1] >= -30).all() and (got[:, 1] <= 30).all()

@@ -86,10 +86,10 @@ def test_bad_shards_raise_clear_errors(tmp_path, dreams):
     index = write_shards(store, "ok", dreams, shard_size=10)
     tensors, meta = store.read_tensors(index["shards"][0]["path"])
     _bad(store, "x/wrong_format.safetensors", tensors, {**meta, "format": "other"})
-    with pytest.raises(DreamShardError, match="wrong_format.*not a dream shard"):
+    with pytest.raises(DreamShardError, match=r"wrong_format.*not a dream shard"):
         read_shard(store, "x/wrong_format.safetensors")
     _bad(store, "x/shape.safetensors", {**tensors, "actions": tensors["actions"][:, :2].contiguous()}, meta)
-    with pytest.raises(DreamShardError, match="shape.safetensors.*'actions' has shape"):
+    with pytest.raises(DreamShardError, match=r"shape\.safetensors.*'actions' has shape"):
         read_shard(store, "x/shape.safetensors")
     _bad(store, "x/dtype.safetensors", {**tensors, "surprise": tensors["surprise"].double()}, meta)
     with pytest.raises(DreamShardError, match="dtype"):
@@ -113,7 +113,7 @@ def test_bad_shards_raise_clear_errors(tmp_path, dreams):
     with pytest.raises(DreamShardError, match="'surprise_delta' is missing"):
         read_shard(store, "x/missing.safetensors")
     store.write_bytes("x/garbage.safetensors", b"not a safetensors file at all")
-    with pytest.raises(CorruptFile, match="garbage.safetensors"):
+    with pytest.raises(CorruptFile, match=r"garbage\.safetensors"):
         read_shard(store, "x/garbage.safetensors")
 
 

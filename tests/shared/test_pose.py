@@ -25,7 +25,8 @@ def test_non_wrapping_pan_clamps():
 
 
 def test_actions_wrap_and_clamp():
-    p = apply_action(Pose(359.5, 89.0, 19.0), ACTIONS.index(next(a for a in ACTIONS if a.name == "jump_right")), R)
+    jump_right = ACTIONS.index(next(a for a in ACTIONS if a.name == "jump_right"))
+    p = apply_action(Pose(359.5, 89.0, 19.0), jump_right, R)
     assert p.pan == pytest.approx(9.5)
     up = apply_action(Pose(0, 89.0, 1), [a.name for a in ACTIONS].index("jump_up"), R)
     assert up.tilt == 90.0
@@ -49,7 +50,7 @@ def test_axis_zoom_units_are_scaled():
 def test_batch_matches_single():
     poses = np.array([[10, 5, 2], [350, -20, 20], [180, 90, 1]], dtype=np.float32)
     batch = normalise_batch(poses, R)
-    for row, p in zip(batch, poses):
+    for row, p in zip(batch, poses, strict=True):
         assert np.allclose(row, normalise(Pose(*map(float, p)), R), atol=1e-6)
 
 

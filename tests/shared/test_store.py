@@ -31,7 +31,7 @@ def test_image_round_trip_and_listing(store):
 
 def test_files_are_immutable(store):
     store.write_bytes("a.bin", b"1")
-    with pytest.raises(AlreadyExists, match="a.bin"):
+    with pytest.raises(AlreadyExists, match=r"a\.bin"):
         store.write_bytes("a.bin", b"2")
     assert store.read_bytes("a.bin") == b"1"
 
@@ -55,13 +55,13 @@ def test_concurrent_writers_exactly_one_wins(store):
 
 
 def test_missing_and_corrupt_files_name_the_file(store):
-    with pytest.raises(MissingFile, match="nope.jpg"):
+    with pytest.raises(MissingFile, match=r"nope\.jpg"):
         store.read_image("nope.jpg")
     store.write_bytes("bad.jpg", b"\xff\xd8garbage")
-    with pytest.raises(CorruptFile, match="bad.jpg"):
+    with pytest.raises(CorruptFile, match=r"bad\.jpg"):
         store.read_image("bad.jpg")
     store.write_bytes("empty.jpg", b"")
-    with pytest.raises(CorruptFile, match="empty.jpg is empty"):
+    with pytest.raises(CorruptFile, match=r"empty\.jpg is empty"):
         store.read_image("empty.jpg")
 
 
@@ -76,8 +76,9 @@ def test_manifest_round_trip_and_corrupt_line(store):
     store.write_manifest(rel, [_record(0), _record(1)])
     back = store.read_manifest(rel)
     assert [r.frame_id for r in back] == ["f0", "f1"] and back[1].pose.pan == 1
-    store.write_bytes("manifests/n/bad.jsonl", _record(0).model_dump_json().encode() + b"\n{\"frame_id\": 1}\n")
-    with pytest.raises(CorruptFile, match="bad.jsonl line 2"):
+    second_line_bad = _record(0).model_dump_json().encode() + b"\n{\"frame_id\": 1}\n"
+    store.write_bytes("manifests/n/bad.jsonl", second_line_bad)
+    with pytest.raises(CorruptFile, match=r"bad\.jsonl line 2"):
         store.read_manifest("manifests/n/bad.jsonl")
 
 
@@ -88,5 +89,5 @@ def test_tensors_hash_checked_and_truncation_detected(store):
     with pytest.raises(CorruptFile, match="does not match"):
         store.read_tensors("m.safetensors", expected_sha256="0" * 64)
     store.write_bytes("t.safetensors", store.read_bytes("m.safetensors")[:-7])
-    with pytest.raises(CorruptFile, match="t.safetensors"):
+    with pytest.raises(CorruptFile, match=r"t\.safetensors"):
         store.read_tensors("t.safetensors")

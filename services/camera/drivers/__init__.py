@@ -7,8 +7,13 @@ request: configuration errors (a missing password, unmappable ranges) are raised
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from services.camera.drivers.base import CameraDriver
 from shared.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from services.camera.drivers.ptz import HttpPtzDriver
 
 REAL_DRIVERS = ("hanwha", "axis", "onvif")
 
@@ -28,7 +33,7 @@ def make_driver(settings: Settings) -> CameraDriver:
     raise ConfigError(f"camera.driver: unknown driver '{driver}'; choose sim, {', '.join(REAL_DRIVERS)}")
 
 
-def driver_class(driver: str) -> type[CameraDriver]:
+def driver_class(driver: str) -> type[HttpPtzDriver]:
     if driver == "hanwha":
         from services.camera.drivers.hanwha import HanwhaDriver
 

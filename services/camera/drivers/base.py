@@ -1,4 +1,4 @@
-"""The camera driver interface every PTZ camera speaks (sim now; Hanwha, Axis, ONVIF later).
+"""The camera driver interface every PTZ camera speaks (the sim, Hanwha, Axis and ONVIF).
 
 Drivers are synchronous: the camera service runs them in its thread pool and owns the one driver
 instance of its camera, so that every mover (REST clients, collection and navigation jobs) goes
@@ -72,5 +72,5 @@ class CameraDriver(ABC):
     @abstractmethod
     def snapshot(self) -> Snapshot: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a default on purpose: drivers without connections keep it
         """Release connections; the default has nothing to release."""

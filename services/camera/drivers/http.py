@@ -2,7 +2,7 @@
 retries with backoff, and typed errors for every way a camera reply goes wrong.
 
 Why one module: Hanwha, Axis and ONVIF cameras fail in the same ways, and the original got each of
-them wrong (REFERENCE.md, "Defects": no timeouts, `sys.exit` on a 401, error bodies crashing the
+them wrong (no timeouts, `sys.exit` on a 401, error bodies crashing the
 parser, the password in logs). Here:
 
 - One `httpx.Client` per camera with `httpx.DigestAuth`: the auth object keeps the last challenge

@@ -47,7 +47,7 @@ class OnvifDriver(HttpPtzDriver):
         self._clock_offset_s = 0.0
         self._media_path = self._ptz_path = DEVICE_PATH
         self._profile: str | None = None
-        self._snapshot_path: str | None = None
+        self._snapshot_path = ""  # known once `_setup` has run, like the profile
 
     # ---- SOAP plumbing -----------------------------------------------------------------------
     def _call(self, path: str, ns: str, op: str, inner: str = "", *, auth: bool = True,

@@ -128,23 +128,28 @@ class HttpPtzDriver(CameraDriver):
         pose = self.position()
         threshold = self.motion.sharpness_threshold
         tries = 1 + (self.motion.sharpness_retries if threshold > 0 and self._moved else 0)
-        best: tuple[float, np.ndarray] | None = None
-        for attempt in range(tries):
-            if attempt:
-                time.sleep(self.motion.sharpness_wait_s)
-            image = self._fetch_image()
-            score = sharpness(image) if tries > 1 else math.inf
-            if best is None or score > best[0]:
-                best = (score, image)
-            if score >= threshold:
-                break
-        else:
-            log.warning("camera %s: no frame reached sharpness %.0f in %d tries (best %.1f); "
-                        "keeping the sharpest", self.options.camera, threshold, tries, best[0])
+        image = self._sharpest_image(tries, threshold)
         self._moved = False
-        image = best[1]
         self._image_size = (image.shape[1], image.shape[0])
         return Snapshot(image=image, pose=pose, captured_at=datetime.now(UTC))
+
+    def _sharpest_image(self, tries: int, threshold: float) -> np.ndarray:
+        """The first of up to `tries` frames that reaches the sharpness threshold, else the
+        sharpest of them (one try: the first frame, unscored)."""
+        best_image = self._fetch_image()
+        best_score = sharpness(best_image) if tries > 1 else math.inf
+        for _ in range(tries - 1):
+            if best_score >= threshold:
+                return best_image
+            time.sleep(self.motion.sharpness_wait_s)
+            image = self._fetch_image()
+            score = sharpness(image)
+            if score > best_score:
+                best_image, best_score = image, score
+        if best_score < threshold:
+            log.warning("camera %s: no frame reached sharpness %.0f in %d tries (best %.1f); "
+                        "keeping the sharpest", self.options.camera, threshold, tries, best_score)
+        return best_image
 
     def close(self) -> None:
         self.http.close()
@@ -183,8 +188,9 @@ class HttpPtzDriver(CameraDriver):
             else:
                 readings.append(pose)
                 # At the target, or close to it and no longer moving (cameras stop a hair off).
-                if self._same(pose, target, exact=False) or (
-                        self._close_to(pose, target) and len(readings) > 1 and self._same(pose, readings[-2])):
+                stopped_near = (self._close_to(pose, target) and len(readings) > 1
+                                and self._same(pose, readings[-2]))
+                if self._same(pose, target, exact=False) or stopped_near:
                     return pose
                 recent = readings[-m.stable_polls:]
                 if len(recent) == m.stable_polls and all(self._same(p, pose) for p in recent) \

@@ -66,7 +66,8 @@ def wsse_header(user: str, password: str, clock_offset_s: float = 0.0) -> str:
 def envelope(body: str, security: str = "") -> bytes:
     ns = " ".join(f'xmlns:{k}="{v}"' for k, v in NS.items() if k not in ("wsse", "wsu"))
     header = f"<env:Header>{security}</env:Header>" if security else ""
-    return f'<?xml version="1.0" encoding="UTF-8"?><env:Envelope {ns}>{header}<env:Body>{body}</env:Body></env:Envelope>'.encode()
+    return (f'<?xml version="1.0" encoding="UTF-8"?><env:Envelope {ns}>{header}'
+            f"<env:Body>{body}</env:Body></env:Envelope>").encode()
 
 
 def soap_headers(action: str) -> dict[str, str]:
@@ -122,18 +123,20 @@ def _fault(fault: ET.Element, what: str, user: str) -> Exception:
 
 def find_text(element: ET.Element, path: str, what: str) -> str:
     found = element.find(path, NS)
-    if found is None or not (found.text or "").strip():
+    text = "" if found is None else (found.text or "").strip()
+    if not text:
         raise failure(CameraBadResponse, f"{what}: the reply lacks {path}", IDEMPOTENT)
-    return found.text.strip()
+    return text
 
 
 def float_attr(element: ET.Element | None, name: str, what: str) -> float:
-    if element is None or element.get(name) is None:
+    text = None if element is None else element.get(name)
+    if text is None:
         raise failure(CameraBadResponse, f"{what}: the reply lacks the {name} coordinate", IDEMPOTENT)
     try:
-        return float(element.get(name))
+        return float(text)
     except ValueError:
-        raise failure(CameraBadResponse, f"{what}: {name}='{snippet(element.get(name))}' is not a number",
+        raise failure(CameraBadResponse, f"{what}: {name}='{snippet(text)}' is not a number",
                       IDEMPOTENT) from None
 
 

@@ -42,7 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--height", type=int, default=360)
     p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a fault per request")
     p.add_argument("--faults", default="timeout,error_body,truncated,empty,html_error",
-                   help=f"comma-separated fault kinds for --fault-rate, from: {', '.join(sorted(FAULT_KINDS))}")
+                   help="comma-separated fault kinds for --fault-rate, from: "
+                        f"{', '.join(sorted(FAULT_KINDS))}")
     p.add_argument("--fault-timeout", type=float, default=10.0, help="how long a 'timeout' fault stalls")
     p.add_argument("--max-optical-zoom", type=float, default=None, help="Axis: magnification at unit 9999")
     p.add_argument("--seed", type=int, default=None, help="world seed (default: camera.sim.seed)")

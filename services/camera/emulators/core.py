@@ -52,7 +52,7 @@ _HTML = "<html><head><title>{0}</title></head><body><h1>{0}</h1><hr>camera web s
 @dataclass(frozen=True)
 class EmulatorConfig:
     user: str = "admin"
-    password: SecretStr = SecretStr("")
+    password: SecretStr = field(default_factory=lambda: SecretStr(""))
     realm: str = "ptzjepa-emulator"
     latency_s: float = 0.0          # added to every request
     settle_s: float = 0.5           # wall-clock duration of every move

@@ -20,19 +20,12 @@ import xml.etree.ElementTree as ET
 from collections import deque
 from datetime import UTC, datetime, timedelta
 
+from services.camera.drivers.soap import NS as SOAP_NS
 from services.camera.emulators.core import EmulatorApp, Reply, Request
 from shared.pose import Pose
 
-NS = {
-    "env": "http://www.w3.org/2003/05/soap-envelope",
-    "tds": "http://www.onvif.org/ver10/device/wsdl",
-    "trt": "http://www.onvif.org/ver10/media/wsdl",
-    "tptz": "http://www.onvif.org/ver20/ptz/wsdl",
-    "tt": "http://www.onvif.org/ver10/schema",
-    "ter": "http://www.onvif.org/ver10/error",
-    "wsse": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
-    "wsu": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd",
-}
+# The driver's namespaces, and the ONVIF error one that only the emulator's fault replies use.
+NS = {**SOAP_NS, "ter": "http://www.onvif.org/ver10/error"}
 SERVICES = {"/onvif/device_service": "tds", "/onvif/media_service": "trt", "/onvif/ptz_service": "tptz"}
 SNAPSHOT_PATH = "/onvif/snapshot.jpg"
 OPS = {"GetStatus": "position", "AbsoluteMove": "move", "RelativeMove": "move"}  # else "setup"
@@ -44,7 +37,8 @@ SPACE = "http://www.onvif.org/ver10/tptz/{}Spaces/{}GenericSpace"
 
 def _envelope(body: str) -> bytes:
     ns = " ".join(f'xmlns:{k}="{v}"' for k, v in NS.items() if k not in ("wsse", "wsu"))
-    return f'<?xml version="1.0" encoding="UTF-8"?><env:Envelope {ns}><env:Body>{body}</env:Body></env:Envelope>'.encode()
+    return (f'<?xml version="1.0" encoding="UTF-8"?><env:Envelope {ns}>'
+            f"<env:Body>{body}</env:Body></env:Envelope>").encode()
 
 
 def _ok(body: str) -> Reply:
@@ -78,11 +72,10 @@ class OnvifEmulator(EmulatorApp):
             return "snapshot", self.snapshot_reply
         if request.path not in SERVICES or request.method != "POST":
             return None
-        try:
-            root = ET.fromstring(request.body)
-            call = next(iter(root.find("env:Body", NS)))
-        except (ET.ParseError, TypeError, StopIteration):
+        parsed = _soap_call(request.body)
+        if parsed is None:
             return "setup", lambda _r: fault(400, "Sender", "ter:WellFormed", "not a SOAP 1.2 envelope")
+        root, call = parsed
         op = call.tag.rpartition("}")[2]
         self.soap_calls.append(op)
         return OPS.get(op, "setup"), lambda r: self._soap(r, root, call, op)
@@ -102,7 +95,9 @@ class OnvifEmulator(EmulatorApp):
             when = datetime.fromisoformat(created.replace("Z", "+00:00"))
         except (binascii.Error, ValueError):
             return False
-        if when.tzinfo is None or abs((self.now() - when).total_seconds()) > 300 or nonce in self._seen_nonces:
+        if when.tzinfo is None or abs((self.now() - when).total_seconds()) > 300:
+            return False
+        if nonce in self._seen_nonces:
             return False
         secret = self.config.password.get_secret_value()
         expected = base64.b64encode(hashlib.sha1(nonce + created.encode() + secret.encode()).digest())
@@ -151,7 +146,8 @@ class OnvifEmulator(EmulatorApp):
                  f"<tt:Width>{c.width}</tt:Width><tt:Height>{c.height}</tt:Height></tt:Resolution>"
                  f"</tt:VideoEncoderConfiguration>")
         return _ok("<trt:GetProfilesResponse>"
-                   f"<trt:Profiles token=\"profile_fixed\" fixed=\"true\"><tt:Name>overview</tt:Name>{video}</trt:Profiles>"
+                   f"<trt:Profiles token=\"profile_fixed\" fixed=\"true\"><tt:Name>overview</tt:Name>{video}"
+                   "</trt:Profiles>"
                    f"<trt:Profiles token=\"{PTZ_PROFILE}\" fixed=\"true\"><tt:Name>ptz</tt:Name>{video}"
                    "<tt:PTZConfiguration token=\"ptz0\"><tt:Name>ptz</tt:Name></tt:PTZConfiguration>"
                    "</trt:Profiles></trt:GetProfilesResponse>")
@@ -216,14 +212,27 @@ class OnvifEmulator(EmulatorApp):
     def _from_space(self, x: float, y: float, z: float) -> Pose:
         r = self.ranges
         return Pose(r.pan_min + (x + 1) / 2 * (r.pan_max - r.pan_min),
-                    r.tilt_min + (y + 1) / 2 * (r.tilt_max - r.tilt_min), r.zoom_min + z * (r.zoom_max - r.zoom_min))
+                    r.tilt_min + (y + 1) / 2 * (r.tilt_max - r.tilt_min),
+                    r.zoom_min + z * (r.zoom_max - r.zoom_min))
+
+
+def _soap_call(body: bytes) -> tuple[ET.Element, ET.Element] | None:
+    """(envelope, the body's first element) of a SOAP request; None when it is not one."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return None
+    soap_body = root.find("env:Body", NS)
+    call = None if soap_body is None else next(iter(soap_body), None)
+    return None if call is None else (root, call)
 
 
 def _coord(element: ET.Element | None, name: str, default: float, lo: float, hi: float) -> float:
     """A coordinate attribute, `default` when absent; out of [lo, hi] is the caller's error."""
-    if element is None or element.get(name) is None:
+    text = None if element is None else element.get(name)
+    if text is None:
         return default
-    value = float(element.get(name))
+    value = float(text)
     if not lo <= value <= hi:
         raise ValueError(f"{name}={value} is outside [{lo}, {hi}]")
     return value

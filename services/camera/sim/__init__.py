@@ -1,7 +1,7 @@
 """The simulated PTZ world: a panorama-based site with known dynamic regions and a simulated camera.
 
-Used by the embedded default run, the tests and the benchmarks. See DESIGN.md, "The simulated PTZ
-world". Nothing is generated at import time; building a `SimWorld` generates (or loads) its panorama.
+Used by the embedded default run, the tests and the benchmarks. Nothing is generated at import
+time; building a `SimWorld` generates (or loads) its panorama.
 """
 
 from .camera import FAULT_KINDS, SimCamera, SimCameraConfig, SimClock, SimFault

@@ -144,7 +144,8 @@ class SimCamera:
             self.clock.advance(self.config.snapshot_s)
             return image, self._pose, t
 
-    def snapshot_jpeg(self, width: int = 224, height: int = 224, quality: int = 90) -> tuple[bytes, Pose, float]:
+    def snapshot_jpeg(self, width: int = 224, height: int = 224,
+                      quality: int = 90) -> tuple[bytes, Pose, float]:
         """Like `snapshot`, but JPEG bytes, as an HTTP camera would answer."""
         image, pose, t = self.snapshot(width, height)
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),

@@ -10,7 +10,7 @@ samples those canvases only where a view falls on a zone.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -94,8 +94,14 @@ def sign_face(width: int, height: int, lit: bool) -> np.ndarray:
     return face
 
 
+def _rgb(channels: Iterable[float]) -> tuple[int, int, int]:
+    """Three colour channels as the int triple OpenCV draws with."""
+    red, green, blue = (int(c) for c in channels)
+    return red, green, blue
+
+
 def _pt(x: float, y: float) -> tuple[int, int]:
-    return int(round(x * _ONE)), int(round(y * _ONE))
+    return round(x * _ONE), round(y * _ONE)
 
 
 def _poly(img: np.ndarray, pts: list[tuple[float, float]], color: tuple[int, int, int]) -> None:
@@ -103,18 +109,18 @@ def _poly(img: np.ndarray, pts: list[tuple[float, float]], color: tuple[int, int
 
 
 def _circle(img: np.ndarray, x: float, y: float, r: float, color: tuple[int, int, int]) -> None:
-    cv2.circle(img, _pt(x, y), max(1, int(round(r * _ONE))), color, -1, cv2.LINE_AA, _SHIFT)
+    cv2.circle(img, _pt(x, y), max(1, round(r * _ONE)), color, -1, cv2.LINE_AA, _SHIFT)
 
 
 def _line(img: np.ndarray, a: tuple[float, float], b: tuple[float, float], color: tuple[int, int, int],
           thick: float) -> None:
-    cv2.line(img, _pt(*a), _pt(*b), color, max(1, int(round(thick))), cv2.LINE_AA, _SHIFT)
+    cv2.line(img, _pt(*a), _pt(*b), color, max(1, round(thick)), cv2.LINE_AA, _SHIFT)
 
 
 def _car(img: np.ndarray, x: float, y: float, length: float, h: float, color: tuple[int, int, int],
          direction: int) -> None:
     """A side-on car with body, cabin, windows, wheels and lights; (x, y) is its top-left corner."""
-    dark = tuple(int(c * 0.6) for c in color)
+    dark = _rgb(c * 0.6 for c in color)
     _poly(img, [(x, y + 0.42 * h), (x + length, y + 0.42 * h), (x + length, y + 0.85 * h),
                 (x, y + 0.85 * h)], color)
     front, back = (0.78, 0.22) if direction > 0 else (0.22, 0.78)
@@ -172,8 +178,8 @@ class SceneDynamics:
             period = road.yaw_span + car_len
             gap = period / config.cars_per_lane
             speed = config.traffic_speed_dps * rng.uniform(0.8, 1.2) * (1.0 if lane == 0 else 1.15)
-            cars = [(i * gap + rng.uniform(0, 0.4) * (gap - car_len), tuple(int(c) for c in
-                     palette[rng.integers(len(palette))])) for i in range(config.cars_per_lane)]
+            cars = [(i * gap + rng.uniform(0, 0.4) * (gap - car_len),
+                     _rgb(palette[rng.integers(len(palette))])) for i in range(config.cars_per_lane)]
             self._lanes.append((lo, hi, direction, car_h, car_len, period, speed, cars))
         p = layout.plaza
         self._people = []
@@ -182,8 +188,7 @@ class SceneDynamics:
             self._people.append((rng.uniform(ax, 1.0 - ax), ax, rng.uniform(0.02, 0.06),
                                  rng.uniform(0.03, 0.08), rng.uniform(0, 2 * math.pi),
                                  rng.uniform(0, 2 * math.pi),
-                                 tuple(int(c) for c in rng.integers(30, 240, 3)),
-                                 tuple(int(c) for c in rng.integers(20, 90, 3))))
+                                 _rgb(rng.integers(30, 240, 3)), _rgb(rng.integers(20, 90, 3))))
         self._plaza_feet = (p.pitch_lo + 0.5, p.pitch_hi - 4.5)
         # (waterline as a fraction of the lake's height, size in degrees, period s, phase)
         self._boats = [(0.62, 0.55, rng.uniform(40.0, 60.0), rng.uniform()),

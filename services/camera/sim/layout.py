@@ -85,8 +85,8 @@ def site_layout(seed: int) -> SiteLayout:
 def angle_rect_px(rect: AngleRect, width: int, height: int) -> tuple[int, int, int, int]:
     """Pixel box (x0, x1, y0, y1) of an angle rectangle; x may run past `width` (wraps)."""
     ppd_x, ppd_y = width / 360.0, height / 180.0
-    x0 = int(math.floor((rect.yaw0 % 360.0) * ppd_x))
-    x1 = x0 + max(1, int(round(rect.yaw_span * ppd_x)))
-    y0 = int(math.floor((90.0 - rect.pitch_hi) * ppd_y))
-    y1 = max(y0 + 1, int(math.ceil((90.0 - rect.pitch_lo) * ppd_y)))
+    x0 = math.floor((rect.yaw0 % 360.0) * ppd_x)
+    x1 = x0 + max(1, round(rect.yaw_span * ppd_x))
+    y0 = math.floor((90.0 - rect.pitch_hi) * ppd_y)
+    y1 = max(y0 + 1, math.ceil((90.0 - rect.pitch_lo) * ppd_y))
     return x0, x1, y0, y1

@@ -63,11 +63,13 @@ def generate_panorama(seed: int, width: int = 4096, height: int = 2048) -> np.nd
     # The big independent layers run on two threads (numpy and cv2 release the GIL); each has its
     # own random stream, so the result does not depend on scheduling.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        jobs = [pool.submit(_paint_sky, img[:hz], yaw_r, pitch_r[:hz // 2], rng_sky, step),
-                pool.submit(_paint_ground, img[hz:], yaw_r, pitch_r[hz // 2:], rng_ground, step),
-                pool.submit(fbm, rng_detail, height, width, 96, 4, 0.65),
-                pool.submit(rng_grain.standard_normal, (height, width), np.float32)]
-        _, _, detail, grain = [j.result() for j in jobs]
+        sky = pool.submit(_paint_sky, img[:hz], yaw_r, pitch_r[:hz // 2], rng_sky, step)
+        ground = pool.submit(_paint_ground, img[hz:], yaw_r, pitch_r[hz // 2:], rng_ground, step)
+        detail_job = pool.submit(fbm, rng_detail, height, width, 96, 4, 0.65)
+        grain_job = pool.submit(rng_grain.standard_normal, (height, width), np.float32)
+        sky.result()
+        ground.result()
+        detail, grain = detail_job.result(), grain_job.result()
     paint_hills(img, rng_hills, detail)
     paint_lake(img, layout, rng_lake, detail)
     paint_road(img, layout, detail)
@@ -143,7 +145,7 @@ def _paint_ground(ground: np.ndarray, yaw_r: np.ndarray, pitch_r: np.ndarray, rn
     col += haze_col
     # grass blades: vertical streaks in image space, strongest in the near field, gone in the haze
     h, w = ground.shape[:2]
-    blades = cv2.blur(rng.random((h, w), dtype=np.float32), (1, 7))
+    blades = np.asarray(cv2.blur(rng.random((h, w), dtype=np.float32), (1, 7)), np.float32)
     blades -= 0.5
     near = np.clip(np.abs(pitch_r) * 3.0, 0.15, 1.0) * np.exp(-dist / 120.0) * 1.2
     blades *= cv2.resize(near, (1, h), interpolation=cv2.INTER_LINEAR)
@@ -179,7 +181,7 @@ def load_panorama(path: str | os.PathLike[str]) -> np.ndarray:
         raise PanoramaError(f"unsupported channel count {img.shape[2]} in {p}")
     h, w = img.shape[:2]
     if w != 2 * h:
-        h = max(2, int(round(math.sqrt(w * h / 2.0))))  # keep the pixel count, make it 2:1
+        h = max(2, round(math.sqrt(w * h / 2.0)))  # keep the pixel count, make it 2:1
         img = cv2.resize(img, (2 * h, h), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(img)
 

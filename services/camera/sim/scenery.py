@@ -114,10 +114,9 @@ def paint_town(img: np.ndarray, layout: SiteLayout, rng: np.random.Generator, de
 
 def _place_building(img: np.ndarray, rng: np.random.Generator, detail: np.ndarray, yaw0: float,
                     width_deg: float, base: float, top: float, color: Color, ppd: float) -> None:
-    h, w = img.shape[:2]
-    x0 = int(round((yaw0 % 360.0) * ppd))
-    x1 = x0 + max(2, int(round(width_deg * ppd)))
-    y0, y1 = int(round((90.0 - top) * ppd)), int(round((90.0 - base) * ppd))
+    x0 = round((yaw0 % 360.0) * ppd)
+    x1 = x0 + max(2, round(width_deg * ppd))
+    y0, y1 = round((90.0 - top) * ppd), round((90.0 - base) * ppd)
     rgb = _building(rng, x1 - x0, y1 - y0, ppd, _detail(detail, x0, x1, y0, y1), color)
     blit(img, x0, y0, rgb)
 
@@ -153,16 +152,17 @@ def _portal(img: np.ndarray, detail: np.ndarray, yaw_edge: float, outward: int, 
     """A concrete tunnel mouth just outside the road zone: cars vanish into its dark opening."""
     width, opening = 7.0, 4.0
     yaw0 = yaw_edge if outward > 0 else yaw_edge - width
-    x0 = int(round((yaw0 % 360.0) * ppd))
-    x1 = x0 + int(round(width * ppd))
-    y0, y1 = int(round((90.0 - road.pitch_hi - 3.0) * ppd)), int(round((90.0 - road.pitch_lo + 0.8) * ppd))
+    x0 = round((yaw0 % 360.0) * ppd)
+    x1 = x0 + round(width * ppd)
+    y0, y1 = round((90.0 - road.pitch_hi - 3.0) * ppd), round((90.0 - road.pitch_lo + 0.8) * ppd)
     det = _detail(detail, x0, x1, y0, y1)
     rgb = np.array((0.58, 0.57, 0.54), np.float32) * (0.75 + 0.4 * det[..., None])
-    oy0 = int(round(3.0 * ppd))
-    oy1 = rgb.shape[0] - int(round(0.8 * ppd))
-    ow = int(round(opening * ppd))
+    oy0 = round(3.0 * ppd)
+    oy1 = rgb.shape[0] - round(0.8 * ppd)
+    ow = round(opening * ppd)
     ox0, ox1 = (0, ow) if outward > 0 else (rgb.shape[1] - ow, rgb.shape[1])
-    rgb[oy0:oy1, ox0:ox1] = np.array((0.04, 0.04, 0.05), np.float32) * (0.8 + 0.4 * det[oy0:oy1, ox0:ox1, None])
+    opening_shade = 0.8 + 0.4 * det[oy0:oy1, ox0:ox1, None]
+    rgb[oy0:oy1, ox0:ox1] = np.array((0.04, 0.04, 0.05), np.float32) * opening_shade
     rgb[:max(2, int(0.3 * ppd))] *= 0.6
     blit(img, x0, y0, rgb)
 
@@ -218,10 +218,9 @@ def paint_lake(img: np.ndarray, layout: SiteLayout, rng: np.random.Generator, de
 def paint_trees(img: np.ndarray, layout: SiteLayout, rng: np.random.Generator, detail: np.ndarray,
                 count: int = 170) -> None:
     """Trees scattered over the ground, far ones first, never overlapping a dynamic zone."""
-    h, w = img.shape[:2]
-    ppd = w / 360.0
+    ppd = img.shape[1] / 360.0
     zones = list(layout.zones().values())
-    trees = []
+    trees: list[tuple[float, float, float]] = []
     while len(trees) < count:
         yaw, base = rng.uniform(0, 360), -rng.uniform(0.3, 16.0)
         size = min(14.0, 20.0 * math.tan(math.radians(-base)) ** 0.55)  # nearer trees look bigger
@@ -242,8 +241,8 @@ def paint_trees(img: np.ndarray, layout: SiteLayout, rng: np.random.Generator, d
             r = int(s * rng.uniform(0.22, 0.36))
             c = (int(cw / 2 + rng.uniform(-0.18, 0.18) * s), int(s * rng.uniform(0.3, 0.55)))
             cv2.circle(mask, c, max(r, 1), 1, -1, lineType=cv2.LINE_8)
-        x0 = int(round((yaw % 360.0) * ppd)) - cw // 2
-        y0 = int(round((90.0 - base) * ppd)) - ch + 2
+        x0 = round((yaw % 360.0) * ppd) - cw // 2
+        y0 = round((90.0 - base) * ppd) - ch + 2
         det = _detail(detail, x0, x0 + cw, y0, y0 + ch)
         if det.shape[0] != ch:
             continue

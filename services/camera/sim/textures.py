@@ -28,9 +28,9 @@ def value_noise(rng: np.random.Generator, height: int, width: int, cells_y: int,
     else:
         grid = np.concatenate([grid[:1].repeat(pad, 0), grid, grid[-1:].repeat(pad, 0)], axis=0)
     sx, sy = width / cells_x, height / cells_y
-    big = cv2.resize(grid, (int(round((cells_x + 2 * pad) * sx)), int(round((cells_y + 2 * pad) * sy))),
+    big = cv2.resize(grid, (round((cells_x + 2 * pad) * sx), round((cells_y + 2 * pad) * sy)),
                      interpolation=cv2.INTER_CUBIC)
-    x0, y0 = int(round(pad * sx)), int(round(pad * sy))
+    x0, y0 = round(pad * sx), round(pad * sy)
     out = big[y0:y0 + height, x0:x0 + width]
     return np.clip(out, 0.0, 1.0)
 
@@ -46,7 +46,7 @@ def fbm(rng: np.random.Generator, height: int, width: int, base_cells: int, octa
     amp, norm = 1.0, 0.0
     for o in range(octaves):
         cx = base_cells * 2 ** o
-        cy = max(1, int(round(cx * height / width * aspect)))
+        cy = max(1, round(cx * height / width * aspect))
         if cx > width // 2 or cy > height // 2:
             break
         total += amp * value_noise(rng, height, width, cy, cx, wrap_y=wrap_y)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -23,6 +24,9 @@ from .dynamics import DynamicsConfig, SceneDynamics, ZoneGeometry
 from .layout import SiteLayout, site_layout
 from .panorama import panorama_for
 from .projection import RayCache, view_fractions
+
+# A zone's verdict on view pixels at (x, y) of its canvas: (zone, x, y) -> bool per pixel.
+ZonePixels = Callable[[ZoneGeometry, np.ndarray, np.ndarray], np.ndarray]
 
 _PAD = 4  # wrapped/replicated border around each mip level, for bilinear taps past the edges
 
@@ -37,7 +41,7 @@ class SimWorldConfig:
     pano_width: int = 4096
     pano_height: int = 2048
     base_hfov_deg: float = 60.0  # horizontal field of view at zoom 1; hfov = base / zoom
-    ranges: PoseRanges = PoseRanges()
+    ranges: PoseRanges = field(default_factory=PoseRanges)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     cache_dir: str | None = None  # where procedural panoramas are cached (None: regenerate)
 
@@ -124,17 +128,14 @@ class SimWorld:
     def dynamic_mask(self, pose: Pose, t: float, width: int = 64, height: int = 64) -> np.ndarray:
         """Boolean (height, width): view pixels whose content at t differs from the static scene
         (a moving object is there now, or the sign is lit). The global day cycle is not counted."""
-        pose = self.ranges.apply(pose)
-        u, v = self._fractions(pose, width, height)
-        mask = np.zeros(width * height, bool)
-        if not self.config.dynamics.enabled:
-            return mask.reshape(height, width)
-        for zone, idx, dx, dy in self._zone_hits(u, v):
+
+        def changed(zone: ZoneGeometry, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
             alpha = self._alpha(zone, t)
-            ix = np.clip(np.floor(dx + zone.margin).astype(np.int64), 0, alpha.shape[1] - 1)
-            iy = np.clip(np.floor(dy + zone.margin).astype(np.int64), 0, alpha.shape[0] - 1)
-            mask[idx] = alpha[iy, ix]
-        return mask.reshape(height, width)
+            ix = np.clip(np.floor(cx).astype(np.int64), 0, alpha.shape[1] - 1)
+            iy = np.clip(np.floor(cy).astype(np.int64), 0, alpha.shape[0] - 1)
+            return alpha[iy, ix]
+
+        return self._zone_pixel_mask(pose, width, height, changed)
 
     def dynamic_fraction(self, pose: Pose, t: float, width: int = 64, height: int = 64) -> float:
         """Fraction of the view that differs from the static scene at time t, in [0, 1]."""
@@ -142,15 +143,18 @@ class SimWorld:
 
     def zone_mask(self, pose: Pose, width: int = 64, height: int = 64) -> np.ndarray:
         """Boolean (height, width): view pixels inside a dynamic zone (where anything ever changes)."""
+        return self._zone_pixel_mask(pose, width, height, _inside_clip)
+
+    def _zone_pixel_mask(self, pose: Pose, width: int, height: int, verdict: ZonePixels) -> np.ndarray:
+        """Boolean (height, width): False off the dynamic zones; on one, `verdict` of the pixels'
+        (x, y) in the zone's canvas."""
         pose = self.ranges.apply(pose)
         u, v = self._fractions(pose, width, height)
         mask = np.zeros(width * height, bool)
         if not self.config.dynamics.enabled:
             return mask.reshape(height, width)
         for zone, idx, dx, dy in self._zone_hits(u, v):
-            cy0, cy1, cx0, cx1 = zone.clip
-            cx, cy = dx + zone.margin, dy + zone.margin
-            mask[idx] = (cx >= cx0) & (cx < cx1) & (cy >= cy0) & (cy < cy1)
+            mask[idx] = verdict(zone, dx + zone.margin, dy + zone.margin)
         return mask.reshape(height, width)
 
     def dynamic_zone_fraction(self, pose: Pose, width: int = 64, height: int = 64) -> float:
@@ -242,6 +246,11 @@ class SimWorld:
             alpha = np.any(entry[0] != self._zone_static[zone.name], axis=2)
             entry["alpha"] = alpha
         return alpha
+
+
+def _inside_clip(zone: ZoneGeometry, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+    cy0, cy1, cx0, cx1 = zone.clip
+    return (cx >= cx0) & (cx < cx1) & (cy >= cy0) & (cy < cy1)
 
 
 def _remap_points(src: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

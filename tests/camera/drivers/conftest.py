@@ -32,7 +32,8 @@ SETTLE_S = EMULATOR.settle_s
 
 
 def make_world(panorama, ranges: PoseRanges) -> SimWorld:
-    return SimWorld(SimWorldConfig(seed=0, pano_width=1024, pano_height=512, ranges=ranges), panorama=panorama)
+    return SimWorld(SimWorldConfig(seed=0, pano_width=1024, pano_height=512, ranges=ranges),
+                    panorama=panorama)
 
 
 def driver_options(protocol: str, port: int, password: str = PASSWORD, **overrides) -> DriverOptions:

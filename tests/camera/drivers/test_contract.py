@@ -104,7 +104,8 @@ def test_a_camera_that_is_not_there_fails_clearly_after_retries():
 
     for protocol in ("hanwha", "axis", "onvif"):
         d = driver_class(protocol)(driver_options(protocol, free_port()))
-        with pytest.raises(CameraError, match=r"cannot connect to http://127\.0\.0\.1:\d+.*gave up after 3 tries"):
+        with pytest.raises(CameraError,
+                           match=r"cannot connect to http://127\.0\.0\.1:\d+.*gave up after 3 tries"):
             d.position()
         d.close()
 

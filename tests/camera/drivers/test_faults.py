@@ -47,10 +47,12 @@ def test_a_one_off_fault_is_ridden_out(emu, kind, op):
 
 
 LASTING = [
-    ("timeout", "position", CameraTimeout, r"no answer from http://127\.0\.0\.1:\d+ within 0\.2 s \(read timeout\)"),
+    ("timeout", "position", CameraTimeout,
+     r"no answer from http://127\.0\.0\.1:\d+ within 0\.2 s \(read timeout\)"),
     ("error_body", "move", CameraBadResponse, r"Driver is initiating\. Please try again later\."),
     ("error_body", "position", CameraBadResponse, r"Driver is initiating"),
-    ("html_error", "snapshot", CameraBadResponse, r"HTTP 500 with an HTML error page '500 Internal Server Error'"),
+    ("html_error", "snapshot", CameraBadResponse,
+     r"HTTP 500 with an HTML error page '500 Internal Server Error'"),
     ("html_error", "position", CameraBadResponse, r"HTTP 500 with an HTML error page"),
     ("unauthorized", "move", CameraAuthError, r"refused user 'operator'"),
     ("truncated", "position", CameraBadResponse, r"was cut off"),
@@ -87,7 +89,8 @@ def test_a_timed_out_relative_move_is_not_repeated(emu):
         moves = emu.app.stats.requests["move"]
         with pytest.raises(CameraTimeout, match="no answer"):
             d.move_relative(5, 0, 0)
-        assert emu.app.stats.requests["move"] - moves == 1  # the camera may have moved: say so, do not move twice
+        # the camera may have moved: say so, do not move twice
+        assert emu.app.stats.requests["move"] - moves == 1
     finally:
         d.close()
 

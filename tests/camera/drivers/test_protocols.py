@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def raw(port: int, path: str, **params) -> str:
     """A request as a third party would send it, with its own digest session."""
-    r = httpx.get(f"http://127.0.0.1:{port}{path}", params=params, auth=httpx.DigestAuth(USER, PASSWORD), timeout=5)
+    r = httpx.get(f"http://127.0.0.1:{port}{path}", params=params, auth=httpx.DigestAuth(USER, PASSWORD),
+                  timeout=5)
     r.raise_for_status()
     return r.text
 
@@ -106,7 +107,8 @@ def test_onvif_behind_nat_with_a_skewed_clock(panorama):
         finally:
             d.close()
         # A token dated by our own clock is refused by this camera: the offset is what made it work.
-        body = soap.envelope("<tptz:GetStatus><tptz:ProfileToken>profile_ptz</tptz:ProfileToken></tptz:GetStatus>",
+        body = soap.envelope("<tptz:GetStatus><tptz:ProfileToken>profile_ptz</tptz:ProfileToken>"
+                             "</tptz:GetStatus>",
                              soap.wsse_header(USER, PASSWORD, 0.0))
         r = httpx.post(f"{server.url}/onvif/ptz_service", content=body, timeout=5)
         assert r.status_code == 400 and "NotAuthorized" in r.text
@@ -123,14 +125,15 @@ def test_onvif_setup_faults(emulators):
         d.close()
     d = emu.driver(onvif_profile="nope")
     try:
-        with pytest.raises(CameraBadResponse, match="no profile 'nope' .*profile_fixed, profile_ptz"):
+        with pytest.raises(CameraBadResponse, match=r"no profile 'nope' .*profile_fixed, profile_ptz"):
             d.position()
     finally:
         d.close()
     emu.app.faults.inject("html_error", "setup", times=100)
     d = emu.driver()
     try:
-        with pytest.raises(CameraBadResponse, match="ONVIF GetCapabilities: HTTP 500 with an HTML error page"):
+        with pytest.raises(CameraBadResponse,
+                           match="ONVIF GetCapabilities: HTTP 500 with an HTML error page"):
             d.position()
     finally:
         d.close()
@@ -148,7 +151,8 @@ def test_the_module_entry_serves_a_camera_with_the_password_from_a_file(tmp_path
     try:
         def up():
             try:
-                return httpx.get(f"http://127.0.0.1:{port}/stw-cgi/ptzcontrol.cgi", timeout=1).status_code == 401
+                reply = httpx.get(f"http://127.0.0.1:{port}/stw-cgi/ptzcontrol.cgi", timeout=1)
+                return reply.status_code == 401
             except httpx.HTTPError:
                 return proc.poll() is not None  # stop waiting if it died
         wait_for(up, 60, what="the emulator")
@@ -186,7 +190,7 @@ def test_make_driver_checks_the_configuration_and_sends_nothing(tmp_path):
         driver = make_driver(settings)
         assert isinstance(driver, cls) and driver.http.endpoint == f"http://127.0.0.1:{port}"
         driver.close()
-    with pytest.raises(ConfigError, match="camera.password"):
+    with pytest.raises(ConfigError, match=r"camera\.password"):
         make_driver(make_settings(tmp_path, camera={"driver": "axis"}))
     with pytest.raises(ConfigError, match="must span 360"):
         make_driver(make_settings(tmp_path, camera={"driver": "hanwha", "password": "pw", "pan_max": 300}))

@@ -88,8 +88,9 @@ def test_timeout_fault_sleeps_then_raises(small_world: SimWorld) -> None:
 
 def test_fault_sequence_is_seeded(small_world: SimWorld) -> None:
     def run(seed: int) -> list[str]:
-        cam = SimCamera(small_world, SimCameraConfig(fault_rate=0.3, fault_kinds=("error_body", "garbage_image"),
-                                                     fault_seed=seed))
+        config = SimCameraConfig(fault_rate=0.3, fault_kinds=("error_body", "garbage_image"),
+                                 fault_seed=seed)
+        cam = SimCamera(small_world, config)
         out = []
         for _ in range(60):
             try:

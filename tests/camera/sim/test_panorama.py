@@ -87,7 +87,7 @@ def test_corrupt_file_raises_with_path(tmp_path: Path, content: bytes) -> None:
 
 def test_missing_file_raises_with_path(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.jpg"
-    with pytest.raises(PanoramaError, match="nowhere.jpg"):
+    with pytest.raises(PanoramaError, match=r"nowhere\.jpg"):
         load_panorama(path)
     with pytest.raises(PanoramaError):
         SimWorld(SimWorldConfig(panorama_path=str(path)))
