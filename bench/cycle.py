@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
     parser.add_argument("--dreams", type=int, default=None,
-                        help="dreams per dreamer job (default: the settings' default; the issue's "
+                        help="dreams per dreamer job (default: the settings' default; the target's "
                              "cycle has 64)")
     parser.add_argument("--whole-second-cycle", action="store_true",
                         help="wait for cycle 2's learning phases too (not part of cycle_seconds)")

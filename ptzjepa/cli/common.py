@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from services.agent.setup import agent_config
+from services.worldmodel.setup import model_config, train_config
 from shared.config import ConfigError, Settings, load_settings
 
 console = Console()
@@ -28,6 +30,23 @@ def load_cli_settings(config: Path | None, data_dir: Path | None = None,
     except ConfigError as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def load_node_settings(config: Path | None, data_dir: Path | None = None,
+                       defaults: dict[str, Any] | None = None) -> Settings:
+    """The settings of a node that this command starts, with the frozen sections
+    (`worldmodel.model`, `worldmodel.train`, `agent.config`) built once: the settings model holds
+    them as free mappings (their dataclasses live in the services), so without this check a typo
+    there would surface only when the first job of that phase runs."""
+    settings = load_cli_settings(config, data_dir, defaults)
+    try:
+        model_config(settings)
+        train_config(settings)
+        agent_config(settings)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    return settings
 
 
 def coordinator_client(settings: Settings, url: str | None) -> httpx.Client:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import typer
 
-from ptzjepa.cli.common import ConfigOpt, DataDirOpt, console, coordinator_client, load_cli_settings
+from ptzjepa.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    console,
+    coordinator_client,
+    load_cli_settings,
+    load_node_settings,
+)
 from ptzjepa.cli.jobs import follow_cycle, print_collection, print_cycle, start_cycle
 from services.coordinator.launcher import Launcher, LaunchError, Node, site_settings
 from shared.logs import setup_logging
@@ -41,7 +48,7 @@ def up(config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
        nodes: int = typer.Option(1, min=1, max=16, help="simulated sites sharing Redis, store and "
                                                         "world-model slots (ports +10 per node)")) -> None:
     """Start the embedded node(s) (Redis, cameras, workers, coordinators) until Ctrl-C."""
-    settings = load_cli_settings(config, data_dir)
+    settings = load_node_settings(config, data_dir)
     setup_logging(settings.log_level)
     stop = threading.Event()
     # Ctrl-C and SIGTERM only set a flag: a signal arriving mid-start must not leave half a node.
@@ -71,7 +78,7 @@ def demo(config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
          cycles: int = typer.Option(2, min=1, max=20, help="full cycles to run"),
          full: bool = typer.Option(False, help="use the preset's full phase sizes, not the demo's")) -> None:
     """Start the node on the simulated camera, run full learning cycles, show the results, stop."""
-    settings = load_cli_settings(config, data_dir, None if full else DEMO_SETTINGS)
+    settings = load_node_settings(config, data_dir, None if full else DEMO_SETTINGS)
     setup_logging("WARNING")
     try:
         with Node(settings) as node:

@@ -1,5 +1,5 @@
 """The dream/agent throughput benchmark runs on the agent's default reward (a measured one, so
-its dreams must carry the error map, as the system's do) and reports what the issue reads."""
+its dreams must carry the error map, as the system's do) and reports the figures its targets are read from."""
 
 from __future__ import annotations
 

@@ -79,3 +79,15 @@ def test_bad_config_exits_2_naming_the_field(tmp_path):
     out = subprocess.run(_cli("demo"), env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stdout
     assert "collect.iterations" in out.stdout
+
+
+def test_a_typo_in_a_frozen_section_stops_up_before_anything_starts(tmp_path):
+    env, ports = _env(tmp_path)
+    config = tmp_path / "node.yaml"
+    config.write_text(yaml.safe_dump({"worldmodel": {"train": {"lrr": 1e-3}}}))
+    out = subprocess.run(_cli("up", "--config", str(config)), env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "worldmodel.train" in out.stdout and "lrr" in out.stdout
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{ports['coordinator']}/healthz", timeout=2)
