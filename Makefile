@@ -33,6 +33,9 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/camera.py --out bench/results/camera.json
 	$(BIN)/python bench/leases.py --out bench/results/leases.json
 	$(BIN)/python bench/worldmodel.py --out bench/results/worldmodel.json
+	$(BIN)/python bench/photo_scene.py --out bench/results/photo_panorama.png
+	$(BIN)/python bench/worldmodel.py --out bench/results/worldmodel_photo.json \
+		--panorama bench/results/photo_panorama.png
 	$(BIN)/python bench/throughput.py --out bench/results/throughput.json
 	$(BIN)/python bench/cycle.py --out bench/results/cycle.json
 	$(BIN)/python bench/curiosity.py --out bench/results/curiosity.json

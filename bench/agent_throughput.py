@@ -57,7 +57,8 @@ def random_error_map(model, ranges, gen, rounds: int = 4, moves: int = 8):
     states = torch.randn(len(poses), enc.n_tokens, enc.dim, generator=gen)
     states = torch.nn.functional.layer_norm(states, states.shape[-1:])
     return error_map_from_frames(model, states, poses, np.repeat(np.arange(rounds), moves + 1),
-                                 ranges, ActionScale())
+                                 ranges, ActionScale(),
+                                 times=np.tile(np.arange(moves + 1, dtype=np.float64), rounds))
 
 
 def measure(preset: str, args) -> dict:

@@ -1,7 +1,7 @@
 """Benchmark: how fast the simulated PTZ world renders views, and how its dynamic zones are spread.
 
 Run `python bench/camera_render.py [--n 200] [--seed 0] [--out FILE.json]`; other benchmark scripts
-import `measure_render`. Target: median 224x224 render <= 15 ms on a 2-core machine, dynamics
+import `measure_render`. Target: median 224x224 render <= 8 ms on a 2-core machine, dynamics
 included; a random pose should look mostly at a dynamic zone in roughly 5-15% of cases.
 """
 
@@ -57,7 +57,7 @@ def measure_render(n: int = 200, seed: int = 0, width: int = 224, height: int = 
         "p90_ms": round(float(np.percentile(ms, 90)), 3),
         "mean_ms": round(float(ms.mean()), 3),
         "max_ms": round(float(ms.max()), 3),
-        "target_median_ms": 15.0,
+        "target_median_ms": 8.0,
         "world_build_s": round(build_s, 3),
         "panorama_size": [world.pano_width, world.pano_height],
         "random_pose_zone_fraction_gt_half": round(float((zone > 0.5).mean()), 4),

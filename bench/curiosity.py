@@ -85,6 +85,7 @@ from services.worldmodel.trainer import fit
 from shared.dreams import REWARDS, Dreams, ObservationSpec
 from shared.models import build_world_model
 from shared.models.world_model import WorldModel
+from shared.move_times import move_times_from_steps
 from shared.pose import ActionScale, Pose, PoseRanges, random_pose
 
 SIM_RANGES = PoseRanges(pan_min=0.0, pan_max=360.0, tilt_min=-30.0, tilt_max=30.0, zoom_min=1.0,
@@ -99,17 +100,21 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def train_wm(model, data: FrameDataset, budget_s: float, seed: int) -> dict:
-    cfg = TrainConfig.preset("cpu").replace(time_budget_s=budget_s, epochs=10_000, seed=seed)
+def train_wm(model, data: FrameDataset, steps: int, seed: int) -> dict:
+    """`steps` optimiser steps (the whole schedule within them, as each call starts a new run;
+    the preset's wall-clock cap stays as the safety limit and is reported if it fires)."""
+    cfg = TrainConfig.preset("cpu").replace(steps=steps, schedule_steps=steps, epochs=None,
+                                            seed=seed)
     res = fit(model, data, cfg)
-    return {"steps": res.steps, "seconds": round(res.seconds, 1),
-            "last_loss": round(res.epoch_losses[-1], 5) if res.epoch_losses else None}
+    return {"steps": res.steps, "seconds": round(res.seconds, 1), "stop_reason": res.stop_reason,
+            "last_loss": round(res.final_loss, 5) if res.final_loss is not None else None}
 
 
 def concat_datasets(parts: list[FrameDataset]) -> FrameDataset:
     return FrameDataset(np.concatenate([p.frames for p in parts]),
                         np.concatenate([p.poses for p in parts]),
-                        np.concatenate([p.round_ids for p in parts]), parts[0].ranges)
+                        np.concatenate([p.round_ids for p in parts]),
+                        np.concatenate([p.times for p in parts]), parts[0].ranges)
 
 
 def variant_reward(variant: str, default_gamma: float,
@@ -141,6 +146,8 @@ class SeedRun:
     wm_log: list[dict]
     t: float  # simulated start time of the next cycle's cameras
     t_start: float
+    # per arm, the (action, capture time) rounds of its frames: how long each action takes
+    steps: dict[str, list] = dataclasses.field(default_factory=dict)
 
     @property
     def measured(self) -> list[str]:
@@ -169,12 +176,13 @@ def start_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> Se
     data0 = sweep.dataset(SIM_RANGES)
     wm0 = build_world_model("cpu")
     log(f"[seed {seed}] cycle 1: sweep of {len(data0)} frames, training the WM")
-    wm_log = [{"cycle": 1, **train_wm(wm0, data0, args.wm_first_budget_s or args.wm_budget_s, seed)}]
+    wm_log = [{"cycle": 1, **train_wm(wm0, data0, args.wm_first_steps or args.wm_steps, seed)}]
     wm = {"agent": wm0, "random": copy.deepcopy(wm0)}
     held_first = held_out_error(wm0, held)
     checks = stay_pairs(world, random.Random(7000 + seed), args.view_checks, 60_000.0, FRAME_SIZE)
     return SeedRun(seed, args, scale, spec, world, rng, held, held_first, checks, wm,
-                   {"agent": [data0], "random": [data0]}, wm_log, CYCLE_S, t_start)
+                   {"agent": [data0], "random": [data0]}, wm_log, CYCLE_S, t_start,
+                   {"agent": sweep.steps(), "random": sweep.steps()})
 
 
 def cycle_dreams(run: SeedRun, cycle: int) -> tuple[ErrorMap, Dreams, dict]:
@@ -184,12 +192,13 @@ def cycle_dreams(run: SeedRun, cycle: int) -> tuple[ErrorMap, Dreams, dict]:
     t0 = time.monotonic()
     states = encode_frames(model, frames.frames)
     emap = error_map_from_frames(model, states, frames.poses, frames.round_ids, SIM_RANGES,
-                                 run.scale)
+                                 run.scale, times=frames.times)
     map_s = time.monotonic() - t0
     dreams = dream_from_frames(model, frames.frames, frames.poses, SIM_RANGES,
                                n_dreams=args.dreams, length=args.dream_length,
                                seed=run.seed * 100 + cycle, batch=args.dream_batch,
-                               scale=run.scale, spec=run.spec, states=states, error_map=emap)
+                               scale=run.scale, spec=run.spec, states=states, error_map=emap,
+                               move_times=move_times_from_steps(run.steps["agent"]))
     dream_s = time.monotonic() - t0 - map_s
     return emap, dreams, {"dream_s": round(dream_s, 1), "error_map_s": round(map_s, 1)}
 
@@ -284,12 +293,14 @@ def run_cycle(run: SeedRun, cycle: int, per_policy: dict[str, list[dict]]) -> di
         per_policy[name].append(st)
         info[name] = summarise(st)
     log_cycle(run, cycle, info, eps)
-    run.data["agent"].append(eps[f"agent_{run.args.rewards[0]}"].dataset(SIM_RANGES))
-    run.data["random"].append(eps["random"].dataset(SIM_RANGES))
+    fed = {"agent": eps[f"agent_{run.args.rewards[0]}"], "random": eps["random"]}
+    for arm, ep in fed.items():
+        run.data[arm].append(ep.dataset(SIM_RANGES))
+        run.steps[arm].extend(ep.steps())
     for arm in ARMS:
         run.wm_log.append({"cycle": cycle, "arm": arm,
                            **train_wm(run.wm[arm], concat_datasets(run.data[arm]),
-                                      run.args.wm_budget_s, run.seed + cycle)})
+                                      run.args.wm_steps, run.seed + cycle)})
     return info
 
 
@@ -356,9 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="held-out random rounds (at 40 about 80 of their 400 transitions end on a "
                         "mostly dynamic view; 12 rounds hold only 3 - 27 of 120)")
     p.add_argument("--held-moves", type=int, default=10)
-    p.add_argument("--wm-budget-s", type=float, default=40.0, help="WM training per cycle and arm")
-    p.add_argument("--wm-first-budget-s", type=float, default=None,
-                   help="WM training of cycle 1 (shared by both arms); default --wm-budget-s")
+    p.add_argument("--wm-steps", type=int, default=60,
+                   help="WM optimiser steps per cycle and arm (about 40 s on an idle 2-core machine)")
+    p.add_argument("--wm-first-steps", type=int, default=None,
+                   help="WM steps of cycle 1 (shared by both arms); default --wm-steps")
     p.add_argument("--view-checks", type=int, default=200,
                    help="random views grabbed twice (holding still) to check the WM's view "
                         "surprise against its true error, every cycle")

@@ -13,7 +13,7 @@ from services.camera.sim.camera import SimCamera, SimCameraConfig
 from services.camera.sim.world import SimWorld
 from services.worldmodel.data import FrameDataset
 from shared.dreams import ObservationSpec
-from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action
+from shared.pose import N_ACTIONS, NOOP, ActionScale, Pose, PoseRanges, apply_action
 
 HOLD = -2  # Episodes.actions of a hold frame (not a policy's move; not measured as one)
 
@@ -39,7 +39,17 @@ class Episodes:
 
     def dataset(self, ranges: PoseRanges) -> FrameDataset:
         return FrameDataset(np.stack(self.frames), np.array(self.poses), np.array(self.rounds),
-                            ranges)
+                            np.array(self.times, dtype=np.float64), ranges)
+
+    def steps(self) -> list[list[tuple[int | None, float]]]:
+        """Per round, (the action that reached each frame, its capture time), as
+        shared.move_times.move_times_from_steps takes them: a hold frame is the no-op, a round's
+        start frame an absolute move (None)."""
+        rounds: dict[int, list[tuple[int | None, float]]] = {}
+        for r, a, t in zip(self.rounds, self.actions, self.times, strict=True):
+            action = NOOP if a == HOLD else None if a < 0 else a
+            rounds.setdefault(r, []).append((action, t))
+        return list(rounds.values())
 
 
 def drive(world: SimWorld, t0: float, starts: list[Pose], moves: int, policy: Policy, size: int,

@@ -46,8 +46,11 @@ def transition_stats(model, ep, world: SimWorld) -> dict:
                                                         size, size) for i in src]))
     pf = normalise_poses(poses[src_i.numpy()], world.ranges)
     pt = normalise_poses(poses[dst_i.numpy()], world.ranges)
-    pred, surprise = model.predict(states[src_i], pf, pt)
-    stay, view = model.predict(states[dst_i], pt, pt)  # holding still: the view surprise
+    times = np.array(ep.times, dtype=np.float64)
+    pred, surprise = model.predict(states[src_i], pf, pt,
+                                   dt=times[dst_i.numpy()] - times[src_i.numpy()])
+    # holding still (for as long as the later render is ahead): the view surprise
+    stay, view = model.predict(states[dst_i], pt, pt, dt=HOLD_S)
     err = per_transition_error(pred[:, None], states[dst_i][:, None])[:, 0]
     view_err = per_transition_error(stay[:, None], later[:, None])[:, 0]
     dyn = np.array([world.dynamic_zone_fraction(Pose(*poses[i])) for i in src])
@@ -69,7 +72,9 @@ def held_out_error(model, held: FrameDataset, dynamic: np.ndarray | None = None)
     poses = normalise_poses(np.asarray(held.poses, dtype=np.float64), held.ranges)
     pairs = [(r[k], r[k + 1]) for r in held.rounds() for k in range(len(r) - 1)]
     src, dst = (torch.tensor(ix) for ix in zip(*pairs, strict=True))
-    pred, _ = model.predict(states[src], poses[src], poses[dst])
+    times = np.asarray(held.times, dtype=np.float64)
+    pred, _ = model.predict(states[src], poses[src], poses[dst],
+                            dt=times[dst.numpy()] - times[src.numpy()])
     err = (pred - states[dst]).pow(2).flatten(1).mean(1).numpy()
     base = (states[src] - states[dst]).pow(2).flatten(1).mean(1).numpy()
     out = {"error": float(err.mean()), "copy_error": float(base.mean()),
@@ -89,17 +94,21 @@ def region_gain(agent: dict, random_arm: dict, region: str) -> float | None:
 
 def stay_pairs(world: SimWorld, rng: random.Random, n: int, t0: float, size: int) -> dict:
     """`n` random views, each grabbed twice by a camera that holds still in between (one move's
-    time apart), with each view's dynamic fraction: the ground truth of the view surprise."""
+    time apart: `dt`, seconds), with each view's dynamic fraction: the ground truth of the view
+    surprise."""
     cam = SimCamera(world, SimCameraConfig(start_time_s=t0))
-    first, second, poses = [], [], []
+    first, second, poses, dt = [], [], [], []
     for _ in range(n):
         pose = cam.move_absolute(world.ranges.apply(random_pose(rng, world.ranges)))
-        first.append(cam.snapshot(size, size)[0])
+        image, _, t = cam.snapshot(size, size)
+        first.append(image)
         cam.move_absolute(pose)
-        second.append(cam.snapshot(size, size)[0])
+        image, _, t_later = cam.snapshot(size, size)
+        second.append(image)
         poses.append(pose.as_tuple())
+        dt.append(t_later - t)
     return {"first": np.stack(first), "second": np.stack(second), "poses": np.array(poses),
-            "dynamic": np.array([world.dynamic_zone_fraction(Pose(*p)) for p in poses])}
+            "dt": np.array(dt), "dynamic": np.array([world.dynamic_zone_fraction(Pose(*p)) for p in poses])}
 
 
 @torch.no_grad()
@@ -109,7 +118,8 @@ def view_check(model, pairs: dict, ranges: PoseRanges, emap=None) -> dict:
     measured error map's view term."""
     a, b = encode_frames(model, pairs["first"]), encode_frames(model, pairs["second"])
     p = normalise_poses(pairs["poses"], ranges)
-    pred, view = model.predict(a, p, p)  # a stay transition: its surprise is the view surprise
+    # a stay transition: its surprise is the view surprise
+    pred, view = model.predict(a, p, p, dt=pairs["dt"])
     err = per_transition_error(pred[:, None], b[:, None])[:, 0].numpy()
     view = view.numpy()
     dyn = pairs["dynamic"]

@@ -1,17 +1,21 @@
 """World-model quality benchmark on the simulated PTZ world.
 
-    python bench/worldmodel.py --out bench/results/worldmodel.json [--panorama IMAGE] [--seed N]
+    python bench/worldmodel.py --out FILE [--panorama IMAGE] [--seed N] [--cycles K] [--steps S]
 
-Trains the `cpu` preset on one simulated random sweep (10 rounds x 21 frames: a random absolute
-pose, then 20 random moves from the 21 actions) and evaluates on a second sweep with other poses
-and later times (held out): one-step and rollout latent error against the "nothing moves" copy
-baseline, a ridge pose probe (collapse guard), and the Spearman correlation of each surprise head
-with the actual error. Writes and prints JSON.
-
-Probe protocol: the encoder trains only on the 10 x 21 sweep; the ridge probe is then fitted on
-`--probe-fit` random views of the same site (uniform pan and tilt, log-uniform zoom, other seed and
-time) and scored on `--probe-test` disjoint random views (another seed, later time). `--all-surprise`
-also trains the disagreement and grad_norm heads (same predictor, about twice the cost per step).
+Trains the `cpu` preset for K cycles (learnability): each cycle a new simulated random sweep
+(10 rounds x 21 frames: a random absolute pose, then 20 random moves from the 21 actions, each frame
+a snapshot of a simulated camera whose clock counts every move's settle time, so the frames carry
+real dts), later in simulated time than the one before, and S optimiser steps on it, resuming the
+same TrainState (optimiser, generator and lifelong schedule continue). Before the first cycle and
+after each, it scores the one-step ratio per zone kind on one fixed kind set (a held-out sweep with
+other poses and later times, plus rounds that start near each zone of the site). After the last
+cycle: one-step and rollout latent error against the "nothing moves" copy baseline, action
+recognition, the surprise heads' Spearman with the actual error (all on the held-out sweep), and
+the probes fitted on one probe sweep of the same site and scored on another (collapse guard,
+place recognition, inverse dynamics), for the model and for raw pixels
+(services/worldmodel/probes.py, docs/worldmodel.md "Probes"). Writes and prints JSON.
+`--all-surprise` also trains the disagreement and grad_norm heads (same predictor, about twice the
+cost per step).
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -30,135 +33,194 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.output import machine, write_result
+from bench.worldmodel_sim import (
+    BENCH_RANGES,
+    BENCH_SCALE,
+    Sweep,
+    bench_configs,
+    concat_sweeps,
+    frame_kinds,
+    make_world,
+    simulate_sweep,
+    zone_starts,
+)
+from services.camera.sim.world import SimWorld
 from services.worldmodel.config import TrainConfig
-from services.worldmodel.data import FrameDataset
-from services.worldmodel.evaluate import evaluate
-from services.worldmodel.trainer import fit
-from shared.models import SurpriseConfig, WorldModelConfig, build_world_model
-from shared.pose import N_ACTIONS, ActionScale, PoseRanges, apply_action, random_pose
+from services.worldmodel.evaluate import (
+    encode_dataset,
+    evaluate,
+    kind_figures,
+    pixel_probe_figures,
+    transitions,
+)
+from services.worldmodel.probes import action_recognition
+from services.worldmodel.trainer import Progress, fit
+from services.worldmodel.training import TrainState
+from shared.models import build_world_model
+from shared.models.world_model import WorldModel
 
-# Moves twice the original's degrees: its short moves (0.2 deg) are below one pixel of a 64 px
-# wide view, so they would teach nothing; jumps become 20 deg of pan.
-BENCH_SCALE = ActionScale(pan_tilt_deg=4.0, zoom_log_step=2.0)
-# A camera watching a site rather than the sky: with the full tilt range (up to 90) and zoom up to
-# 20x, most random views are featureless sky in which the pose is not observable at all.
-BENCH_RANGES = PoseRanges(tilt_min=-20.0, tilt_max=30.0, zoom_min=1.0, zoom_max=8.0)
-
-
-def simulate_sweep(world, rounds: int, moves: int, seed: int, size: int, t0: float = 0.0,
-                   ranges: PoseRanges | None = None,
-                   scale: ActionScale = BENCH_SCALE) -> FrameDataset:
-    """A random sweep rendered by `world` (anything with render(pose, t, width, height))."""
-    rng = random.Random(seed)
-    ranges = ranges or BENCH_RANGES
-    frames, poses, ids = [], [], []
-    for r in range(rounds):
-        pose = ranges.apply(random_pose(rng, ranges))
-        t = t0 + 300.0 * r
-        for k in range(moves + 1):
-            if k:
-                pose = apply_action(pose, rng.randrange(N_ACTIONS), ranges, scale)
-                t += 2.0  # a move and a settled snapshot take about two seconds
-            frames.append(world.render(pose, t, size, size))
-            poses.append(pose.as_tuple())
-            ids.append(r)
-    return FrameDataset(np.stack(frames), np.array(poses), np.array(ids), ranges)
+# Default steps per cycle, so that `--cycles 5` on one seed ends within 8 minutes on an idle 2-core
+# machine: at the cpu preset's 0.55 - 0.7 s per uncontended step, 5 x 100 steps train in 280 - 350 s,
+# and the sweeps, the evaluation after every cycle and the final probes take about 70 s more.
+DEFAULT_STEPS = 100
+CYCLE_SPAN_S = 4000.0     # simulated seconds from one cycle's sweep to the next (a sweep: ~2,850)
+HELD_OUT_T0 = 100_000.0   # the held-out, kind and probe sets come after the sweeps of 25 cycles
+PROBE_FIT_T0, PROBE_TEST_T0, ZONE_T0 = 200_000.0, 300_000.0, 150_000.0
 
 
-def random_views(world, n: int, seed: int, size: int, t0: float,
-                 ranges: PoseRanges | None = None) -> FrameDataset:
-    """n independent random views (each its own round), for the pose probe."""
-    rng = random.Random(seed)
-    ranges = ranges or BENCH_RANGES
-    poses = [ranges.apply(random_pose(rng, ranges)) for _ in range(n)]
-    frames = [world.render(p, t0 + 7.0 * i, size, size) for i, p in enumerate(poses)]
-    return FrameDataset(np.stack(frames), np.array([p.as_tuple() for p in poses]),
-                        np.arange(n), ranges)
+def cycle_sweep_seed(seed: int, cycle: int) -> int:
+    return 1_000_000 + 1000 * seed + cycle
 
 
-def make_world(seed: int, panorama: str | None):
-    from services.camera.sim.world import SimWorld, SimWorldConfig
-    return SimWorld(SimWorldConfig(seed=seed, panorama_path=panorama))
+def run_cycles(model: WorldModel, world: SimWorld, cfg: TrainConfig, held: Sweep,
+               kinds: dict[str, np.ndarray], *, cycles: int, rounds: int, moves: int, seed: int,
+               progress: Progress | None = None) -> tuple[TrainState | None, list[dict], list[dict]]:
+    """K cycles of (a new sweep, `cfg.steps` steps resuming one TrainState, per-kind ratios on
+    `held`, whose frames' kind fractions are `kinds`). Returns (the state, learnability entries,
+    per-cycle training summaries); the learnability list starts with cycle 0, the untrained model
+    (the warp alone)."""
+    size = model.cfg.encoder.img_size
+    state: TrainState | None = None
+    fig = kind_figures(model, held.data, kinds)
+    learn = [{"cycle": 0, "lifetime_steps": 0, "one_step_ratio": fig["one_step_ratio"],
+              "ratio_by_kind": fig["ratio_by_kind"]}]
+    fits = []
+    for c in range(1, cycles + 1):
+        sweep = simulate_sweep(world, rounds, moves, seed=cycle_sweep_seed(seed, c), size=size,
+                               t0=(c - 1) * CYCLE_SPAN_S)
+        result = fit(model, sweep.data, cfg, state=state, progress=progress)
+        state = result.state
+        fits.append({"cycle": c, "stop_reason": result.stop_reason, "steps": result.steps,
+                     "seconds": round(result.seconds, 1),
+                     "transitions_per_s": round(result.transitions_per_s, 1),
+                     "final_loss": result.final_loss})
+        fig = kind_figures(model, held.data, kinds)
+        learn.append({"cycle": c, "lifetime_steps": state.step,
+                      "one_step_ratio": fig["one_step_ratio"], "ratio_by_kind": fig["ratio_by_kind"]})
+        print(f"cycle {c}: {result.steps} steps in {result.seconds:.0f} s, one-step ratio "
+              f"{fig['one_step_ratio']:.3f}", file=sys.stderr, flush=True)
+    return state, learn, fits
 
 
-def bench_configs(budget_s: float, all_surprise: bool = False,
-                  hfov_deg: float = 60.0) -> tuple[WorldModelConfig, TrainConfig]:
-    """The cpu presets, with the warp geometry of the simulated camera and the bench's ranges."""
-    wm = WorldModelConfig.preset("cpu")
-    r = BENCH_RANGES
-    wm = wm.replace(predictor=dataclasses.replace(
-        wm.predictor, warp_hfov_deg=hfov_deg, warp_tilt_span_deg=r.tilt_max - r.tilt_min,
-        warp_zoom_span=r.zoom_max / r.zoom_min))
-    if all_surprise:
-        wm = wm.replace(surprise=SurpriseConfig(targets=("pred_error", "disagreement", "grad_norm"),
-                                                primary="pred_error", hidden=wm.surprise.hidden,
-                                                ensemble_size=4))
-    return wm, TrainConfig.preset("cpu").replace(time_budget_s=budget_s)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--panorama", default=None, help="equirectangular image (2:1) to use")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--moves", type=int, default=20)
-    parser.add_argument("--budget-s", type=float, default=420.0,
-                        help="training time budget (the whole bench must stay under 10 min)")
-    parser.add_argument("--epochs", type=int, default=80,
-                        help="epochs bound (the schedule is sized to the time budget when that binds first)")
-    parser.add_argument("--probe-fit", type=int, default=400, help="random views the probe fits on")
-    parser.add_argument("--probe-test", type=int, default=400, help="random views it is scored on")
+    parser.add_argument("--cycles", type=int, default=5, help="training cycles, each on a new sweep")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="optimiser steps per cycle")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: the preset's, every core)")
+    parser.add_argument("--cycle-cap-s", type=float, default=7200.0,
+                        help="wall-clock safety cap per cycle; reported in caps_fired if it fires")
+    parser.add_argument("--schedule-steps", type=int, default=None,
+                        help="length of the lifelong LR / EMA schedule (default: cycles x steps)")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds per sweep")
+    parser.add_argument("--moves", type=int, default=20, help="moves per round")
+    parser.add_argument("--probe-rounds", type=int, default=200,
+                        help="rounds of each probe sweep (a random view, then --probe-moves moves)")
+    parser.add_argument("--probe-moves", type=int, default=2)
+    parser.add_argument("--zone-rounds", type=int, default=4,
+                        help="rounds of the kind set that start near each zone of the site")
+    parser.add_argument("--zone-moves", type=int, default=4)
     parser.add_argument("--all-surprise", action="store_true",
                         help="also train the disagreement and grad_norm surprise heads")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.cycles < 1 or args.steps < 1:
+        parser.error("--cycles and --steps must be at least 1")
+    return args
 
+
+def headline(metrics: dict, by_kind: dict, learn: list[dict]) -> dict:
+    """The bench's figures, by the names docs/worldmodel.md uses: `metrics` from `evaluate` on the
+    held-out sweep, `by_kind` from `kind_figures` on the kind set."""
+    return {
+        "one_step_ratio": metrics["one_step_ratio"],
+        "rollout_ratio": {h: metrics["rollout_ratio"].get(h) for h in ("1", "5", "10")},
+        "ratio_by_kind": by_kind["ratio_by_kind"],
+        "action_top1": metrics["action"]["top1"],
+        "inverse_r2": metrics["inverse"]["r2"],
+        "collapse_r2": {k: metrics["collapse_r2"][k] for k in ("tilt", "log_zoom")},
+        "place_pan_err_deg": metrics["place"]["median_pan_err_deg"],
+        "learnability": learn,
+        "surprise_spearman": metrics["surprise_spearman"],
+    }
+
+
+def action_top1(model: WorldModel, held: Sweep) -> float:
+    """Action recognition top-1 on the held-out pairs (the bench reports it for the untrained
+    model too: the warp's geometry alone already tells many moves apart)."""
+    data = held.data
+    src, dst = transitions(data)
+    states = encode_dataset(model, data)
+    return action_recognition(model, states, data.poses, data.times[dst] - data.times[src], src, dst,
+                              data.ranges, BENCH_SCALE)["top1"]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     torch.manual_seed(args.seed)
     start = time.monotonic()
-    world = make_world(args.seed, args.panorama)
-    wm_cfg, tr_cfg = bench_configs(args.budget_s, args.all_surprise,
-                                   world.config.base_hfov_deg)
-    if args.epochs:
-        tr_cfg = tr_cfg.replace(epochs=args.epochs)
-    size = wm_cfg.encoder.img_size
-    train = simulate_sweep(world, args.rounds, args.moves, seed=1000 + args.seed, size=size)
-    held = simulate_sweep(world, args.rounds, args.moves, seed=2000 + args.seed, size=size,
-                          t0=10_000.0)
-    probe_fit = random_views(world, args.probe_fit, seed=3000 + args.seed, size=size, t0=20_000.0)
-    probe_test = random_views(world, args.probe_test, seed=4000 + args.seed, size=size,
-                              t0=30_000.0)
-    model = build_world_model(wm_cfg)
     load_start = os.getloadavg()[0]
-
-    def progress(ev: dict) -> None:
-        if ev["kind"] == "epoch" and (ev["epoch"] % 5 == 0 or ev["epoch"] == 1):
-            print(f"epoch {ev['epoch']:3d} loss {ev['loss']:.4f} {ev['elapsed_s']:.0f}s",
-                  file=sys.stderr, flush=True)
-
-    result = fit(model, train, tr_cfg, progress=progress)
-    metrics = evaluate(model, train, held, probe_train=probe_fit, probe_test=probe_test)
-    out = {**{k: metrics[k] for k in ("one_step_ratio", "rollout_ratio", "probe_r2",
-                                      "surprise_spearman")},
-           "details": {k: v for k, v in metrics.items() if k not in
-                       ("one_step_ratio", "rollout_ratio", "probe_r2", "surprise_spearman")},
-           "probe_protocol": (f"ridge (lambda by 5-fold CV) from pooled target-encoder states "
-                              f"(token mean and std + 2x2 regional means) to (sin pan, cos pan, tilt, "
-                              f"log zoom); fitted on {args.probe_fit} random views of the site "
-                              f"(seed {3000 + args.seed}), scored on {args.probe_test} disjoint "
-                              f"random views (seed {4000 + args.seed}, later time); the encoder "
-                              f"trained only on the {args.rounds} x {args.moves + 1} sweep"),
-           "training": {"stop_reason": result.stop_reason, "epochs": result.epochs,
-                        "steps": result.steps, "seconds": round(result.seconds, 1),
-                        "transitions_per_s": round(result.transitions_per_s, 1),
-                        "epoch_losses": [round(x, 5) for x in result.epoch_losses]},
+    world = make_world(args.seed, args.panorama)
+    wm_cfg, tr_cfg = bench_configs(args.all_surprise, world.config.base_hfov_deg)
+    # Steps bound each cycle; the wall-clock cap is a safety limit only (a busy machine must not
+    # change the figures), reported in "caps_fired" when it cuts a cycle short.
+    tr_cfg = tr_cfg.replace(steps=args.steps,
+                            schedule_steps=args.schedule_steps or args.cycles * args.steps,
+                            time_budget_s=args.cycle_cap_s, threads=args.threads or tr_cfg.threads)
+    size = wm_cfg.encoder.img_size
+    held = simulate_sweep(world, args.rounds, args.moves, seed=2000 + args.seed, size=size,
+                          t0=HELD_OUT_T0)
+    zones = simulate_sweep(world, 0, args.zone_moves, seed=5000 + args.seed, size=size,
+                           t0=ZONE_T0, starts=zone_starts(world, args.zone_rounds, 5000 + args.seed))
+    kind_set = concat_sweeps(held, zones)
+    kinds = frame_kinds(world, kind_set.data)
+    probe_fit = simulate_sweep(world, args.probe_rounds, args.probe_moves, seed=3000 + args.seed,
+                               size=size, t0=PROBE_FIT_T0)
+    probe_test = simulate_sweep(world, args.probe_rounds, args.probe_moves, seed=4000 + args.seed,
+                                size=size, t0=PROBE_TEST_T0)
+    model = build_world_model(wm_cfg)
+    top1_at_init = action_top1(model, held)
+    state, learn, fits = run_cycles(model, world, tr_cfg, kind_set, kinds, cycles=args.cycles,
+                                    rounds=args.rounds, moves=args.moves, seed=args.seed)
+    eval_start = time.monotonic()
+    metrics = evaluate(model, held.data, probe_fit=probe_fit.data, probe_test=probe_test.data,
+                       action_scale=BENCH_SCALE)
+    by_kind = kind_figures(model, kind_set.data, kinds)
+    pixels = pixel_probe_figures(probe_fit.data, probe_test.data)
+    out = {**headline(metrics, by_kind, learn),
+           "action_top1_at_init": top1_at_init,
+           "pixel_reference": {"inverse_r2": pixels["inverse"]["r2"],
+                               "collapse_r2": {k: pixels["collapse_r2"][k] for k in ("tilt", "log_zoom")},
+                               "place_pan_err_deg": pixels["place"]["median_pan_err_deg"]},
+           "caps_fired": sum(f["stop_reason"] == "time_budget" for f in fits),
+           "steps": {"per_cycle": args.steps, "cycles": args.cycles,
+                     "lifetime": state.step if state is not None else 0,
+                     "schedule_steps": tr_cfg.schedule_steps},
+           "details": {**metrics, "kind_weight": by_kind["kind_weight"], "pixel_probes": pixels,
+                       "kind_set_transitions": len(kind_set.data) - len(kind_set.data.rounds())},
+           "kind_protocol": (f"kind set: the held-out sweep plus {args.zone_rounds} rounds x "
+                             f"{args.zone_moves + 1} frames starting near each zone of the site "
+                             f"(seed {5000 + args.seed}); fraction-weighted: each transition counts "
+                             f"for every zone kind with the fraction of its target view that shows it"),
+           "probe_protocol": (f"probe sweeps of the same site: {args.probe_rounds} rounds x "
+                              f"{args.probe_moves + 1} frames each, fit seed {3000 + args.seed} "
+                              f"(t0 {PROBE_FIT_T0:.0f} s), score seed {4000 + args.seed} "
+                              f"(t0 {PROBE_TEST_T0:.0f} s); ridge lambda by 5-fold CV; the encoder "
+                              f"trained only on the cycles' sweeps"),
+           "training": fits,
+           "seed": args.seed, "scene": world.info()["source"], "preset": "cpu",
            "config": {"world_model": wm_cfg.to_dict(), "train": tr_cfg.to_dict(),
-                      "action_scale": vars(BENCH_SCALE) if hasattr(BENCH_SCALE, "__dict__")
-                      else str(BENCH_SCALE), "ranges": dataclasses.asdict(BENCH_RANGES),
-                      "rounds": args.rounds, "moves": args.moves,
-                      "seed": args.seed, "panorama": args.panorama},
+                      "action_scale": dataclasses.asdict(BENCH_SCALE),
+                      "ranges": dataclasses.asdict(BENCH_RANGES),
+                      "rounds": args.rounds, "moves": args.moves, "panorama": args.panorama},
            "machine": machine(load_start),
-           "wall_s": round(time.monotonic() - start, 1)}
+           "seconds": {"evaluation": round(time.monotonic() - eval_start, 1),
+                       "training": round(sum(f["seconds"] for f in fits), 1),
+                       "wall": round(time.monotonic() - start, 1)}}
     write_result(args.out, out)
+    return out
 
 
 if __name__ == "__main__":

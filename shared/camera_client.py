@@ -7,6 +7,7 @@ times with backoff; anything else raises `CameraServiceError` with the service's
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,7 @@ class ClientSnapshot:
     captured_at: datetime
     sim_time: float | None
     dynamic_fraction: float | None
+    kind_fractions: dict[str, float] | None = None  # simulator ground truth: view share per zone kind
 
 
 class CameraClient:
@@ -100,7 +102,8 @@ class CameraClient:
         return ClientSnapshot(
             jpeg=r.content, pose=pose, captured_at=captured,
             sim_time=float(h["X-PTZ-Sim-Time"]) if "X-PTZ-Sim-Time" in h else None,
-            dynamic_fraction=float(h["X-PTZ-Dynamic-Fraction"]) if "X-PTZ-Dynamic-Fraction" in h else None)
+            dynamic_fraction=float(h["X-PTZ-Dynamic-Fraction"]) if "X-PTZ-Dynamic-Fraction" in h else None,
+            kind_fractions=_kind_fractions(h.get("X-PTZ-Kind-Fractions")))
 
 
 def camera_client_for(settings: Settings) -> CameraClient:
@@ -108,6 +111,19 @@ def camera_client_for(settings: Settings) -> CameraClient:
     token = settings.api_token.get_secret_value() if settings.api_token else None
     return CameraClient(settings.services.camera_base_url(), token=token,
                         timeout_s=settings.camera.client_timeout_s())
+
+
+def _kind_fractions(header: str | None) -> dict[str, float] | None:
+    """The X-PTZ-Kind-Fractions header (a JSON object of kind -> fraction), None when absent."""
+    if header is None:
+        return None
+    try:
+        value = json.loads(header)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return {str(k): float(v) for k, v in value.items()}
+    except (ValueError, TypeError) as exc:
+        raise CameraServiceError(f"GET /v1/snapshot: bad X-PTZ-Kind-Fractions header ({exc})") from None
 
 
 def _detail(response: httpx.Response) -> str:

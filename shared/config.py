@@ -156,7 +156,7 @@ class WorldModelSettings(Section):
                                               "{encoder: {dim: 96}}")
     train: dict[str, Any] = Field(default_factory=dict,
                                   description="overrides of the preset's TrainConfig (the job's "
-                                              "bounds among them), e.g. {epochs: 20, lr: 5e-4}")
+                                              "step budget among them), e.g. {steps: 200, lr: 5e-4}")
 
     def slot_names(self) -> list[str]:
         return [f"wm_{i:02d}" for i in range(self.slots)]

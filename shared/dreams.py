@@ -28,16 +28,25 @@ half-written job (no index: the job did not finish). Each shard holds, for `coun
     actions        int64   (count, length)             indices into shared.pose.ACTIONS
     surprise       float32 (count, length)             WM primary surprise of transition t
     surprise_delta float32 (count, length)             surprise[t] - surprise[t-1] (0 at t = 0)
+    dt             float32 (count, length)             seconds step t takes: move_times of a_t
     view_surprise  float32 (count, length + 1)         WM surprise of holding still at state t
-                                                       (format 2; absent from format-1 shards)
+                                                       for the no-op's seconds
     measured_move  float32 (count, length)             measured error map's move term of a_t
-    measured_view  float32 (count, length + 1)         its view term at pose t (format 3, both
-                                                       present or both absent: the map needs
-                                                       real transitions, services.dreamer.error_map)
+    measured_view  float32 (count, length + 1)         its view term at pose t (both present or
+                                                       both absent: the map needs real
+                                                       transitions, services.dreamer.error_map)
 
 and JSON metadata: format, format_version, slot, version, node, length, count, obs_dim, the
-observation spec, the action scale and the pose ranges. `read_shard` checks all of it and raises
-`DreamShardError` (a `shared.store.CorruptFile`) naming the file when anything is off.
+observation spec, the action scale, the pose ranges and the move times the dream was made with
+(`shared.move_times.MoveTimes`, also in the index). `read_shard` checks all of it (also that
+every step's dt is its action's move time) and raises `DreamShardError` (a
+`shared.store.CorruptFile`) naming the file when anything is off.
+
+Dreams advance time: the world model predicts each step for the seconds its action takes on this
+site (measured from the node's recorded rounds), as it predicts real transitions for the seconds
+between their frames. Shards of formats 1 to 3 hold no dt: which seconds their world model was
+asked about is unknown, so `read_shard` refuses them ("regenerate the dreams": a dream job is
+cheap and the lifelong loop makes new ones every cycle) rather than guess.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shared.move_times import MoveTimes
 from shared.pose import N_ACTIONS, ActionScale, PoseRanges, normalise_batch
 from shared.store import CorruptFile, MissingFile
 
@@ -59,8 +69,9 @@ if TYPE_CHECKING:  # torch is heavy; only the model services load it
     from shared.store import Store
 
 FORMAT = "ptzjepa.dreams"
-FORMAT_VERSION = "3"
-READABLE_VERSIONS = ("1", "2", "3")  # 1 has no view_surprise; 1 and 2 no measured_* tensors
+FORMAT_VERSION = "4"
+READABLE_VERSIONS = ("4",)
+WITHOUT_DT = ("1", "2", "3")  # formats written before dreams advanced time: refused
 INDEX_NAME = "index.json"
 POSE_FEATURES = 4
 
@@ -160,14 +171,15 @@ TENSORS = {  # name -> (dtype name, shape as a function of (count, length, obs_d
     "actions": ("int64", lambda count, length, obs_dim: (count, length)),
     "surprise": ("float32", lambda count, length, obs_dim: (count, length)),
     "surprise_delta": ("float32", lambda count, length, obs_dim: (count, length)),
+    "dt": ("float32", lambda count, length, obs_dim: (count, length)),
     "view_surprise": ("float32", lambda count, length, obs_dim: (count, length + 1)),
     "measured_move": ("float32", lambda count, length, obs_dim: (count, length)),
     "measured_view": ("float32", lambda count, length, obs_dim: (count, length + 1)),
 }
 MEASURED = frozenset({"measured_move", "measured_view"})
-# None in memory when absent: view_surprise from format-1 shards, the measured pair from shards
-# of formats 1 and 2 or from dreams made without an error map.
-OPTIONAL = frozenset({"view_surprise"}) | MEASURED
+# None in memory when absent: dt and view_surprise from dreams built by hand (the written format
+# always holds them), the measured pair from dreams made without an error map.
+OPTIONAL = frozenset({"view_surprise", "dt"}) | MEASURED
 # Rewards of transition t (state t -> state t+1), from the world model's predicted surprise:
 #   surprise       the surprise of the move itself, s_t (dominated by the move's geometry: a jump
 #                  brings new content into view, wherever the camera points);
@@ -205,12 +217,14 @@ class Dreams:
     actions: torch.Tensor
     surprise: torch.Tensor
     surprise_delta: torch.Tensor
+    dt: torch.Tensor | None = None
     view_surprise: torch.Tensor | None = None
     measured_move: torch.Tensor | None = None
     measured_view: torch.Tensor | None = None
     spec: ObservationSpec = field(default_factory=ObservationSpec)
     ranges: PoseRanges = field(default_factory=PoseRanges)
     scale: ActionScale = field(default_factory=ActionScale)
+    move_times: MoveTimes | None = None  # the seconds per action behind `dt`
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -245,15 +259,14 @@ class Dreams:
         if kind in MEASURED_REWARDS:
             if self.measured_view is None or self.measured_move is None:
                 raise ValueError(f"reward {kind!r} needs the measured error map, which these dreams "
-                                 f"lack (dream format {self.meta.get('format_version', '1 or 2')}, "
-                                 f"or dreamed without real transitions): generate new dreams")
+                                 f"lack (dreamed without real transitions): generate new dreams")
             view = self.measured_view[:, 1:]
             if kind == "measured_balanced":
                 return _standardised(self.measured_move) + view_weight * _standardised(view)
             return view if kind == "measured_view" else self.measured_move + view
         if self.view_surprise is None:
-            raise ValueError(f"reward {kind!r} needs the view surprise, which these dreams lack "
-                             f"(dream format 1, written before it existed): generate new dreams")
+            raise ValueError(f"reward {kind!r} needs the view surprise, which these dreams lack: "
+                             f"generate dreams with services.dreamer.rollout")
         view = self.view_surprise[:, 1:]
         return view if kind == "view" else self.surprise + view
 
@@ -282,7 +295,9 @@ class Dreams:
         for p in parts[1:]:
             if p.length != first.length or p.obs_dim != first.obs_dim or p.spec != first.spec:
                 raise ValueError("dreams of different length, observation size or spec")
-        # A mix of format-1 and format-2 parts has no view surprise as a whole.
+            if p.move_times != first.move_times:
+                raise ValueError("dreams made with different move times")
+        # A tensor some part lacks is absent from the whole.
         joined: dict[str, Any] = {
             k: None if any(getattr(p, k) is None for p in parts)
             else torch.cat([getattr(p, k) for p in parts]) for k in TENSORS}
@@ -315,15 +330,17 @@ def write_shards(store: Store, folder: str, dreams: Dreams, *, slot: str = "", v
 
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
-    if dreams.view_surprise is None:  # formats 2 and 3 always hold it (read_shard checks)
-        raise ValueError("these dreams have no view surprise (read from a format-1 shard?): "
-                         "only complete dreams are written")
+    if dreams.view_surprise is None or dreams.dt is None or dreams.move_times is None:
+        raise ValueError("these dreams lack the view surprise, dt or their move times: only "
+                         "complete dreams (services.dreamer.rollout) are written")
     folder = folder.rstrip("/")
+    move_times = dreams.move_times.to_dict()
     common = {"format": FORMAT, "format_version": FORMAT_VERSION, "slot": slot, "version": version,
               "node": node, "length": str(dreams.length), "obs_dim": str(dreams.obs_dim),
               "observation_spec": json.dumps(dreams.spec.to_dict(), sort_keys=True),
               "ranges": json.dumps(ranges_to_dict(dreams.ranges), sort_keys=True),
               "action_scale": json.dumps(scale_to_dict(dreams.scale), sort_keys=True),
+              "move_times": json.dumps(move_times, sort_keys=True),
               **{k: str(v) for k, v in (extra or {}).items()}}
     shards = []
     for i, start in enumerate(range(0, dreams.count, shard_size)):
@@ -337,7 +354,7 @@ def write_shards(store: Store, folder: str, dreams: Dreams, *, slot: str = "", v
              "node": node, "count": dreams.count, "length": dreams.length,
              "obs_dim": dreams.obs_dim, "observation_spec": dreams.spec.to_dict(),
              "ranges": ranges_to_dict(dreams.ranges), "action_scale": scale_to_dict(dreams.scale),
-             "shards": shards, **(extra or {})}
+             "move_times": move_times, "shards": shards, **(extra or {})}
     store.write_json(f"{folder}/{INDEX_NAME}", index)
     return index
 
@@ -356,6 +373,10 @@ def read_shard(store: Store, rel: str, expected_sha256: str | None = None) -> Dr
         raise DreamShardError(f"{rel}: not a dream shard (format {meta.get('format')!r}, "
                               f"expected {FORMAT!r})")
     version = meta.get("format_version")
+    if version in WITHOUT_DT:
+        raise DreamShardError(f"{rel}: dream shard format {version} lacks dt (the seconds each "
+                              f"dreamed step takes, which the world model is conditioned on); "
+                              f"regenerate the dreams (run the dreamer phase)")
     if version not in READABLE_VERSIONS:
         raise DreamShardError(f"{rel}: unsupported dream format version {version!r} (this code "
                               f"reads {', '.join(READABLE_VERSIONS)})")
@@ -364,16 +385,14 @@ def read_shard(store: Store, rel: str, expected_sha256: str | None = None) -> Dr
         spec = ObservationSpec.from_dict(json.loads(meta["observation_spec"]))
         ranges = ranges_from_dict(json.loads(meta["ranges"]))
         scale = ActionScale(**json.loads(meta["action_scale"]))
+        move_times = MoveTimes.from_dict(json.loads(meta["move_times"]))
     except (KeyError, ValueError, TypeError) as e:
         raise DreamShardError(f"{rel}: bad dream metadata: {e}") from None
-    # Format 1 may lack the view surprise; formats 1 and 2 never hold the measured pair.
-    allowed = set(TENSORS) - (MEASURED if version in ("1", "2") else set())
-    extra = sorted(set(tensors) - allowed)
+    extra = sorted(set(tensors) - set(TENSORS))
     if extra:
         raise DreamShardError(f"{rel}: unexpected tensors {extra}")
     try:
-        _check_shapes(tensors, count, length, obs_dim, rel, dtypes=True,
-                      optional=OPTIONAL if version == "1" else MEASURED)
+        _check_shapes(tensors, count, length, obs_dim, rel, dtypes=True, optional=MEASURED)
     except ValueError as e:
         raise DreamShardError(str(e)) from None
     if ("measured_move" in tensors) != ("measured_view" in tensors):
@@ -385,15 +404,17 @@ def read_shard(store: Store, rel: str, expected_sha256: str | None = None) -> Dr
     a = tensors["actions"]
     if a.numel() and (int(a.min()) < 0 or int(a.max()) >= N_ACTIONS):
         raise DreamShardError(f"{rel}: actions outside 0..{N_ACTIONS - 1}")
+    if not torch.equal(tensors["dt"], torch.from_numpy(move_times.of(a))):
+        raise DreamShardError(f"{rel}: dt does not match the move times of the dreamed actions")
     meta_out = {k: v for k, v in meta.items()
-                if k not in ("observation_spec", "ranges", "action_scale")}
+                if k not in ("observation_spec", "ranges", "action_scale", "move_times")}
     return Dreams(observations=tensors["observations"].float(), poses=tensors["poses"],
                   actions=tensors["actions"], surprise=tensors["surprise"],
-                  surprise_delta=tensors["surprise_delta"],
-                  view_surprise=tensors.get("view_surprise"),
+                  surprise_delta=tensors["surprise_delta"], dt=tensors["dt"],
+                  view_surprise=tensors["view_surprise"],
                   measured_move=tensors.get("measured_move"),
                   measured_view=tensors.get("measured_view"), spec=spec, ranges=ranges,
-                  scale=scale, meta=meta_out)
+                  scale=scale, move_times=move_times, meta=meta_out)
 
 
 def read_index(store: Store, folder: str) -> dict:

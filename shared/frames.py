@@ -30,6 +30,7 @@ class LoadedFrames:
     images: np.ndarray  # uint8 (N, S, S, 3)
     poses: np.ndarray  # float64 (N, 3) raw (pan, tilt, zoom)
     round_ids: np.ndarray  # (N,) ints; a new id after every gap
+    times: np.ndarray  # float64 (N,) capture seconds (see `capture_seconds`)
     manifests: list[str]
     frame_ids: list[str]
     skipped: list[dict] = field(default_factory=list)
@@ -53,12 +54,22 @@ def recent_manifests(store: Store, node: str, include_other_nodes: bool, max_rou
     return [(rel, records) for _, rel, records in rounds[-max_rounds:]]
 
 
+def capture_seconds(record: FrameRecord) -> float:
+    """When a frame was captured, in seconds: the simulator's clock when the record has one (the
+    simulated world moves by that clock, not by the wall clock of the machine rendering it),
+    else the camera's capture time as POSIX seconds."""
+    if record.sim_time is not None:
+        return float(record.sim_time)
+    return record.captured_at.timestamp()
+
+
 def load_frames(store: Store, img_size: int, *, node: str, include_other_nodes: bool = True,
                 max_rounds: int = 60) -> LoadedFrames:
     manifests = recent_manifests(store, node, include_other_nodes, max_rounds)
     if not manifests:
         raise NoFrames("no frames in the store yet: run a collection (camera sweep) first")
     images, poses, round_ids, frame_ids, skipped, nodes = [], [], [], [], [], set()
+    times: list[float] = []
     segment = 0
     for _rel, records in manifests:
         segment += 1
@@ -72,6 +83,7 @@ def load_frames(store: Store, img_size: int, *, node: str, include_other_nodes: 
             images.append(cv2.resize(rgb, (img_size, img_size), interpolation=cv2.INTER_AREA))
             poses.append(record.pose.to_pose().as_tuple())
             round_ids.append(segment)
+            times.append(capture_seconds(record))
             frame_ids.append(record.frame_id)
             nodes.add(record.node)
     if skipped:
@@ -79,4 +91,5 @@ def load_frames(store: Store, img_size: int, *, node: str, include_other_nodes: 
     if not images:
         raise NoFrames(f"none of the {sum(len(r) for _, r in manifests)} listed frames could be read")
     return LoadedFrames(np.stack(images), np.asarray(poses, np.float64), np.asarray(round_ids),
-                        [rel for rel, _ in manifests], frame_ids, skipped, sorted(nodes))
+                        np.asarray(times, np.float64), [rel for rel, _ in manifests], frame_ids,
+                        skipped, sorted(nodes))

@@ -52,7 +52,7 @@ class RoundRecorder:
                              captured_at=captured, node=self.node, camera=self.camera,
                              source=self.source, round_id=self.round_id, step=step, action=action,
                              sim_time=snap.sim_time, dynamic_fraction=snap.dynamic_fraction,
-                             extra=extra or {})
+                             kind_fractions=snap.kind_fractions, extra=extra or {})
         self.records.append(record)
         FRAMES_COLLECTED.labels(self.node, self.source).inc()
         return record

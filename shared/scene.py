@@ -1,10 +1,11 @@
 """The scene a node's camera looks at, as the analysis report needs it: maps and per-region errors.
 
 A generic scene (real cameras, or a site whose world is unknown here) has plain pan/tilt maps and
-eight 45-degree pan sectors as regions. A simulated scene carries the world's known dynamic zones
-(road, plaza, lake, birds, sign) plus "static" (everything else), and optionally a crop of its
-panorama to draw the maps over, so "where is the world model wrong?" meets the ground truth of
-"where does the world change?". The camera package builds simulated scenes.
+eight 45-degree pan sectors as regions. A simulated scene carries the world's known zones (road,
+plaza, lake, birds, sign, dial, screen, board) with their kinds (`ZONE_KINDS`) plus "static"
+(everything else), and optionally a crop of its panorama to draw the maps over, so "where is the
+world model wrong?" meets the ground truth of "where does the world change, and how?". The camera
+package builds simulated scenes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from shared.pose import PoseRanges
 SECTOR_DEG = 45.0
 SECTORS = 8
 
+# What a simulated zone shows, i.e. what a world model can learn there:
+# "noise": fresh random content at every instant (unlearnable by construction);
+# "periodic": motion whose phase shows in one frame (learnable from one frame plus dt);
+# "movers": objects whose heading and speed show in one frame;
+# "detail": static fine structure that resolves only at high zoom (learnable by memorising the site);
+# "static": everything else.
+ZONE_KINDS: tuple[str, ...] = ("noise", "periodic", "movers", "detail", "static")
+
 
 @dataclass
 class Scene:
@@ -26,6 +35,7 @@ class Scene:
     background: np.ndarray | None = None  # RGB uint8, covering `extent`
     extent: tuple[float, float, float, float] | None = None  # pan0, pan1, tilt0, tilt1 (degrees)
     zones: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)  # yaw0, span, lo, hi
+    zone_kinds: dict[str, str] = field(default_factory=dict)  # zone name -> one of ZONE_KINDS
     notes: list[str] = field(default_factory=list)
 
     def region_of(self, pan: float, tilt: float) -> str:

@@ -90,6 +90,9 @@ class FrameRecord(Strict):
     action: int | None = Field(None, description="index into shared.pose.ACTIONS, None for a jump")
     sim_time: float | None = None
     dynamic_fraction: float | None = Field(None, description="simulator ground truth, if known")
+    kind_fractions: dict[str, float] | None = Field(
+        default=None, description="simulator ground truth, if known: share of the view per zone "
+                                  "kind (keys shared.scene.ZONE_KINDS, summing to 1)")
     extra: dict[str, Any] = {}
 
 

@@ -21,12 +21,13 @@ from services.coordinator.launcher import Launcher, LaunchError, Node, site_sett
 from shared.logs import setup_logging
 
 # The demo's budget: two whole cycles in a couple of minutes on 2 cores (the presets are sized
-# for real runs; these bounds only shorten each phase).
+# for real runs; these work budgets only shorten each phase, about 15 s of world-model training
+# and 8 s of agent updates on an idle 2-core machine, and its lifetime schedule fits two cycles).
 DEMO_SETTINGS = {
     "collect": {"iterations": 5, "movements": 10},
-    "worldmodel": {"train": {"time_budget_s": 15.0}},
+    "worldmodel": {"train": {"steps": 20, "schedule_steps": 200}},
     "dreamer": {"dreams": 32},
-    "agent": {"config": {"time_budget_s": 8.0}, "navigate_iterations": 2, "navigate_movements": 10},
+    "agent": {"config": {"updates": 1000}, "navigate_iterations": 2, "navigate_movements": 10},
 }
 
 

@@ -56,7 +56,9 @@ class AgentConfig:
     view_weight: float = 3.0
     reward_norm: bool = True          # divide rewards by their std over the replay memory
     replay_capacity: int = 50_000
-    # Bounds of one `train` call.
+    # Bounds of one `train` call: `updates` is the budget; `time_budget_s` a wall-clock safety cap
+    # (stop reason "time_budget", reported in the job's result), so that what a job learns does
+    # not depend on the machine's load.
     updates: int = 5000
     time_budget_s: float | None = None
     seed: int = 0

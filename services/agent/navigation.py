@@ -9,6 +9,12 @@ the move and the error it actually made (prediction vs the observed view's state
 `agent.hold_frames` (the default) every view is grabbed again after a no-op move (action 0,
 `extra.hold`), as in the sweep: the next cycle's view atlas is fitted on those holds
 (services.dreamer.error_map), and the agent chooses its next move from the later frame.
+
+The world model predicts each move for the seconds that action takes on this camera, measured
+at the start of the run from the node's recorded rounds with the function the dreamer uses
+(shared.move_times), so run-time predictions ask the model what the dreams asked it; the seconds
+go into every frame's manifest line as `extra.dt`. The agent's observation holds no time: the
+seconds are a function of the action, which the Q-network already chooses by.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from shared.devices import torch_device
 from shared.keys import Keys
 from shared.metrics import SURPRISE
 from shared.models.checkpoint import model_from_bytes
+from shared.move_times import MoveTimes, node_move_times
 from shared.pose import NOOP, apply_action, random_pose
 from shared.progress import StopRequested
 from shared.recording import RoundRecorder, frames_per_run
@@ -51,6 +58,7 @@ class NavigationResult:
     observed_errors: list[float] = field(default_factory=list)
     predicted_surprise: list[float] = field(default_factory=list)
     dynamic_fractions: list[float] = field(default_factory=list)
+    move_times: MoveTimes | None = None
     stopped: bool = False
 
     def summary(self) -> dict:
@@ -61,6 +69,7 @@ class NavigationResult:
                 "mean_observed_error": mean(self.observed_errors),
                 "mean_predicted_surprise": mean(self.predicted_surprise),
                 "mean_dynamic_fraction": mean(self.dynamic_fractions),
+                "move_times": self.move_times.summary() if self.move_times else None,
                 "action_histogram": np.bincount(self.actions, minlength=21).tolist() if self.actions else []}
 
 
@@ -75,7 +84,8 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
     net, _cfg, meta = from_bytes(store.read_verified(record["path"], record["sha256"]))
     spec = meta["observation_spec"]
     slot, version = record["wm_slot"], record["wm_version"]
-    result = NavigationResult(run_id)
+    times = node_move_times(store, settings.node, settings.worldmodel.max_rounds)
+    result = NavigationResult(run_id, move_times=times)
     rng = np.random.default_rng(seed)
     ranges = camera.info().ranges.to_ranges()
     hold = settings.agent.hold_frames
@@ -89,7 +99,7 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
                                          round_id=f"{run_id}-r{i:03d}", source="navigate")
                 try:
                     _round(model, net, spec, camera, recorder, ranges, rng, movements, epsilon,
-                           temperature, hold, result, lambda: on_frame(result.frames, total))
+                           temperature, hold, times, result, lambda: on_frame(result.frames, total))
                 finally:
                     if manifest := recorder.close():
                         result.manifests.append(manifest)
@@ -101,7 +111,7 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
 
 def _round(model, net, spec, camera: CameraClient, recorder: RoundRecorder, ranges, rng,
            movements: int, epsilon: float, temperature: float | None, hold: bool,
-           result: NavigationResult, after_frame: Callable[[], None]) -> None:
+           times: MoveTimes, result: NavigationResult, after_frame: Callable[[], None]) -> None:
     camera.move("absolute", *ranges.apply(random_pose(rng, ranges)).as_tuple())
     snap = camera.snapshot()
     recorder.add(snap, action=None)
@@ -111,19 +121,21 @@ def _round(model, net, spec, camera: CameraClient, recorder: RoundRecorder, rang
     for step in range(movements + 1):
         if hold:  # the same view again, one no-op move later (not one of the agent's moves)
             snap, obs, state, surprise, error = _move(model, camera, recorder.round_id, ranges,
-                                                      spec, snap.pose, state, NOOP)
+                                                      spec, snap.pose, state, NOOP, times)
             recorder.add(snap, action=NOOP, extra={"hold": True, "predicted_surprise": surprise,
-                                                   "observed_error": error})
+                                                   "observed_error": error,
+                                                   "dt": times.seconds[NOOP]})
             _count(result, snap)
             after_frame()
         if step == movements:
             break
         action, q = choose_action(net, obs[0], epsilon, temperature, rng)
         snap, obs, state, surprise, error = _move(model, camera, recorder.round_id, ranges, spec,
-                                                  snap.pose, state, action)
+                                                  snap.pose, state, action, times)
         recorder.add(snap, action=action,
                      extra={"q_values": [round(float(v), 5) for v in q],
-                            "predicted_surprise": surprise, "observed_error": error})
+                            "predicted_surprise": surprise, "observed_error": error,
+                            "dt": times.seconds[action]})
         SURPRISE.labels(recorder.node, "navigate", "predicted").observe(surprise)
         SURPRISE.labels(recorder.node, "navigate", "observed").observe(error)
         result.actions.append(action)
@@ -141,12 +153,14 @@ def _observe(model, snap, round_id: str, ranges, spec) -> tuple[torch.Tensor, to
     return obs, states[-1]
 
 
-def _move(model, camera: CameraClient, round_id: str, ranges, spec, pose, state, action: int):
+def _move(model, camera: CameraClient, round_id: str, ranges, spec, pose, state, action: int,
+          times: MoveTimes):
     """Make `action` from `pose` and grab the view: (snapshot, observation, state, the world
-    model's predicted surprise of the move, the error its prediction actually made), the two
-    figures rounded for the manifest."""
+    model's predicted surprise of the move for the seconds it takes, the error its prediction
+    actually made), the two figures rounded for the manifest."""
     target = apply_action(pose, action, ranges)
-    predicted, surprise = model.predict(state, [pose.as_tuple()], [target.as_tuple()], ranges)
+    predicted, surprise = model.predict(state, [pose.as_tuple()], [target.as_tuple()], ranges,
+                                        dt=times.seconds[action])
     camera.move("absolute", *target.as_tuple())
     snap = camera.snapshot()
     obs, state = _observe(model, snap, round_id, ranges, spec)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from shared.config import Settings
 from shared.dreams import read_dreams
 from shared.keys import Keys
 from shared.store import AlreadyExists, Store
+
+log = logging.getLogger(__name__)
 
 
 class NoDreams(LookupError):
@@ -64,7 +67,11 @@ def train_on_dreams(settings: Settings, store: Store, client: redis.Redis, dream
     def on_progress(event: dict) -> None:
         hooks.progress(event["update"], event["total"], {"loss": round(float(event["loss"]), 6)})
 
+    # `cfg.updates` bounds the job; `cfg.time_budget_s` is only a safety cap, reported if it fires.
     result = train(state, memory, should_stop=hooks.stop_requested, progress=on_progress)
+    if result.stop_reason == "time_budget":
+        log.warning("agent training hit its time cap of %s s after %d of %d updates",
+                    cfg.time_budget_s, result.updates, total)
     data = to_bytes(state.policy, cfg, dreams.spec, state.reward_scale,
                     extra={"wm_slot": dreams_info["slot"], "wm_version": dreams_info["version"],
                            "node": settings.node})
@@ -90,4 +97,5 @@ def train_on_dreams(settings: Settings, store: Store, client: redis.Redis, dream
     return {**{k: record[k] for k in ("path", "sha256", "wm_slot", "wm_version", "updates",
                                       "stop_reason", "final_loss", "updates_per_s")},
             "continued": policy is not None, "transitions": len(memory),
+            "time_capped": result.stop_reason == "time_budget",
             "seconds": round(time.time() - started, 3), "total_updates": total}

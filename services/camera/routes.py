@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
@@ -70,6 +72,8 @@ def build_router(settings: Settings, guard) -> APIRouter:
             headers["X-PTZ-Sim-Time"] = repr(snap.sim_time)
         if snap.dynamic_fraction is not None:
             headers["X-PTZ-Dynamic-Fraction"] = repr(snap.dynamic_fraction)
+        if snap.kind_fractions is not None:
+            headers["X-PTZ-Kind-Fractions"] = json.dumps(snap.kind_fractions, separators=(",", ":"))
         body = encode_jpeg(snap.image, settings.collect.jpeg_quality)
         return Response(content=body, media_type="image/jpeg", headers=headers)
 

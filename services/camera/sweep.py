@@ -31,6 +31,7 @@ class SweepResult:
     rounds: int = 0
     manifests: list[str] = field(default_factory=list)
     dynamic_fractions: list[float] = field(default_factory=list)
+    kind_fractions: list[dict[str, float]] = field(default_factory=list)
     contact_sheet: str | None = None
     stopped: bool = False
 
@@ -44,8 +45,17 @@ class SweepResult:
             "frames_dir": store.full(f"frames/{node}"),
             "contact_sheet": self.contact_sheet,
             "mean_dynamic_fraction": round(sum(dyn) / len(dyn), 4) if dyn else None,
+            "mean_kind_fractions": _mean_fractions(self.kind_fractions),
             "stopped": self.stopped,
         }
+
+
+def _mean_fractions(fractions: list[dict[str, float]]) -> dict[str, float] | None:
+    """Mean share of each zone kind over the frames that carry the simulator's ground truth."""
+    if not fractions:
+        return None
+    kinds = sorted({k for f in fractions for k in f})
+    return {k: round(sum(f.get(k, 0.0) for f in fractions) / len(fractions), 4) for k in kinds}
 
 
 def run_sweep(client: CameraClient, store: Store, *, node: str, camera: str, iterations: int,
@@ -88,6 +98,8 @@ def _run_round(client: CameraClient, store: Store, rng: random.Random, ranges: P
         recorder.add(snap, action=action, extra={"hold": True} if hold else None)
         if snap.dynamic_fraction is not None:
             result.dynamic_fractions.append(snap.dynamic_fraction)
+        if snap.kind_fractions is not None:
+            result.kind_fractions.append(snap.kind_fractions)
         if not hold:  # a hold frame shows the same view again
             thumbs.append((image, f"{snap.pose.pan:.0f},{snap.pose.tilt:.0f} x{snap.pose.zoom:.1f}"))
         result.frames += 1

@@ -34,8 +34,9 @@ from shared.schemas import (
 from shared.store import StoreError
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
-HISTORY_FIELDS = ("version", "fence", "node", "parent", "epochs", "lineage_epochs", "frames_used",
-                  "frame_nodes", "stop_reason", "started_at", "finished_at")
+HISTORY_FIELDS = ("version", "fence", "node", "parent", "epochs", "lineage_epochs", "steps",
+                  "lifetime_steps", "frames_used", "frame_nodes", "stop_reason", "started_at",
+                  "finished_at")
 
 Model = TypeVar("Model", bound=BaseModel)
 

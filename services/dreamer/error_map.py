@@ -4,7 +4,8 @@ The learned surprise head predicts a transition's error from the state and the p
 the curiosity bench it ranks the scene's dynamic zones after one training and loses them after
 the next (docs/agent.md). A PTZ camera never moves, so "where is the world model weak?" has a
 direct answer that needs no head: run the published model on the real transitions the node
-recorded (consecutive frames of a round) and measure its error, token by token. The error of a
+recorded (consecutive frames of a round, each predicted for the seconds between its frames'
+capture times, as the trainer pairs them) and measure its error, token by token. The error of a
 transition is modelled as
 
     error ~= move[action] + view(destination pose)
@@ -151,40 +152,46 @@ def infer_actions(pose_from: np.ndarray, pose_to: np.ndarray, ranges: PoseRanges
 @torch.no_grad()
 def measure_transitions(model: WorldModel, states: torch.Tensor, poses, round_ids,
                         ranges: PoseRanges, scale: ActionScale, batch: int = 64,
-                        max_transitions: int | None = 2000) -> dict[str, np.ndarray]:
+                        max_transitions: int | None = 2000, *, times) -> dict[str, np.ndarray]:
     """The model's actual error on every consecutive pair of frames of a round (the most recent
     `max_transitions` when capped). states: (N, T, D) target-space states of the frames in
-    capture order; poses (N, 3) raw; round_ids (N,). Returns source_poses, dest_poses, actions,
-    errors (M,) (mean smooth-L1 over the tokens: the WM's own loss) and token_errors (M, T)."""
+    capture order; poses (N, 3) raw; round_ids (N,); times (N,) capture seconds (each pair is
+    predicted for the seconds between its frames). Returns source_poses, dest_poses, actions,
+    dt, errors (M,) (mean smooth-L1 over the tokens: the WM's own loss) and token_errors (M, T)."""
     poses = np.asarray(poses, dtype=np.float64)
     ids = np.asarray(round_ids)
-    if len(poses) != states.shape[0] or len(ids) != len(poses):
-        raise ValueError("states, poses and round_ids must have the same length")
+    times = np.asarray(times, dtype=np.float64)
+    if len(poses) != states.shape[0] or len(ids) != len(poses) or times.shape != (len(poses),):
+        raise ValueError("states, poses, round_ids and times must have the same length")
+    if not np.isfinite(times).all():
+        raise ValueError("times must be finite")
     src = np.flatnonzero(ids[:-1] == ids[1:]) if len(ids) > 1 else np.zeros(0, np.int64)
     if max_transitions is not None and len(src) > max_transitions:
         src = src[-max_transitions:]
     if len(src) == 0:
         raise ErrorMapError("no round holds two consecutive frames: nothing to measure")
     dst = src + 1
+    dt = times[dst] - times[src]
     model.eval()
     tokens = []
     for i in range(0, len(src), batch):
         s, d = src[i:i + batch], dst[i:i + batch]
         pred, _ = model.predict(states[s], normalise_poses(poses[s], ranges),
-                                normalise_poses(poses[d], ranges))
+                                normalise_poses(poses[d], ranges), dt=dt[i:i + batch])
         tokens.append(F.smooth_l1_loss(pred.float(), states[d].float().to(pred.device),
                                        reduction="none").mean(-1).double().cpu())
     token_errors = torch.cat(tokens).numpy()
     return {"source_poses": poses[src], "dest_poses": poses[dst],
-            "actions": infer_actions(poses[src], poses[dst], ranges, scale),
+            "actions": infer_actions(poses[src], poses[dst], ranges, scale), "dt": dt,
             "errors": token_errors.mean(1), "token_errors": token_errors}
 
 
 def error_map_from_frames(model: WorldModel, states: torch.Tensor, poses, round_ids,
                           ranges: PoseRanges, scale: ActionScale,
-                          max_transitions: int | None = 2000) -> ErrorMap:
-    """Measure the model on the real transitions and fit the map in one call."""
+                          max_transitions: int | None = 2000, *, times) -> ErrorMap:
+    """Measure the model on the real transitions (frames captured at `times` seconds) and fit the
+    map in one call."""
     m = measure_transitions(model, states, poses, round_ids, ranges, scale,
-                            max_transitions=max_transitions)
+                            max_transitions=max_transitions, times=times)
     return fit_error_map(m["source_poses"], m["dest_poses"], m["actions"], m["errors"],
                          m["token_errors"], model.cfg.predictor.warp_hfov_deg)

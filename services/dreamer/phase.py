@@ -3,7 +3,9 @@
 Dreams start from this node's recent real frames (encoded by the target encoder: the same state
 space the agent sees at run time) and advance in batches (services.dreamer.rollout). The same
 frames measure the model's actual error on the node's real transitions, the error map that gives
-dreams their measured rewards (services.dreamer.error_map). The version
+dreams their measured rewards (services.dreamer.error_map), and the same rounds' manifests say how
+long each action takes on this camera (shared.move_times): the seconds every dreamed step is
+predicted for. The version
 dreamed from is the one the cycle's world-model phase published, or one named by the caller, or
 the newest published version of any slot.
 """
@@ -28,6 +30,7 @@ from shared.frames import load_frames
 from shared.keys import Keys
 from shared.leases import LeaseManager
 from shared.models.checkpoint import model_from_bytes
+from shared.move_times import node_move_times
 from shared.pose import ActionScale
 from shared.store import Store
 
@@ -70,6 +73,7 @@ def dream(settings: Settings, store: Store, client: redis.Redis, *, slot: str, v
         model = model_from_bytes(versions.read_share(store, slot, version), torch_device(settings))
         frames = load_frames(store, model.cfg.encoder.img_size, node=settings.node,
                              include_other_nodes=False, max_rounds=settings.worldmodel.max_rounds)
+        move_times = node_move_times(store, settings.node, settings.worldmodel.max_rounds)
         seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
         ranges = settings.camera.ranges()
         states, emap = None, None  # without a map, only the dream starts are encoded
@@ -80,7 +84,7 @@ def dream(settings: Settings, store: Store, client: redis.Redis, *, slot: str, v
             model, frames.images, frames.poses, ranges,
             n_dreams=n_dreams or cfg.dreams, length=cfg.length, seed=seed, batch=cfg.batch,
             states=states, error_map=emap, progress=hooks.progress,
-            should_stop=hooks.stop_requested,
+            should_stop=hooks.stop_requested, move_times=move_times,
             meta={"slot": slot, "version": version, "node": settings.node})
     folder = f"dreams/{settings.node}/{job_id}"
     index = write_shards(store, folder, dreams, slot=slot, version=version, node=settings.node,
@@ -91,6 +95,7 @@ def dream(settings: Settings, store: Store, client: redis.Redis, *, slot: str, v
                "start_frames": len(frames.frame_ids),
                "mean_surprise": round(float(dreams.surprise.mean()), 6),
                "error_map": emap.summary() if emap is not None else None,
+               "move_times": move_times.summary(),
                "dream_steps_per_s": round(dreams.count * dreams.length / max(elapsed, 1e-9), 2),
                "seconds": round(elapsed, 3)}
     client.set(keys.dreams_latest(settings.node), _json(summary))
@@ -102,7 +107,8 @@ def measured_error_map(model, states, frames, ranges, max_transitions: int) -> E
     or None when no round holds two frames (the measured rewards are then unavailable)."""
     try:
         return error_map_from_frames(model, states, frames.poses, frames.round_ids, ranges,
-                                     ActionScale(), max_transitions=max_transitions)
+                                     ActionScale(), max_transitions=max_transitions,
+                                     times=frames.times)
     except ErrorMapError as e:
         log.warning("dreams get no measured error map: %s", e)
         return None

@@ -7,7 +7,10 @@ Each step records the agent's observation of the state it is in (`shared.dreams`
 world model's primary surprise for that transition and its change r_t - r_{t-1} (the original's
 reward; 0 at t = 0), and, for every state, its *view surprise*: the surprise of holding the camera
 still there, which leaves out the geometry of the move (computed in the same predictor call as the
-step: both transitions from a state share its keys and values). Given an error map (the model's
+step: both transitions from a state share its keys and values). Dreams advance time as the camera
+does: each step is predicted for the seconds its action takes on the site (`move_times`, measured
+from its recorded rounds by shared.move_times; recorded per step as `dt`), the view surprise for
+the no-op's seconds (the gap between a view and its hold frame). Given an error map (the model's
 measured error on the site's real transitions, services.dreamer.error_map), each dream also
 records its move term per action and its view term per pose. The reward variants of
 `shared.dreams.REWARDS` are derived from these.
@@ -23,6 +26,7 @@ import torch
 
 from shared.dreams import Dreams, ObservationSpec, observation_from_states
 from shared.models.world_model import WorldModel
+from shared.move_times import MoveTimes
 from shared.pose import N_ACTIONS, ActionScale, PoseRanges, action_deltas
 
 if TYPE_CHECKING:  # error_map uses advance_poses from here
@@ -62,12 +66,14 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
              length: int, generator: torch.Generator | None = None, *,
              scale: ActionScale = ActionScale(), spec: ObservationSpec = ObservationSpec(),
              actions: torch.Tensor | None = None, progress: Progress | None = None,
-             error_map: ErrorMap | None = None, meta: dict | None = None) -> Dreams:
+             error_map: ErrorMap | None = None, meta: dict | None = None,
+             move_times: MoveTimes | None = None) -> Dreams:
     """Roll `B` dreams of `length` steps forward together from real states.
 
     start_states: (B, N, D) target-space states (`model.encode_state(frames)`); start_poses: (B, 3)
     raw poses of those frames (wrapped/clamped here); actions: optional (B, length) to replay
-    given actions instead of sampling them uniformly with `generator`.
+    given actions instead of sampling them uniformly with `generator`; move_times: the seconds
+    of each action (default `MoveTimes.uniform()`: 1 s each, recorded with the dreams).
     """
     if length < 1:
         raise ValueError("dream length must be at least 1")
@@ -82,6 +88,8 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
     elif tuple(actions.shape) != (b, length):
         raise ValueError(f"actions must be ({b}, {length}), got {tuple(actions.shape)}")
     actions = actions.long()
+    move_times = MoveTimes.uniform() if move_times is None else move_times
+    dt = torch.from_numpy(move_times.of(actions))  # (B, length) float32
     model.eval()
     state = start_states.float()
     obs = [observation_from_states(state, poses, ranges, spec).cpu()]
@@ -90,7 +98,8 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
     for t in range(length):
         nxt = advance_poses(poses, actions[:, t], ranges, scale)
         # One call for the whole batch: the move and holding still at the current view.
-        state, s, v = model.predict_with_stay(state, poses, nxt, ranges)
+        state, s, v = model.predict_with_stay(state, poses, nxt, ranges, dt=dt[:, t],
+                                              stay_dt=move_times.noop_s)
         poses = nxt
         surprise.append(s.float().cpu())
         view.append(v.float().cpu())
@@ -98,7 +107,8 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
         all_poses.append(poses)
         if progress is not None:
             progress(t + 1, length)
-    view.append(model.stay_surprise(state, poses, ranges).float().cpu())  # the last view
+    view.append(model.stay_surprise(state, poses, ranges, dt=move_times.noop_s)  # the last view
+                .float().cpu())
     sur = torch.stack(surprise, dim=1)
     delta = torch.zeros_like(sur)
     delta[:, 1:] = sur[:, 1:] - sur[:, :-1]
@@ -114,9 +124,9 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
                     "measured_view": torch.from_numpy(
                         error_map.view(pose_seq.reshape(-1, 3).numpy())).float().reshape(b, -1)}
     return Dreams(observations=torch.stack(obs, dim=1), poses=pose_seq.float(),
-                  actions=actions, surprise=sur, surprise_delta=delta,
+                  actions=actions, surprise=sur, surprise_delta=delta, dt=dt,
                   view_surprise=torch.stack(view, dim=1), spec=spec, ranges=ranges,
-                  scale=scale, meta=dict(meta or {}), **measured)
+                  scale=scale, move_times=move_times, meta=dict(meta or {}), **measured)
 
 
 @torch.no_grad()
@@ -132,10 +142,11 @@ def dream_from_frames(model: WorldModel, frames, poses, ranges: PoseRanges, *, n
                       scale: ActionScale = ActionScale(), spec: ObservationSpec = ObservationSpec(),
                       states: torch.Tensor | None = None, error_map: ErrorMap | None = None,
                       progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-                      meta: dict | None = None) -> Dreams:
+                      meta: dict | None = None, move_times: MoveTimes | None = None) -> Dreams:
     """`n_dreams` dreams starting from real frames drawn uniformly (with replacement), `batch`
     dreams advancing together. `states` may be given (precomputed encodings of `frames`);
-    `error_map` adds the measured move and view terms (see `generate`).
+    `error_map` adds the measured move and view terms, `move_times` the seconds per action
+    (see `generate`).
     progress(done_dreams, n_dreams) after each batch; should_stop() is polled between batches
     and ends generation early (what is done is returned; at least one batch is made)."""
     if n_dreams < 1:
@@ -154,7 +165,7 @@ def dream_from_frames(model: WorldModel, frames, poses, ranges: PoseRanges, *, n
         else:
             s0 = states[idx]
         parts.append(generate(model, s0, poses[idx.numpy()], ranges, length, gen, scale=scale,
-                              spec=spec, error_map=error_map))
+                              spec=spec, error_map=error_map, move_times=move_times))
         done = min(i + batch, n_dreams)
         if progress is not None:
             progress(done, n_dreams)

@@ -1,12 +1,19 @@
 """Resumable training checkpoints: the whole model in fp32 plus AdamW state, counters, loss history
 and the sampler's random state, in one safetensors file (no pickle). The world-model config is
 embedded as in a sharing checkpoint; the training config is stored too, for the record.
+
+The counters' `step` is the slot's lifetime step, its position in the lifelong schedules
+(`"schedule": "lifelong"` marks such files). Files written before the schedules were lifelong
+counted only their own job's steps; `state_from_bytes` reads them only when told the lifetime
+step (`lifetime_step`, which the world-model phase sums over the version lineage), and refuses
+them otherwise rather than restart or misplace the schedule.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -27,6 +34,7 @@ from shared.models.checkpoint import (
 from shared.models.world_model import WorldModel
 
 _OPT = "optim."
+SCHEDULE = "lifelong"  # the counters' marker: `step` is the slot's lifetime step
 
 
 def resumable_bytes(state: TrainState, cfg: TrainConfig) -> bytes:
@@ -40,7 +48,7 @@ def resumable_bytes(state: TrainState, cfg: TrainConfig) -> bytes:
             "dtype": "float32", "config": state.model.cfg.to_json(),
             "train_config": json.dumps(cfg.to_dict()),
             "optimizer_groups": json.dumps(sd["param_groups"]),
-            "counters": json.dumps({"step": state.step, "epoch": state.epoch,
+            "counters": json.dumps({"schedule": SCHEDULE, "step": state.step, "epoch": state.epoch,
                                     "total_steps": state.total_steps,
                                     "epoch_losses": state.epoch_losses})}
     return to_bytes(tensors, meta)
@@ -53,9 +61,12 @@ def save_resumable(state: TrainState, cfg: TrainConfig, path: str | os.PathLike)
     return len(data)
 
 
-def state_from_bytes(data: bytes, cfg: TrainConfig, device: str | torch.device = "cpu") -> TrainState:
-    """Rebuild model, optimiser and counters. `cfg` is the training config to continue with (its
-    optimiser hyper-parameters are re-applied by the schedules at the next step)."""
+def state_from_bytes(data: bytes, cfg: TrainConfig, device: str | torch.device = "cpu", *,
+                     lifetime_step: Callable[[], int] | None = None) -> TrainState:
+    """Rebuild model, optimiser and counters. `cfg` is the training config to continue with: its
+    optimiser hyper-parameters are re-applied by the schedules at the next step, and its
+    `schedule_steps` is the schedule's length from now on. `lifetime_step` is called only for a
+    file from before lifelong schedules (see the module's docstring)."""
     tensors, meta, wm_cfg = from_bytes(data, kind="resume")
     model = WorldModel(wm_cfg)
     load_parts(model, tensors, ALL_PARTS)
@@ -64,10 +75,18 @@ def state_from_bytes(data: bytes, cfg: TrainConfig, device: str | torch.device =
     try:
         groups = json.loads(meta["optimizer_groups"])
         counters = json.loads(meta["counters"])
-        step, epoch, total = int(counters["step"]), int(counters["epoch"]), int(counters["total_steps"])
+        step, epoch = int(counters["step"]), int(counters["epoch"])
         losses = [float(x) for x in counters["epoch_losses"]]
-    except (KeyError, TypeError, ValueError) as e:
+        schedule = counters.get("schedule")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise CheckpointError(f"resumable checkpoint has bad training metadata: {e}") from e
+    if schedule != SCHEDULE:
+        if schedule is not None or lifetime_step is None:
+            raise CheckpointError(
+                "resumable checkpoint from before lifelong schedules: its step counter counts only "
+                "its own job, not the slot's lifetime; resume it through the world-model phase "
+                "(which sums the lineage's steps) or pass lifetime_step")
+        step = int(lifetime_step())
     opt = make_optimizer(model, cfg)
     n_params = sum(len(g["params"]) for g in opt.param_groups)
     if [len(g["params"]) for g in groups] != [len(g["params"]) for g in opt.param_groups]:
@@ -86,14 +105,14 @@ def state_from_bytes(data: bytes, cfg: TrainConfig, device: str | torch.device =
     gen = torch.Generator()
     if "rng.generator" in tensors:
         gen.set_state(tensors["rng.generator"])
-    return TrainState(model=model, optimizer=opt, total_steps=total, step=step, epoch=epoch,
-                      epoch_losses=losses, generator=gen)
+    return TrainState(model=model, optimizer=opt, total_steps=cfg.schedule_steps, step=step,
+                      epoch=epoch, epoch_losses=losses, generator=gen)
 
 
-def load_resumable(path: str | os.PathLike, cfg: TrainConfig,
-                   device: str | torch.device = "cpu") -> TrainState:
+def load_resumable(path: str | os.PathLike, cfg: TrainConfig, device: str | torch.device = "cpu", *,
+                   lifetime_step: Callable[[], int] | None = None) -> TrainState:
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
-    return state_from_bytes(data, cfg, device)
+    return state_from_bytes(data, cfg, device, lifetime_step=lifetime_step)

@@ -11,9 +11,13 @@ from shared.presets import TRAIN as TRAIN_PRESETS
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # Bounds: training stops on whichever comes first.
-    epochs: int = 40
+    # Bounds of one training job (fit call), whichever comes first. `steps` is the budget: the
+    # optimiser steps a job runs, so that what a job learns does not depend on the machine's load.
+    # `time_budget_s` is a safety cap only (a job that hits it is reported as "time_budget"); the
+    # epoch and plateau bounds are optional extras, counted within the job.
+    steps: int = 300
     time_budget_s: float | None = None
+    epochs: int | None = None         # most epochs per job (None: no epoch bound)
     patience: int = 0                 # epochs compared for the plateau test; 0 disables it
     plateau_rel: float = 0.002        # |last - mean(previous `patience`)| <= rel * mean -> plateau
     steps_per_epoch: int | None = None  # None: about one pass over the frames per epoch
@@ -39,15 +43,20 @@ class TrainConfig:
     stay_weight: float = 0.0
     var_weight: float = 1.0           # anti-collapse variance floor on context tokens (0: off)
     var_gamma: float = 1.0
-    # Optimiser and schedules.
+    # Optimiser and the lifelong schedules (docs/worldmodel.md): over a slot's lifetime steps, one
+    # warm-up (the first `warmup_frac` of `schedule_steps`), then a cosine from `lr` down to the
+    # floor `final_lr` at `schedule_steps`, held from there on; weight decay and EMA momentum
+    # follow one cosine / linear ramp over the same steps and are then held. The floors stay
+    # learning (final_lr > 0, ema_end < 1): every cycle brings new views to learn.
+    schedule_steps: int = 3000
     lr: float = 1e-3
     start_lr: float = 1e-4
-    final_lr: float = 1e-5
-    warmup_frac: float = 0.05
+    final_lr: float = 1e-4
+    warmup_frac: float = 0.02
     weight_decay: float = 0.04
     final_weight_decay: float = 0.2
     ema_start: float = 0.996
-    ema_end: float = 1.0
+    ema_end: float = 0.999
     grad_clip: float = 1.0
     smooth_l1_beta: float = 1.0
     # Execution.
@@ -56,8 +65,12 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError("epochs must be at least 1")
+        if self.steps < 1 or self.schedule_steps < 1:
+            raise ValueError("steps and schedule_steps must be at least 1")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError("epochs must be at least 1 or None")
+        if not 0.0 <= self.warmup_frac < 1.0:
+            raise ValueError("warmup_frac must be in [0, 1)")
         if self.window_len < 2 or self.windows_per_batch < 1:
             raise ValueError("window_len must be >= 2 and windows_per_batch >= 1")
         if self.train_queries is not None and self.train_queries < 1:

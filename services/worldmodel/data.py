@@ -27,7 +27,8 @@ class DataError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class FrameDataset:
-    """frames: uint8 (N, H, W, 3); poses: (N, 3) raw (pan, tilt, zoom); round_ids: (N,) ints.
+    """frames: uint8 (N, H, W, 3); poses: (N, 3) raw (pan, tilt, zoom); round_ids: (N,) ints;
+    times: (N,) capture times in seconds (any origin: only differences inside a round are used).
 
     Frames of one round must appear in capture order (the order of moves).
     """
@@ -35,6 +36,7 @@ class FrameDataset:
     frames: np.ndarray
     poses: np.ndarray
     round_ids: np.ndarray
+    times: np.ndarray
     ranges: PoseRanges = field(default_factory=PoseRanges)
 
     def __post_init__(self) -> None:
@@ -49,6 +51,15 @@ class FrameDataset:
             raise DataError(f"round_ids must be ({n},), got {np.asarray(self.round_ids).shape}")
         if not np.isfinite(np.asarray(self.poses, dtype=np.float64)).all():
             raise DataError("poses contain non-finite values")
+        if not isinstance(self.times, np.ndarray) or self.times.shape != (n,):
+            raise DataError(f"times must be an ({n},) array of capture seconds, got "
+                            f"{getattr(self.times, 'shape', type(self.times).__name__)}")
+        times = self.times.astype(np.float64)
+        if not np.isfinite(times).all():
+            raise DataError("times contain non-finite values")
+        for r in self.rounds():
+            if (np.diff(times[r]) < 0).any():
+                raise DataError("times go backwards inside a round: frames must be in capture order")
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -86,6 +97,8 @@ class WindowSampler:
             frames.append(x.round().clamp(0, 255).to(torch.uint8))
         self.frames = torch.cat(frames)
         self.poses = normalise_poses(np.asarray(data.poses, dtype=np.float64), data.ranges)
+        # float64: capture times are POSIX seconds, which float32 would round to minutes.
+        self.times = torch.from_numpy(np.asarray(data.times, dtype=np.float64))
         self.img_size = img_size
         self.n_frames = len(data)
 
@@ -98,7 +111,8 @@ class WindowSampler:
         return max(1, -(-self.n_frames // self.frames_per_batch))
 
     def sample(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        """A batch: x (W*w, 3, S, S) prepared frames, poses (W, w, 4), frame_index (W, w)."""
+        """A batch: x (W*w, 3, S, S) prepared frames, poses (W, w, 4), times (W, w) float64
+        seconds, frame_index (W, w)."""
         pick = torch.randint(len(self.windows), (self.windows_per_batch,), generator=gen)
         idx = torch.from_numpy(self.windows[pick.numpy()])
         return self.batch(idx)
@@ -106,4 +120,5 @@ class WindowSampler:
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         flat = idx.reshape(-1)
         x = prepare_frames(self.frames[flat].permute(0, 2, 3, 1), self.img_size)
-        return {"x": x, "poses": self.poses[flat].reshape(*idx.shape, 4), "frame_index": idx}
+        return {"x": x, "poses": self.poses[flat].reshape(*idx.shape, 4),
+                "times": self.times[flat].reshape(idx.shape), "frame_index": idx}

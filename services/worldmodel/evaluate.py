@@ -1,17 +1,20 @@
 """Held-out evaluation of a world model, always against the "nothing moves" copy baseline.
 
-- one-step ratio: mean squared latent error of predict(state_i, pose_i, pose_{i+1}) against the
-  target state of frame i+1, divided by that of simply copying state_i (a model that has learned
-  nothing about motion scores 1; lower is better).
+- one-step ratio: mean squared latent error of predict(state_i, pose_i, pose_{i+1}, dt) against
+  the target state of frame i+1, divided by that of simply copying state_i (a model that has
+  learned nothing about motion scores 1; lower is better); per zone kind when the held-out
+  frames' kind fractions are given (`probes.ratio_by_kind`, fraction-weighted).
 - rollout ratio by horizon h: the same for h chained predictions from a real frame's state.
-- pose probe R^2: ridge regression (closed form) from pooled states (token mean and std plus a 2x2
-  grid of regional means) to the normalised pose, fitted on probe-training frames and scored on disjoint
-  held-out frames; a collapsed encoder scores ~0. By default the probe fits on the training sweep
-  and scores the held-out sweep; `probe_train` / `probe_test` give it its own sets (the bench's
-  protocol: random views of the same site, see docs/worldmodel.md).
 - surprise Spearman: rank correlation between each surprise head's prediction and the actual error
   of held-out one-step transitions.
-All evaluation runs on the target-space states the dreamer and the agent use.
+- action recognition (with `action_scale`): on the held-out pairs, which of the 21 actions the
+  model's predictions pick (`probes.action_recognition`).
+- on probe sets of their own (`probe_fit`, `probe_test`: views of the same site other than the
+  training frames, disjoint from each other): the collapse guard (ridge to tilt and log zoom),
+  place recognition (k-NN pan error) and inverse dynamics (ridge from the pairs of consecutive
+  frames of their rounds to the move). See services/worldmodel/probes.py.
+All evaluation runs on the target-space states the dreamer and the agent use; dt of a transition
+is the difference of its frames' capture times.
 """
 
 from __future__ import annotations
@@ -20,8 +23,21 @@ import numpy as np
 import torch
 
 from services.worldmodel.data import FrameDataset
+from services.worldmodel.probes import (
+    action_recognition,
+    collapse_guard,
+    inverse_dynamics,
+    pixel_tokens,
+    place_recognition,
+    ratio_by_kind,
+    sq_err,
+)
 from shared.models.surprise import per_transition_error
 from shared.models.world_model import WorldModel, normalise_poses
+from shared.pose import ActionScale
+
+__all__ = ["encode_dataset", "evaluate", "kind_figures", "one_step_errors", "pixel_probe_figures",
+           "pooled_features", "probe_figures", "rollout_errors", "spearman", "transitions"]
 
 
 @torch.no_grad()
@@ -44,65 +60,66 @@ def pooled_features(states: torch.Tensor, regions: int = 2) -> np.ndarray:
     return torch.cat(feats, dim=1).numpy().astype(np.float64)
 
 
-def _sq_err(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean squared error over tokens and channels."""
-    return (a - b).pow(2).flatten(1).mean(dim=1)
+def transitions(data: FrameDataset) -> tuple[np.ndarray, np.ndarray]:
+    """(src, dst) indices of every pair of consecutive frames inside a round."""
+    rounds = data.rounds()
+    src = np.array([r[k] for r in rounds for k in range(len(r) - 1)], dtype=np.int64)
+    dst = np.array([r[k + 1] for r in rounds for k in range(len(r) - 1)], dtype=np.int64)
+    return src, dst
 
 
 @torch.no_grad()
-def rollout_errors(model: WorldModel, states: torch.Tensor, poses: torch.Tensor,
+def rollout_errors(model: WorldModel, states: torch.Tensor, poses: torch.Tensor, times: np.ndarray,
                    rounds: list[np.ndarray], max_horizon: int) -> dict[int, tuple[float, float]]:
     """{h: (mean model error, mean copy-baseline error)} over every start of every round that
-    has h more frames. All starts roll out together; finished ones are carried but not scored."""
+    has h more frames; each step's dt is the difference of its frames' capture `times` (seconds).
+    The starts roll out together, each dropped once its round has no frame left."""
     starts = [(r, k) for r in rounds for k in range(len(r) - 1)]
     if not starts:
         raise ValueError("no held-out round has two frames")
-    first = torch.tensor([r[k] for r, k in starts])
-    remaining = torch.tensor([len(r) - 1 - k for r, k in starts])
+    times = np.asarray(times, dtype=np.float64)
+    remaining = np.array([len(r) - 1 - k for r, k in starts])
+    alive = np.arange(len(starts))
+    first = np.array([r[k] for r, k in starts])
     state = states[first]
     out = {}
     for h in range(1, max_horizon + 1):
-        alive = remaining >= h
-        if not alive.any():
+        keep = remaining[alive] >= h
+        if not keep.any():
             break
-        cur = torch.tensor([r[min(k + h - 1, len(r) - 1)] for r, k in starts])
-        nxt = torch.tensor([r[min(k + h, len(r) - 1)] for r, k in starts])
-        state, _ = model.predict(state, poses[cur], poses[nxt])
+        alive, state = alive[keep], state[torch.from_numpy(keep)]
+        cur = np.array([starts[i][0][starts[i][1] + h - 1] for i in alive])
+        nxt = np.array([starts[i][0][starts[i][1] + h] for i in alive])
+        state, _ = model.predict(state, poses[cur], poses[nxt], dt=times[nxt] - times[cur])
         truth = states[nxt]
-        out[h] = (_sq_err(state, truth)[alive].mean().item(),
-                  _sq_err(states[first], truth)[alive].mean().item())
+        out[h] = (sq_err(state, truth).mean().item(), sq_err(states[first[alive]], truth).mean().item())
     return out
 
 
-def ridge_probe_r2(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                   test_y: np.ndarray, lambdas=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3)) -> dict:
-    """Closed-form ridge; lambda chosen by 5-fold CV on the training set. R^2 per output and mean."""
-    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
-    xtr, xte = (train_x - mu) / sd, (test_x - mu) / sd
-    ymu = train_y.mean(0)
+@torch.no_grad()
+def one_step_errors(model: WorldModel, states: torch.Tensor, poses: torch.Tensor,
+                    times: np.ndarray, src: np.ndarray, dst: np.ndarray
+                    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """(predictions (M, N, D), model error (M,), copy-baseline error (M,)) of the one-step
+    transitions src[i] -> dst[i]."""
+    times = np.asarray(times, dtype=np.float64)
+    pred, _ = model.predict(states[src], poses[src], poses[dst], dt=times[dst] - times[src])
+    return (pred, sq_err(pred, states[dst]).numpy().astype(np.float64),
+            sq_err(states[src], states[dst]).numpy().astype(np.float64))
 
-    def solve(x, y, lam):
-        a = x.T @ x + lam * len(x) * np.eye(x.shape[1])
-        return np.linalg.solve(a, x.T @ (y - ymu))
 
-    # Contiguous folds: frames come round by round, and neighbouring frames of one round are
-    # near-duplicates, so interleaved folds would leak and pick too little regularisation.
-    folds = np.arange(len(xtr)) * 5 // len(xtr)
-    best, best_err = lambdas[0], np.inf
-    for lam in lambdas:
-        err = 0.0
-        for f in range(5):
-            tr, va = folds != f, folds == f
-            w = solve(xtr[tr], train_y[tr], lam)
-            err += ((xtr[va] @ w + ymu - train_y[va]) ** 2).sum()
-        if err < best_err:
-            best, best_err = lam, err
-    w = solve(xtr, train_y, best)
-    pred = xte @ w + ymu
-    ss_res = ((pred - test_y) ** 2).sum(0)
-    ss_tot = ((test_y - test_y.mean(0)) ** 2).sum(0) + 1e-12
-    r2 = 1.0 - ss_res / ss_tot
-    return {"r2": float(r2.mean()), "r2_per_output": [float(v) for v in r2], "lambda": best}
+def kind_figures(model: WorldModel, held_out: FrameDataset, frame_kinds: dict[str, np.ndarray],
+                 states: torch.Tensor | None = None) -> dict:
+    """{"one_step_ratio", "ratio_by_kind", "kind_weight"} on the held-out one-step transitions;
+    `frame_kinds` gives each held-out frame's fraction of each kind ({kind: (N,)}), a transition's
+    weight is its target frame's, `kind_weight` the summed weights (views' worth per kind)."""
+    s = encode_dataset(model, held_out) if states is None else states
+    p = normalise_poses(np.asarray(held_out.poses, dtype=np.float64), held_out.ranges)
+    src, dst = transitions(held_out)
+    _, m, c = one_step_errors(model, s, p, held_out.times, src, dst)
+    weights = {k: np.asarray(v, dtype=np.float64)[dst] for k, v in frame_kinds.items()}
+    return {"one_step_ratio": float(m.mean() / c.mean()), "ratio_by_kind": ratio_by_kind(m, c, weights),
+            "kind_weight": {k: round(float(w.sum()), 2) for k, w in weights.items()}}
 
 
 def spearman(a, b) -> float:
@@ -123,46 +140,70 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return (sums / counts)[inv]
 
 
+def probe_figures(model: WorldModel, fit: FrameDataset, test: FrameDataset,
+                  place_k: int = 1) -> dict:
+    """Collapse guard, place recognition and inverse dynamics of the model's pooled states, fitted
+    on `fit` and scored on the disjoint `test` (inverse dynamics on the consecutive pairs of their
+    rounds)."""
+    return pooled_probe_figures(pooled_features(encode_dataset(model, fit)), fit,
+                                pooled_features(encode_dataset(model, test)), test, place_k)
+
+
+def pixel_probe_figures(fit: FrameDataset, test: FrameDataset, grid: int = 8,
+                        place_k: int = 1) -> dict:
+    """The same probes on raw pixels (a grid x grid of mean colours as the "tokens"): what the
+    views themselves give a linear read-out or a nearest neighbour, the reference for a model's."""
+    return pooled_probe_figures(pooled_features(pixel_tokens(fit.frames, grid)), fit,
+                                pooled_features(pixel_tokens(test.frames, grid)), test, place_k)
+
+
+def pooled_probe_figures(f_fit: np.ndarray, fit: FrameDataset, f_test: np.ndarray,
+                         test: FrameDataset, place_k: int = 1) -> dict:
+    out = {"collapse_r2": collapse_guard(f_fit, fit.poses, f_test, test.poses),
+           "place": place_recognition(f_fit, np.asarray(fit.poses)[:, 0], f_test,
+                                      np.asarray(test.poses)[:, 0], k=place_k),
+           "probe_frames": {"fit": len(fit), "score": len(test)}}
+    fit_pairs, test_pairs = transitions(fit), transitions(test)
+    if len(fit_pairs[0]) >= 5 and len(test_pairs[0]):
+        out["inverse"] = inverse_dynamics(f_fit, fit.poses, fit_pairs, f_test, test.poses, test_pairs)
+    return out
+
+
 @torch.no_grad()
-def evaluate(model: WorldModel, train: FrameDataset, held_out: FrameDataset,
-             max_horizon: int = 10, probe_train: FrameDataset | None = None,
-             probe_test: FrameDataset | None = None) -> dict:
-    """All held-out figures as a JSON-ready dict. The probe fits on `probe_train` (default: the
-    training sweep) and scores `probe_test` (default: the held-out sweep)."""
+def evaluate(model: WorldModel, held_out: FrameDataset, *, max_horizon: int = 10,
+             probe_fit: FrameDataset | None = None, probe_test: FrameDataset | None = None,
+             frame_kinds: dict[str, np.ndarray] | None = None,
+             action_scale: ActionScale | None = None) -> dict:
+    """All held-out figures as a JSON-ready dict. The figures that need more than the held-out
+    sweep appear when given their inputs: `probe_fit` and `probe_test` (probe sets), `frame_kinds`
+    (per held-out frame, the fraction of each zone kind in view) and `action_scale` (the held-out
+    pairs were each reached by one of the 21 actions at this scale)."""
     model.eval()
     s_test = encode_dataset(model, held_out)
     p_test = normalise_poses(np.asarray(held_out.poses, dtype=np.float64), held_out.ranges)
-    rounds = held_out.rounds()
-    roll = rollout_errors(model, s_test, p_test, rounds, max_horizon)
+    times = np.asarray(held_out.times, dtype=np.float64)
+    roll = rollout_errors(model, s_test, p_test, times, held_out.rounds(), max_horizon)
     one_model, one_copy = roll[1]
+    src, dst = transitions(held_out)
 
     # Surprise vs actual error on every held-out one-step transition.
-    src = torch.tensor([r[k] for r in rounds for k in range(len(r) - 1)])
-    dst = torch.tensor([r[k + 1] for r in rounds for k in range(len(r) - 1)])
-    pred, _ = model.predict(s_test[src], p_test[src], p_test[dst])
+    pred, m_err, c_err = one_step_errors(model, s_test, p_test, times, src, dst)
     actual = per_transition_error(pred[:, None], s_test[dst][:, None])[:, 0]
-    heads = model.surprise_all(s_test[src], p_test[src], p_test[dst])
-    surprise = {name: spearman(v.numpy(), actual.numpy()) for name, v in heads.items()}
-
-    fit_set = probe_train if probe_train is not None else train
-    s_fit = encode_dataset(model, fit_set)
-    p_fit = normalise_poses(np.asarray(fit_set.poses, dtype=np.float64), fit_set.ranges)
-    if probe_test is not None:
-        s_score = encode_dataset(model, probe_test)
-        p_score = normalise_poses(np.asarray(probe_test.poses, dtype=np.float64), probe_test.ranges)
-    else:
-        s_score, p_score = s_test, p_test
-    probe = ridge_probe_r2(pooled_features(s_fit), p_fit.numpy(), pooled_features(s_score),
-                           p_score.numpy())
-    return {
+    heads = model.surprise_all(s_test[src], p_test[src], p_test[dst], dt=times[dst] - times[src])
+    out: dict = {
         "one_step_ratio": one_model / one_copy,
         "rollout_ratio": {str(h): m / c for h, (m, c) in sorted(roll.items())},
-        "probe_r2": probe["r2"],
-        "probe_r2_per_output": dict(zip(["sin_pan", "cos_pan", "tilt", "log_zoom"],
-                                        probe["r2_per_output"], strict=True)),
-        "surprise_spearman": surprise,
+        "surprise_spearman": {name: spearman(v.numpy(), actual.numpy()) for name, v in heads.items()},
         "one_step_error": one_model, "one_step_copy_error": one_copy,
         "held_out_transitions": len(src),
-        "probe_lambda": probe["lambda"],
-        "probe_frames": {"fit": len(fit_set), "score": len(s_score)},
     }
+    if frame_kinds is not None:
+        weights = {k: np.asarray(v, dtype=np.float64)[dst] for k, v in frame_kinds.items()}
+        out["ratio_by_kind"] = ratio_by_kind(m_err, c_err, weights)
+        out["kind_weight"] = {k: round(float(w.sum()), 2) for k, w in weights.items()}
+    if action_scale is not None:
+        out["action"] = action_recognition(model, s_test, np.asarray(held_out.poses), times[dst] - times[src],
+                                           src, dst, held_out.ranges, action_scale)
+    if probe_fit is not None and probe_test is not None:
+        out.update(probe_figures(model, probe_fit, probe_test))
+    return out

@@ -74,13 +74,20 @@ def queries_subsampled(model: WorldModel, cfg: TrainConfig) -> bool:
     return cfg.train_queries is not None and cfg.train_queries < model.predictor.n_queries
 
 
+def pair_dt(flat_times: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """(S, T) signed seconds from source frame s to each of its targets `table[s]`, subtracted
+    in float64 (capture times are POSIX seconds) and returned as float32."""
+    return (flat_times[table] - flat_times[:, None]).float()
+
+
 def one_step_loss(model: WorldModel, ctx: torch.Tensor, tgt: torch.Tensor,
-                  flat_poses: torch.Tensor, window_len: int, cfg: TrainConfig,
-                  generator: torch.Generator) -> OneStepLoss:
+                  flat_poses: torch.Tensor, flat_times: torch.Tensor, window_len: int,
+                  cfg: TrainConfig, generator: torch.Generator) -> OneStepLoss:
     """Every ordered pair of frames of a window, from the context tokens `ctx` (W*w, N, D) of the
-    source to the target tokens `tgt` of the other frame. With stay_weight > 0 each frame also
-    holds still, as one more transition of the same predictor call (it shares the source's keys
-    and values); the stays are split off, so they count in `loss_stay` only."""
+    source to the target tokens `tgt` of the other frame, each with its signed dt (pairs that
+    look back in time are kept: the sign tells the directions apart). With stay_weight > 0 each
+    frame also holds still (dt 0), as one more transition of the same predictor call (it shares
+    the source's keys and values); the stays are split off, so they count in `loss_stay` only."""
     device = tgt.device
     n_frames = flat_poses.shape[0]
     table = pair_table(window_len, n_frames // window_len).to(device)
@@ -89,12 +96,13 @@ def one_step_loss(model: WorldModel, ctx: torch.Tensor, tgt: torch.Tensor,
         table = torch.cat([table, torch.arange(n_frames, device=device)[:, None]], dim=1)
     pose_from = flat_poses[:, None].expand(-1, table.shape[1], -1)
     pose_to = flat_poses[table]
+    dt = pair_dt(flat_times, table)  # the stay column is the frame itself: dt 0
     queries = None
     if queries_subsampled(model, cfg):
         assert cfg.train_queries is not None
         queries = draw_queries(tuple(table.shape), model.predictor.n_queries, cfg.train_queries,
                                generator, device)
-    pred, trunk, log_s = model.forward_predictor(ctx, pose_from, pose_to, queries)
+    pred, trunk, log_s = model.forward_predictor(ctx, pose_from, pose_to, dt, queries)
     cells = model.predictor.cells_of(queries)
     true = gather_cells(tgt[table], cells)
     loss_stay = torch.zeros((), device=device)
@@ -117,11 +125,11 @@ def _chain_frames(n_chains: int, window_len: int, generator: torch.Generator,
 
 
 def rollout_loss(model: WorldModel, tgt: torch.Tensor, flat_poses: torch.Tensor,
-                 window_len: int, cfg: TrainConfig,
+                 flat_times: torch.Tensor, window_len: int, cfg: TrainConfig,
                  generator: torch.Generator) -> tuple[torch.Tensor, list[Transitions]]:
     """Rollouts from the target-space state of a window's first frame along the window, each
-    prediction fed back as the next source. Returns the loss averaged over the horizon (0 when
-    the horizon is 0) and one `Transitions` per step."""
+    prediction fed back as the next source, each step with its own signed dt. Returns the loss
+    averaged over the horizon (0 when the horizon is 0) and one `Transitions` per step."""
     device = tgt.device
     n_windows = flat_poses.shape[0] // window_len
     loss = torch.zeros((), device=device)
@@ -138,12 +146,13 @@ def rollout_loss(model: WorldModel, tgt: torch.Tensor, flat_poses: torch.Tensor,
     for h in range(1, horizon + 1):
         pose_from = flat_poses[frames[:, h - 1]][:, None]
         pose_to = flat_poses[frames[:, h]][:, None]
+        dt = (flat_times[frames[:, h]] - flat_times[frames[:, h - 1]]).float()[:, None]
         queries = None
         if subsample:
             assert cfg.train_queries is not None
             queries = draw_queries((n_chains, 1), model.predictor.n_queries, cfg.train_queries,
                                    generator, device)
-        pred, trunk, log_s = model.forward_predictor(state, pose_from, pose_to, queries)
+        pred, trunk, log_s = model.forward_predictor(state, pose_from, pose_to, dt, queries)
         cells = model.predictor.cells_of(queries)
         true = gather_cells(tgt[frames[:, h]][:, None], cells)
         loss = loss + F.smooth_l1_loss(pred.float(), true, beta=cfg.smooth_l1_beta)
@@ -152,7 +161,7 @@ def rollout_loss(model: WorldModel, tgt: torch.Tensor, flat_poses: torch.Tensor,
             break
         if queries is not None:
             with torch.no_grad():
-                state = model.predictor(state, pose_from, pose_to)[0][:, 0]
+                state = model.predictor(state, pose_from, pose_to, dt)[0][:, 0]
         else:
             state = pred[:, 0] if cfg.rollout_bptt else pred[:, 0].detach()
     return loss / horizon, steps

@@ -3,8 +3,9 @@
 The order matters for safety:
 1. lease a slot (bounded wait; `NoFreeSlot` names the holders) - heartbeats keep it while we work;
 2. resume from the slot's latest published version (hash-verified) or start fresh;
-3. train, polling the lease and stop requests between steps - a lost lease ends the run and its
-   work is thrown away, never published;
+3. train `steps` optimiser steps (the job's budget), continuing the slot's lifelong schedules,
+   polling the lease and stop requests between steps - a lost lease ends the run and its work is
+   thrown away, never published;
 4. write the version's files (content-addressed, immutable), then publish through the fenced
    compare-and-set, which refuses a holder whose lease was taken over meanwhile;
 5. release the lease in `finally`.
@@ -41,24 +42,40 @@ class PhaseHooks:
     stop_requested: Callable[[], bool] = lambda: False
 
 
-def _resume(store: Store, slot: str, record: dict | None, cfg: TrainConfig, steps: int,
+def _resume(store: Store, slot: str, record: dict | None, cfg: TrainConfig,
             device) -> tuple[TrainState | None, dict | None]:
-    """A training state continuing the slot's latest version, or a fresh one.
+    """The state of the slot's latest version, continued, or None for a fresh slot.
 
-    Each job is a new run over the inherited weights and optimizer moments: its schedules
-    (warm-up, cosine LR, EMA momentum) restart, because lifelong training gets new data every
-    cycle and a schedule that had decayed to its floor would stop it from learning.
+    Weights, optimiser moments, generator and the lifetime step counter carry over, so the
+    lifelong schedules (docs/worldmodel.md) continue where the last job left them.
     """
     if record is None:
         return None, None
     data = versions.read_resume(store, slot, record["version"])
-    inherited = state_from_bytes(data, cfg, device)
-    state = make_train_state(inherited.model, cfg, steps)
-    state.optimizer = inherited.optimizer
-    state.generator = inherited.generator
+    state = state_from_bytes(data, cfg, device,
+                             lifetime_step=lambda: _lineage_steps(store, slot, record["version"]))
     parent = {"slot": slot, "version": record["version"], "fence": record["fence"],
               "node": record["node"]}
     return state, parent
+
+
+def _lineage_steps(store: Store, slot: str, version: str) -> int:
+    """The lifetime steps up to `version`, for a resumable file from before lifelong schedules:
+    the versions' own `steps` summed back along the parents, down to one that records its
+    `lifetime_steps`."""
+    total, seen = 0, set()
+    current: tuple[str, str] | None = (slot, version)
+    while current is not None and current not in seen:
+        seen.add(current)
+        meta = versions.read_meta(store, *current)
+        if "lifetime_steps" in meta:
+            return total + int(meta["lifetime_steps"])
+        total += int(meta.get("steps", 0))
+        parent = meta.get("parent")
+        current = (parent["slot"], parent["version"]) if parent else None
+    log.warning("slot %s: version %s predates lifelong schedules; continuing at lifetime step %d "
+                "(its lineage's steps)", slot, version, total)
+    return total
 
 
 def train_slot(settings: Settings, store: Store, leases: LeaseManager, slot: str | None,
@@ -82,21 +99,28 @@ def train_slot(settings: Settings, store: Store, leases: LeaseManager, slot: str
 def _train_leased(settings, store, leases: LeaseManager, lease: Lease, frames: LoadedFrames, mcfg,
                   tcfg: TrainConfig, hooks: PhaseHooks, started: float) -> dict:
     slot = lease.slot
-    dataset = FrameDataset(frames.images, frames.poses, frames.round_ids, settings.camera.ranges())
+    dataset = FrameDataset(frames.images, frames.poses, frames.round_ids, frames.times,
+                           settings.camera.ranges())
     record = leases.latest(slot)
-    steps_per_epoch = tcfg.steps_per_epoch or _steps_per_epoch(dataset, tcfg)
-    total_steps = tcfg.epochs * steps_per_epoch
     device = torch_device(settings)
-    state, parent = _resume(store, slot, record, tcfg, total_steps, device)
+    state, parent = _resume(store, slot, record, tcfg, device)
     model = state.model if state is not None else build_world_model(mcfg).to(device)
     if state is None:
-        state = make_train_state(model, tcfg, total_steps)
+        state = make_train_state(model, tcfg)
     lineage_epochs = _parent_epochs(store, slot, parent)
+    # Where this job ran in the slot's lifelong schedules, for the version's record.
+    schedule: dict = {"first_step": state.step, "schedule_steps": state.total_steps}
+    run_steps = 0
 
     def on_progress(event: dict) -> None:
+        nonlocal run_steps
         if event["kind"] == "step":
-            hooks.progress(event["step"], event["total_steps"],
-                           {"epoch": event["epoch"], "loss": round(float(event["loss"]), 5), "slot": slot})
+            run_steps += 1
+            schedule.setdefault("lr_first", event["lr"])
+            schedule.update(lr_last=event["lr"], momentum_last=event["momentum"])
+            hooks.progress(run_steps, tcfg.steps,
+                           {"epoch": event["epoch"], "loss": round(float(event["loss"]), 5),
+                            "slot": slot, "lifetime_step": event["step"]})
 
     def should_stop() -> bool:
         return lease.lost.is_set() or hooks.stop_requested()
@@ -108,7 +132,8 @@ def _train_leased(settings, store, leases: LeaseManager, lease: Lease, frames: L
         "slot": slot, "parent": parent, "node": settings.node, "preset": settings.preset,
         "config": mcfg.to_dict(), "train_config": tcfg.to_dict(),
         "epochs": result.epochs, "lineage_epochs": lineage_epochs + result.epochs,
-        "steps": result.steps, "stop_reason": result.stop_reason,
+        "steps": result.steps, "lifetime_steps": result.lifetime_steps, "schedule": schedule,
+        "stop_reason": result.stop_reason,
         "epoch_losses": result.epoch_losses, "frames_used": len(frames.frame_ids),
         "manifests": frames.manifests, "frame_nodes": frames.nodes, "skipped_frames": frames.skipped,
         "started_at": started, "finished_at": time.time(), "train_seconds": round(result.seconds, 3),
@@ -118,18 +143,12 @@ def _train_leased(settings, store, leases: LeaseManager, lease: Lease, frames: L
                                    resumable_bytes(result.state, tcfg), meta)
     published = versions.publish_version(leases, lease, files, store)
     return {"slot": slot, "version": files.version, "fence": published["fence"], "parent": parent,
-            "stop_reason": result.stop_reason, "epochs": result.epochs,
-            "final_loss": result.epoch_losses[-1] if result.epoch_losses else None,
+            "stop_reason": result.stop_reason, "epochs": result.epochs, "steps": result.steps,
+            "lifetime_steps": result.lifetime_steps, "time_capped": result.stop_reason == "time_budget",
+            "final_loss": result.final_loss,
             "frames": len(frames.frame_ids), "skipped_frames": len(frames.skipped),
             "seconds": round(time.time() - started, 3),
             "transitions_per_s": round(result.transitions_per_s, 3)}
-
-
-def _steps_per_epoch(dataset: FrameDataset, cfg: TrainConfig) -> int:
-    """As fit() counts them: about one pass over the frames, in windows of whole rounds."""
-    rounds = [len(r) for r in dataset.rounds() if len(r) >= 2]
-    window = min([cfg.window_len, *rounds]) if rounds else cfg.window_len
-    return max(1, -(-len(dataset) // (window * cfg.windows_per_batch)))
 
 
 def _parent_epochs(store: Store, slot: str, parent: dict | None) -> int:

@@ -1,12 +1,17 @@
-"""The bounded training loop: epochs of `train_step` until a stop condition holds.
+"""The bounded training loop: `cfg.steps` optimiser steps of `train_step`, grouped in epochs.
 
-Every run ends for a stated reason ("epochs", "plateau", "time_budget", "stopped"); there is no
-unbounded loop, an empty data set fails at once (the original looped forever on one), and the
-loop reports progress through a callback that the job layer turns into metrics and events.
+Every run ends for a stated reason: "steps" (the job's step budget, the normal end), "epochs" or
+"plateau" (optional extra bounds, counted within the run), "time_budget" (the wall-clock safety
+cap: logged as a warning and reported, since it makes the run's length depend on the machine's
+load) or "stopped" (a stop request or a lost lease). There is no unbounded loop, an empty data set
+fails at once (the original looped forever on one), and the loop reports progress through a
+callback that the job layer turns into metrics and events. The step counter of the state is the
+slot's lifetime position in the schedules; a resumed state continues it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,18 +26,21 @@ from shared.models.world_model import WorldModel
 Progress = Callable[[dict], None]
 ShouldStop = Callable[[], bool]
 
-STOP_REASONS = ("epochs", "plateau", "time_budget", "stopped")
-SIZE_AFTER_STEPS = 3  # steps timed before a time-budgeted run starts sizing its schedules
+log = logging.getLogger(__name__)
+
+STOP_REASONS = ("steps", "epochs", "plateau", "time_budget", "stopped")
 
 
 @dataclass
 class FitResult:
     stop_reason: str
-    epoch_losses: list[float]
-    epochs: int                  # epochs completed in total (this run and earlier ones)
-    steps: int
+    epoch_losses: list[float]    # this run's completed epochs
+    epochs: int                  # epochs completed in this run
+    steps: int                   # optimiser steps of this run
+    lifetime_steps: int          # the state's step counter at the end (all runs of the slot)
     seconds: float
     transitions: int             # one-step + rollout transitions trained on in this run
+    final_loss: float | None     # last epoch's mean loss; a run shorter than an epoch: its mean
     state: TrainState = field(repr=False)
 
     @property
@@ -53,62 +61,64 @@ def fit(model: WorldModel, data: FrameDataset, cfg: TrainConfig, *,
         state: TrainState | None = None, progress: Progress | None = None,
         should_stop: ShouldStop | None = None,
         clock: Callable[[], float] = time.monotonic) -> FitResult:
-    """Train `model` on `data` until a bound. Pass `state` (from a resumable checkpoint) to resume.
+    """Run `cfg.steps` steps on `data` (fewer if another bound fires). Pass `state` (from a
+    resumable checkpoint) to continue its lifetime step counter, optimiser and generator.
 
     progress receives dicts: {"kind": "step", "epoch", "step", "total_steps", **metrics} after each
-    step and {"kind": "epoch", "epoch", "loss", "elapsed_s"} after each epoch. should_stop is
-    polled before every step; returning True ends the run with reason "stopped".
+    step (`step` is the lifetime counter, `total_steps` the schedule's length) and {"kind":
+    "epoch", "epoch", "loss", "elapsed_s"} after each epoch. should_stop is polled before every
+    step; returning True ends the run with reason "stopped".
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     sampler = WindowSampler(data, model.cfg.encoder.img_size, cfg.window_len, cfg.windows_per_batch)
     steps_per_epoch = cfg.steps_per_epoch or sampler.steps_per_epoch()
-    fresh = state is None
     if state is None:
-        state = make_train_state(model, cfg, cfg.epochs * steps_per_epoch)
+        state = make_train_state(model, cfg)
     elif state.model is not model:
         raise ValueError("the resumed state belongs to a different model object")
-    full_total = state.total_steps
+    state.epoch_losses = []
     start = clock()
-    transitions = 0
-    reason = "epochs"
-    run_steps = 0
-    while state.epoch < cfg.epochs:
-        total, count = 0.0, 0
-        for _ in range(steps_per_epoch):
-            if should_stop is not None and should_stop():
-                reason = "stopped"
-                break
-            if cfg.time_budget_s is not None:
-                elapsed = clock() - start
-                if elapsed >= cfg.time_budget_s:
-                    reason = "time_budget"
-                    break
-                if fresh and run_steps >= SIZE_AFTER_STEPS and elapsed > 0:
-                    # Size the LR / weight-decay / EMA schedules to the budget at the run's mean
-                    # step time so far (re-estimated every step: the load on a shared machine
-                    # changes): a time-budget stop otherwise cuts the cosine mid-way, with the
-                    # LR high and the EMA far from 1. Never beyond the epochs' own length.
-                    fits = int((cfg.time_budget_s - elapsed) * run_steps / elapsed)
-                    state.total_steps = max(state.step + 1, min(full_total, state.step + fits))
-            metrics = train_step(state, sampler.sample(state.generator), cfg)
-            total += metrics["loss"]
-            count += 1
-            run_steps += 1
-            transitions += metrics["transitions"]
-            if progress is not None:
-                progress({"kind": "step", "epoch": state.epoch, "step": state.step,
-                          "total_steps": state.total_steps, **metrics})
-        if count < steps_per_epoch:
-            break  # a partial epoch is not an epoch: no loss recorded, no plateau test
+    transitions, run_steps, run_epochs = 0, 0, 0
+    reason: str | None = None
+    epoch_total, epoch_count = 0.0, 0
+    while reason is None:
+        if run_steps >= cfg.steps:
+            reason = "steps"
+        elif should_stop is not None and should_stop():
+            reason = "stopped"
+        elif cfg.time_budget_s is not None and clock() - start >= cfg.time_budget_s:
+            reason = "time_budget"
+            log.warning("world-model training hit its time cap of %.0f s after %d of %d steps",
+                        cfg.time_budget_s, run_steps, cfg.steps)
+        if reason is not None:
+            break
+        metrics = train_step(state, sampler.sample(state.generator), cfg)
+        epoch_total += metrics["loss"]
+        epoch_count += 1
+        run_steps += 1
+        transitions += metrics["transitions"]
+        if progress is not None:
+            progress({"kind": "step", "epoch": state.epoch, "step": state.step,
+                      "total_steps": state.total_steps, **metrics})
+        if epoch_count < steps_per_epoch:
+            continue
         state.epoch += 1
-        state.epoch_losses.append(total / count)
+        run_epochs += 1
+        state.epoch_losses.append(epoch_total / epoch_count)
+        epoch_total, epoch_count = 0.0, 0
         if progress is not None:
             progress({"kind": "epoch", "epoch": state.epoch, "loss": state.epoch_losses[-1],
                       "elapsed_s": clock() - start})
-        if plateaued(state.epoch_losses, cfg.patience, cfg.plateau_rel):
+        if cfg.epochs is not None and run_epochs >= cfg.epochs:
+            reason = "epochs"
+        elif plateaued(state.epoch_losses, cfg.patience, cfg.plateau_rel):
             reason = "plateau"
-            break
     state.model.eval()
-    return FitResult(stop_reason=reason, epoch_losses=list(state.epoch_losses), epochs=state.epoch,
-                     steps=state.step, seconds=clock() - start, transitions=transitions, state=state)
+    # A partial epoch is not an epoch (no loss recorded, no plateau test); it gives the final
+    # loss only of a run too short for a whole one.
+    final = (state.epoch_losses[-1] if state.epoch_losses
+             else epoch_total / epoch_count if epoch_count else None)
+    return FitResult(stop_reason=reason, epoch_losses=list(state.epoch_losses), epochs=run_epochs,
+                     steps=run_steps, lifetime_steps=state.step, seconds=clock() - start,
+                     transitions=transitions, final_loss=final, state=state)

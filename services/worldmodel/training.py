@@ -32,7 +32,13 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainState:
-    """Everything a resumed run needs besides the data: model, optimiser, counters, history."""
+    """Everything a resumed run needs besides the data: model, optimiser, counters, history.
+
+    `step` counts the slot's lifetime optimiser steps (it continues across jobs and is the position
+    in the schedules); `total_steps` is the length of the lifelong schedule (`schedule_steps`), not
+    a bound: past it the schedules hold their floors. `epoch` counts the lifetime's completed
+    epochs; `epoch_losses` holds the current job's (each job trains on different frames).
+    """
 
     model: WorldModel
     optimizer: torch.optim.Optimizer
@@ -56,15 +62,23 @@ def make_optimizer(model: WorldModel, cfg: TrainConfig) -> torch.optim.AdamW:
                              lr=cfg.start_lr, betas=(0.9, 0.999))
 
 
-def make_train_state(model: WorldModel, cfg: TrainConfig, total_steps: int) -> TrainState:
+def make_train_state(model: WorldModel, cfg: TrainConfig, total_steps: int | None = None) -> TrainState:
+    """A fresh slot's state at lifetime step 0; the schedule spans `total_steps` (default
+    `cfg.schedule_steps`)."""
     gen = torch.Generator()
     gen.manual_seed(cfg.seed)
+    total = cfg.schedule_steps if total_steps is None else total_steps
     return TrainState(model=model, optimizer=make_optimizer(model, cfg),
-                      total_steps=max(1, total_steps), generator=gen)
+                      total_steps=max(1, total), generator=gen)
 
 
 def schedules(step: int, total: int, cfg: TrainConfig) -> tuple[float, float, float]:
-    """(lr, weight decay, EMA momentum) at `step` of `total`."""
+    """(lr, weight decay, EMA momentum) at lifetime `step` of a schedule `total` steps long.
+
+    Warm-up over the first `warmup_frac` of it, then a cosine to `final_lr`; weight decay follows
+    a cosine and the momentum a linear ramp over all of it. From `total` on every value holds its
+    end (`final_lr`, `final_weight_decay`, `ema_end`), so a lifelong slot keeps learning.
+    """
     warm = max(1, int(cfg.warmup_frac * total))
     if step < warm:
         lr = cfg.start_lr + (cfg.lr - cfg.start_lr) * step / warm
@@ -113,12 +127,14 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
     poses = batch["poses"].to(dev)
     n_win, w = poses.shape[:2]
     flat_poses = poses.reshape(n_win * w, -1)
+    flat_times = batch["times"].reshape(n_win * w).to(dev)
     with autocast(cfg, dev):
         ctx = model.encode_context(x)
         tgt, pen = model.encode_target(x, return_penultimate=True)
         tgt = tgt.float()
-        one = one_step_loss(model, ctx, tgt, flat_poses, w, cfg, state.generator)
-        loss_roll, rollout_steps = rollout_loss(model, tgt, flat_poses, w, cfg, state.generator)
+        one = one_step_loss(model, ctx, tgt, flat_poses, flat_times, w, cfg, state.generator)
+        loss_roll, rollout_steps = rollout_loss(model, tgt, flat_poses, flat_times, w, cfg,
+                                                state.generator)
     groups = [one.transitions, *rollout_steps]
     surprise = surprise_loss(model, groups, pen, state.generator)
     for i, log_value in surprise.log_targets:

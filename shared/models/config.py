@@ -16,7 +16,12 @@ from typing import Any
 from shared.presets import WORLD_MODEL as WORLD_MODEL_PRESETS
 
 SURPRISE_TARGETS = ("pred_error", "disagreement", "grad_norm")
-ADDED_STRIDES = ("query_stride", "memory_stride")
+# Predictor fields that files written before them lack, with the value that reproduces what those
+# files computed: stride 1 is one query per cell over the full memory, and 0 time features is a
+# predictor that never saw dt (it ignores it), so reading them this way is exact, not a guess.
+ADDED_PREDICTOR_FIELDS: dict[str, Any] = {"query_stride": 1, "memory_stride": 1, "time_features": 0,
+                                          "time_scale_s": 1.0}
+TIME_FEATURES_MAX = 2
 
 
 class ConfigError(ValueError):
@@ -81,9 +86,18 @@ class PredictorConfig:
     # tokens) token-passes, so strides of 4 and 2 on a 16 x 16 grid cut it ~8x (docs/worldmodel.md).
     query_stride: int = 1
     memory_stride: int = 1
+    # Time: every transition is conditioned on dt, the signed seconds between its two frames'
+    # capture times (docs/worldmodel.md, "Time"). Features of dt / time_scale_s: 1 = linear
+    # (what moving and periodic content needs: displacement and phase grow with dt), 2 = linear
+    # plus asinh (resolves short and long gaps alike). 0: no time input.
+    time_features: int = 2
+    time_scale_s: float = 1.0
 
     def validate(self) -> None:
         _check_width("predictor", self.dim, self.heads, self.depth)
+        if not 0 <= self.time_features <= TIME_FEATURES_MAX or self.time_scale_s <= 0:
+            raise ConfigError(f"predictor time_features must be 0..{TIME_FEATURES_MAX} and "
+                              "time_scale_s positive")
         if self.query_stride < 1 or self.memory_stride < 1:
             raise ConfigError("predictor query_stride and memory_stride must be >= 1")
         if self.dim % 4:
@@ -177,9 +191,7 @@ class WorldModelConfig:
             if not isinstance(sub, dict):
                 raise ConfigError(f"config field {key!r} must be an object")
             if key == "predictor":
-                # Format-1 files carry no strides; the code that wrote them behaved exactly as
-                # stride 1 does, so 1 is what they mean, not a guess.
-                sub = {**{name: 1 for name in ADDED_STRIDES}, **sub}
+                sub = {**ADDED_PREDICTOR_FIELDS, **sub}
             exact_fields(sub, cls, f"config.{key}")
             if key == "surprise":
                 sub = {**sub, "targets": tuple(sub["targets"])}

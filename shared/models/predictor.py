@@ -87,7 +87,7 @@ class ActionConditionedPredictor(nn.Module):
         ys, xs = torch.meshgrid(c, c, indexing="ij")
         self.register_buffer("cell_xy", torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1),
                              persistent=False)
-        self.cond = nn.Sequential(nn.Linear(3 * cfg.pose_dim, d), nn.GELU(), nn.Linear(d, d))
+        self.cond = nn.Sequential(nn.Linear(self.cond_dim, d), nn.GELU(), nn.Linear(d, d))
         self.query_mlp = nn.Sequential(nn.Linear(2 * d, d), nn.GELU(), nn.Linear(d, d))
         self.blocks = nn.ModuleList(PredictorBlock(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(d)
@@ -114,9 +114,21 @@ class ActionConditionedPredictor(nn.Module):
             out = out[:, :, self.cell_order]
         return out
 
-    def conditioning(self, pose_from: torch.Tensor, pose_to: torch.Tensor) -> torch.Tensor:
-        """(..., 4) normalised poses -> (..., 12) features: from, to, and the move itself."""
-        return torch.cat([pose_from, pose_to, pose_to - pose_from], dim=-1)
+    @property
+    def cond_dim(self) -> int:
+        return 3 * self.cfg.pose_dim + self.cfg.time_features
+
+    def conditioning(self, pose_from: torch.Tensor, pose_to: torch.Tensor,
+                     dt: torch.Tensor) -> torch.Tensor:
+        """(..., 4) normalised poses and (...) signed seconds -> (..., cond_dim) features: from,
+        to, the move itself, and the time features of dt."""
+        if dt.shape != pose_from.shape[:-1]:
+            raise ValueError(f"dt must have shape {tuple(pose_from.shape[:-1])}, got {tuple(dt.shape)}")
+        parts = [pose_from, pose_to, pose_to - pose_from]
+        if self.cfg.time_features:
+            parts.append(time_features(dt.to(pose_from.dtype), self.cfg.time_scale_s,
+                                       self.cfg.time_features))
+        return torch.cat(parts, dim=-1)
 
     def warp_coords(self, pose_from: torch.Tensor, pose_to: torch.Tensor,
                     xy: torch.Tensor) -> torch.Tensor:
@@ -182,10 +194,12 @@ class ActionConditionedPredictor(nn.Module):
         return self.in_proj(state) + self.memory_pos
 
     def forward(self, state: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor,
-                query_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                dt: torch.Tensor, query_index: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict target tokens.
 
-        state: (S, N, enc_dim) source tokens; pose_from, pose_to: (S, T, 4) normalised;
+        state: (S, N, enc_dim) source tokens; pose_from, pose_to: (S, T, 4) normalised; dt: (S, T)
+        signed seconds from the source frame to the target frame;
         query_index: (S, T, K) query indices (0 .. n_queries - 1), or None for all queries.
         Returns (prediction (S, T, K * cells_per_query, enc_dim) at the cells `cells_of(query_index)`
         names - all N cells in row-major order when query_index is None -, trunk features
@@ -216,7 +230,7 @@ class ActionConditionedPredictor(nn.Module):
         pos = self.query_pos[qi].reshape(s * t, k, d)
         here = self.in_proj(block_base).reshape(s * t, k, d) + pos
         memory = self.memory(state)
-        cond = self.cond(self.conditioning(pose_from, pose_to)).reshape(s * t, 1, d)
+        cond = self.cond(self.conditioning(pose_from, pose_to, dt)).reshape(s * t, 1, d)
         x = here + self.query_mlp(torch.cat([pos, cond.expand(s * t, k, d)], dim=-1))
         for blk in self.blocks:
             x = blk(x, memory, t)
@@ -240,6 +254,14 @@ class ActionConditionedPredictor(nn.Module):
         h = trunk.detach()
         base = (pred - self._to_cells(self.out(trunk), full)).detach()
         return torch.stack([base + self._to_cells(head(h), full) for head in self.ensemble])
+
+
+def time_features(dt: torch.Tensor, scale_s: float, n: int) -> torch.Tensor:
+    """(...) signed seconds -> (..., n): dt / scale, then asinh(dt / scale). Signed on purpose:
+    the trainer uses every ordered pair of a window, so half of them look back in time; the sign
+    tells the two directions apart (deterministic motion is as predictable backwards)."""
+    x = dt / scale_s
+    return torch.stack([x, torch.asinh(x)][:n], dim=-1)
 
 
 def disagreement(ens: torch.Tensor) -> torch.Tensor:

@@ -53,7 +53,7 @@ class WorldModel(nn.Module):
         # content, how far content moves, the zoom step): the main driver of prediction error.
         n_geo = self.predictor.N_WARP_FEATURES if cfg.predictor.warp else 0
         self.surprise = SurpriseHeads(cfg.surprise, cfg.predictor.dim,
-                                      3 * cfg.predictor.pose_dim + n_geo)
+                                      self.predictor.cond_dim + n_geo)
 
     # ----- encoders -------------------------------------------------------------------------
     def encode_context(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,58 +75,76 @@ class WorldModel(nn.Module):
 
     # ----- predictor ------------------------------------------------------------------------
     def forward_predictor(self, state: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor,
-                          query_index: torch.Tensor | None = None):
-        """Training-time call. state (S, N, D); poses (S, T, 4); query_index (S, T, K) or None.
+                          dt: torch.Tensor, query_index: torch.Tensor | None = None):
+        """Training-time call. state (S, N, D); poses (S, T, 4); dt (S, T) signed seconds;
+        query_index (S, T, K) or None.
 
         Returns (prediction (S, T, K, D), trunk (S, T, K, d), log_surprise (S, T, n_targets)).
         """
-        pred, trunk = self.predictor(state, pose_from, pose_to, query_index)
-        cond = self.predictor.conditioning(pose_from, pose_to)
+        pred, trunk = self.predictor(state, pose_from, pose_to, dt, query_index)
+        cond = self.predictor.conditioning(pose_from, pose_to, dt)
         if self.cfg.predictor.warp:
             cond = torch.cat([cond, self.predictor.warp_features(pose_from, pose_to)], dim=-1)
         return pred, trunk, self.surprise(trunk, cond)
 
     @torch.no_grad()
     def predict(self, state: torch.Tensor, pose_from, pose_to,
-                ranges: PoseRanges | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One imagined step for a batch: state (B, N, D), poses (B, 3) raw or (B, 4) normalised.
+                ranges: PoseRanges | None = None, *, dt) -> tuple[torch.Tensor, torch.Tensor]:
+        """One imagined step for a batch: state (B, N, D), poses (B, 3) raw or (B, 4) normalised,
+        dt the seconds the move takes (a float for the batch, or (B,)).
 
         Returns (next_state (B, N, D), surprise (B,)): the surprise is the primary target's
         prediction in its natural units (e.g. the expected prediction error of this transition).
         """
         self._check_state(state)
         pf, pt = self._poses(state, pose_from, ranges), self._poses(state, pose_to, ranges)
-        pred, _, log_s = self.forward_predictor(state.to(self._device()).float(), pf, pt)
+        pred, _, log_s = self.forward_predictor(state.to(self._device()).float(), pf, pt,
+                                                self._dts(state, dt))
         return pred[:, 0], log_s[:, 0, self.surprise.primary].exp()
 
     @torch.no_grad()
     def predict_with_stay(self, state: torch.Tensor, pose_from, pose_to,
-                          ranges: PoseRanges | None = None
+                          ranges: PoseRanges | None = None, *, dt, stay_dt
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`predict` plus the *view surprise* of the source: the primary surprise of holding the
-        camera still at `pose_from` (the same call: both transitions of a source share its keys
-        and values). Returns (next_state (B, N, D), surprise (B,), stay_surprise (B,)).
+        camera still at `pose_from` for `stay_dt` seconds (the same call: both transitions of a
+        source share its keys and values). Returns (next_state (B, N, D), surprise (B,),
+        stay_surprise (B,)).
 
         A move's surprise is dominated by its geometry (a jump brings new content into view);
         holding still leaves only what changes by itself, i.e. where the scene is dynamic.
         """
         self._check_state(state)
         pf, pt = self._poses(state, pose_from, ranges), self._poses(state, pose_to, ranges)
+        dts = torch.cat([self._dts(state, dt), self._dts(state, stay_dt)], dim=1)
         pred, _, log_s = self.forward_predictor(state.to(self._device()).float(),
                                                 torch.cat([pf, pf], dim=1),
-                                                torch.cat([pt, pf], dim=1))
+                                                torch.cat([pt, pf], dim=1), dts)
         s = log_s[..., self.surprise.primary].exp()
         return pred[:, 0], s[:, 0], s[:, 1]
 
     @torch.no_grad()
-    def stay_surprise(self, state: torch.Tensor, pose, ranges: PoseRanges | None = None
+    def stay_surprise(self, state: torch.Tensor, pose, ranges: PoseRanges | None = None, *, dt
                       ) -> torch.Tensor:
-        """(B,) primary surprise of holding the camera still at `pose` in `state` (see
-        `predict_with_stay`)."""
+        """(B,) primary surprise of holding the camera still at `pose` in `state` for `dt`
+        seconds (see `predict_with_stay`)."""
         self._check_state(state)
         p = self._poses(state, pose, ranges)
-        _, _, log_s = self.forward_predictor(state.to(self._device()).float(), p, p)
+        _, _, log_s = self.forward_predictor(state.to(self._device()).float(), p, p,
+                                             self._dts(state, dt))
         return log_s[:, 0, self.surprise.primary].exp()
+
+    def _dts(self, state: torch.Tensor, dt) -> torch.Tensor:
+        """A float or (B,) seconds -> (B, 1) float tensor on the model's device."""
+        t = torch.as_tensor(np.asarray(dt.cpu() if isinstance(dt, torch.Tensor) else dt,
+                                       dtype=np.float32))
+        if t.ndim == 0:
+            t = t.expand(state.shape[0])
+        if t.shape != (state.shape[0],):
+            raise ValueError(f"dt must be a number or ({state.shape[0]},), got {tuple(t.shape)}")
+        if not torch.isfinite(t).all():
+            raise ValueError("dt must be finite")
+        return t.to(self._device())[:, None]
 
     def _check_state(self, state: torch.Tensor) -> None:
         if state.ndim != 3 or state.shape[1:] != (self.cfg.encoder.n_tokens, self.cfg.encoder.dim):
@@ -142,12 +160,12 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def surprise_all(self, state: torch.Tensor, pose_from, pose_to,
-                     ranges: PoseRanges | None = None) -> dict[str, torch.Tensor]:
+                     ranges: PoseRanges | None = None, *, dt) -> dict[str, torch.Tensor]:
         """Every surprise head's prediction (B,) by target name, for evaluation and analysis."""
         dev = self._device()
         pf = normalise_poses(pose_from, ranges).to(dev)[:, None]
         pt = normalise_poses(pose_to, ranges).to(dev)[:, None]
-        _, _, log_s = self.forward_predictor(state.to(dev).float(), pf, pt)
+        _, _, log_s = self.forward_predictor(state.to(dev).float(), pf, pt, self._dts(state, dt))
         return {name: log_s[:, 0, i].exp() for i, name in enumerate(self.surprise.targets)}
 
     @torch.no_grad()

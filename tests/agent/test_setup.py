@@ -19,7 +19,8 @@ def test_default_reward_is_the_presets_and_overrides_apply():
 def test_the_job_bounds_live_in_the_agent_config():
     # the preset's budget, then the file/environment/override layers of agent.config
     assert agent_config(load_settings(environ={})).time_budget_s == 120.0
-    assert agent_config(load_settings(environ={}, preset="paper")).time_budget_s == 120.0
+    paper = agent_config(load_settings(environ={}, preset="paper"))
+    assert (paper.updates, paper.time_budget_s) == (3600, 300.0)
     s = load_settings(environ={"PTZJEPA_AGENT__CONFIG__TIME_BUDGET_S": "9"},
                       defaults={"agent": {"config": {"time_budget_s": 8.0, "updates": 11}}})
     cfg = agent_config(s)

@@ -1,9 +1,12 @@
 """The camera service over real HTTP (uvicorn on loopback) with the simulated camera."""
 
+import json
+
 import httpx
 import pytest
 
 from services.camera.app import create_app
+from shared.scene import ZONE_KINDS
 from shared.store import decode_image
 from tests.support.servers import ThreadedServer
 from tests.support.settings import make_settings
@@ -45,6 +48,8 @@ def test_snapshot_is_a_jpeg_with_the_pose_in_headers(camera):
     assert r.headers["content-type"] == "image/jpeg"
     assert float(r.headers["x-ptz-pan"]) == 90 and float(r.headers["x-ptz-zoom"]) == 1
     assert 0 <= float(r.headers["x-ptz-dynamic-fraction"]) <= 1
+    kinds = json.loads(r.headers["x-ptz-kind-fractions"])
+    assert set(kinds) == set(ZONE_KINDS) and sum(kinds.values()) == pytest.approx(1.0)
     assert decode_image(r.content, "snapshot").shape == (96, 96, 3)
 
 

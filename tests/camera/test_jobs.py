@@ -10,6 +10,7 @@ from shared.camera_client import CameraClient
 from shared.config import child_environment
 from shared.keys import Keys
 from shared.redis import connect
+from shared.scene import ZONE_KINDS
 from shared.store import Store
 from tests.support.servers import ThreadedServer
 from tests.support.settings import make_settings
@@ -40,6 +41,10 @@ def test_sweep_writes_frames_manifests_and_a_contact_sheet(node):
                for v, h in zip(views, holds, strict=True))
     assert all(h.sim_time > v.sim_time for v, h in zip(views, holds, strict=True))  # a move's time later
     assert all(r.source == "sweep" and r.node == "node0" for r in records)
+    # the simulator's ground truth per view travels through the HTTP camera service
+    assert all(r.kind_fractions is not None and sum(r.kind_fractions.values()) == pytest.approx(1.0)
+               for r in records)
+    assert set(result["mean_kind_fractions"]) == set(ZONE_KINDS)
     ranges = node.camera.ranges()
     assert all(ranges.check(r.pose.to_pose()) == [] for r in records)
     for r in records:

@@ -129,22 +129,30 @@ def test_measure_transitions_pairs_frames_within_rounds_only(tiny_wm):
     states = tiny_wm.encode_state(frames)
     poses = random_poses(rng, 9)
     rounds = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3])  # pairs: 0-1, 1-2, 3-4, 6-7, 7-8
-    m = measure_transitions(tiny_wm, states, poses, rounds, RANGES, SCALE, batch=2)
+    times = 1000.0 + np.cumsum(rng.uniform(0.3, 4.0, 9))  # capture seconds, uneven gaps
+    m = measure_transitions(tiny_wm, states, poses, rounds, RANGES, SCALE, batch=2, times=times)
     src, dst = np.array([0, 1, 3, 6, 7]), np.array([1, 2, 4, 7, 8])
     np.testing.assert_array_equal(m["dest_poses"], poses[dst])
     np.testing.assert_array_equal(m["source_poses"], poses[src])
+    np.testing.assert_allclose(m["dt"], times[dst] - times[src])
     assert m["token_errors"].shape == (5, tiny_wm.cfg.encoder.n_tokens)
     np.testing.assert_allclose(m["token_errors"].mean(1), m["errors"])
+    # each pair predicted for the real seconds between its frames
     pred, _ = tiny_wm.predict(states[src], normalise_poses(poses[src], RANGES),
-                              normalise_poses(poses[dst], RANGES))
+                              normalise_poses(poses[dst], RANGES), dt=times[dst] - times[src])
     want = per_transition_error(pred[:, None], states[dst][:, None])[:, 0]
     np.testing.assert_allclose(m["errors"], want.double().numpy(), rtol=1e-5)
-    capped = measure_transitions(tiny_wm, states, poses, rounds, RANGES, SCALE, max_transitions=2)
+    other = measure_transitions(tiny_wm, states, poses, rounds, RANGES, SCALE, times=2 * times)
+    assert not np.array_equal(other["errors"], m["errors"])  # the seconds reach the model
+    capped = measure_transitions(tiny_wm, states, poses, rounds, RANGES, SCALE, max_transitions=2,
+                                 times=times)
     np.testing.assert_array_equal(capped["dest_poses"], poses[[7, 8]])  # the most recent ones
     with pytest.raises(ErrorMapError, match="two consecutive frames"):
-        measure_transitions(tiny_wm, states, poses, np.arange(9), RANGES, SCALE)
+        measure_transitions(tiny_wm, states, poses, np.arange(9), RANGES, SCALE, times=times)
     with pytest.raises(ValueError, match="same length"):
-        measure_transitions(tiny_wm, states, poses[:5], rounds, RANGES, SCALE)
+        measure_transitions(tiny_wm, states, poses[:5], rounds, RANGES, SCALE, times=times)
+    with pytest.raises(ValueError, match="same length"):
+        measure_transitions(tiny_wm, states, poses, rounds, RANGES, SCALE, times=times[:5])
 
 
 def test_dreams_carry_the_measured_terms(tiny_wm):
@@ -154,7 +162,8 @@ def test_dreams_carry_the_measured_terms(tiny_wm):
     poses = random_poses(rng, 12)
     poses[:6] = [[100.0 + 0.5 * k, -10.0, 2.0] for k in range(6)]  # short pans: content held in
     poses[6:] = [[200.0, 5.0 + 0.5 * k, 4.0] for k in range(6)]    # place across the moves
-    emap = error_map_from_frames(tiny_wm, states, poses, np.repeat([0, 1], 6), RANGES, SCALE)
+    emap = error_map_from_frames(tiny_wm, states, poses, np.repeat([0, 1], 6), RANGES, SCALE,
+                                 times=np.arange(12.0))
     d = generate(tiny_wm, states[:4], poses[:4], RANGES, 5, torch.Generator().manual_seed(0),
                  scale=SCALE, error_map=emap)
     assert d.measured_move.shape == (4, 5) and d.measured_view.shape == (4, 6)

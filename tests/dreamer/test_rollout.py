@@ -10,7 +10,8 @@ import torch
 
 from services.dreamer.rollout import advance_poses, dream_from_frames, generate
 from shared.dreams import ObservationSpec, observation_from_states
-from shared.pose import ACTIONS, N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action
+from shared.move_times import MoveTimes
+from shared.pose import ACTIONS, N_ACTIONS, NOOP, ActionScale, Pose, PoseRanges, apply_action
 
 RANGES = PoseRanges(0.0, 360.0, -30.0, 30.0, 1.0, 10.0, True)
 
@@ -50,37 +51,55 @@ def test_reward_variants(tiny_wm):
     torch.testing.assert_close(d.rewards("surprise_view"), d.surprise + d.view_surprise[:, 1:])
     with pytest.raises(ValueError, match="unknown reward"):
         d.rewards("nope")
-    old = dataclasses.replace(d, view_surprise=None)  # as read from a format-1 shard
+    old = dataclasses.replace(d, view_surprise=None)  # dreams built by hand, without it
     assert torch.equal(old.rewards("delta"), d.surprise_delta)
-    with pytest.raises(ValueError, match="format 1"):
+    with pytest.raises(ValueError, match="needs the view surprise"):
         old.rewards("surprise_view")
 
 
+# Seconds per action as a camera measures them: every action its own time.
+TIMES = MoveTimes(seconds=tuple(0.5 + 0.1 * a for a in range(N_ACTIONS)), jump_s=3.0)
+
+
 def test_surprise_is_the_models_own_per_transition_surprise(tiny_wm):
+    """Step t is the model's prediction for the seconds its action takes (each dream its own)."""
     s0 = states(tiny_wm, 4)
     poses = np.array([[350.0, 5.0, 1.5], [0.0, -29.0, 9.0], [100.0, 0.0, 1.0], [200.0, 10.0, 3.0]])
     acts = torch.tensor([[18, 3], [20, 15], [0, 11], [17, 19]])
-    d = generate(tiny_wm, s0, poses, RANGES, 2, actions=acts)
+    d = generate(tiny_wm, s0, poses, RANGES, 2, actions=acts, move_times=TIMES)
     p1 = advance_poses(torch.tensor(poses), acts[:, 0], RANGES)
-    nxt, s = tiny_wm.predict(s0, poses, p1, RANGES)
+    dt = np.array([TIMES.seconds[a] for a in acts[:, 0].tolist()])
+    nxt, s = tiny_wm.predict(s0, poses, p1, RANGES, dt=dt)
     torch.testing.assert_close(d.surprise[:, 0], s.float())
     torch.testing.assert_close(d.observations[:, 1], observation_from_states(nxt, p1, RANGES))
+    torch.testing.assert_close(d.dt, torch.from_numpy(TIMES.of(acts)))
+    assert d.move_times == TIMES
+    # another time per move is another prediction: the seconds reach the model
+    _, other = tiny_wm.predict(s0, poses, p1, RANGES, dt=dt + 5.0)
+    assert not torch.allclose(other.float(), d.surprise[:, 0])
+
+
+def test_default_move_times_are_one_second_each(tiny_wm):
+    d = generate(tiny_wm, states(tiny_wm, 2), np.array([[0.0, 0.0, 1.0]] * 2), RANGES, 3,
+                 torch.Generator().manual_seed(0))
+    assert d.move_times == MoveTimes.uniform(1.0) and torch.all(d.dt == 1.0)
 
 
 def test_view_surprise_is_the_surprise_of_holding_still_at_each_state(tiny_wm):
-    """v_t = the model's surprise for the transition state t -> the same pose; computed in the
-    step's own predictor call, it equals a separate predict() of that transition."""
+    """v_t = the model's surprise for the transition state t -> the same pose for the no-op's
+    seconds; computed in the step's own predictor call, it equals a separate predict() of that
+    transition."""
     s0 = states(tiny_wm, 3)
     poses = np.array([[350.0, 5.0, 1.5], [0.0, -29.0, 9.0], [100.0, 0.0, 1.0]])
     acts = torch.tensor([[18, 3], [20, 15], [0, 11]])
-    d = generate(tiny_wm, s0, poses, RANGES, 2, actions=acts)
+    d = generate(tiny_wm, s0, poses, RANGES, 2, actions=acts, move_times=TIMES)
     p = d.poses.double()
     state = s0
     for t in range(3):
-        _, stay = tiny_wm.predict(state, p[:, t], p[:, t], RANGES)
+        _, stay = tiny_wm.predict(state, p[:, t], p[:, t], RANGES, dt=TIMES.seconds[NOOP])
         torch.testing.assert_close(d.view_surprise[:, t], stay.float(), rtol=1e-4, atol=1e-6)
         if t < 2:
-            state, _ = tiny_wm.predict(state, p[:, t], p[:, t + 1], RANGES)
+            state, _ = tiny_wm.predict(state, p[:, t], p[:, t + 1], RANGES, dt=d.dt[:, t])
 
 
 def test_poses_wrap_and_clamp_like_apply_action():
@@ -124,13 +143,14 @@ class CountingModel(torch.nn.Module):
         self.model = model
         self.calls = []
 
-    def predict_with_stay(self, state, pose_from, pose_to, ranges=None):
+    def predict_with_stay(self, state, pose_from, pose_to, ranges=None, *, dt, stay_dt):
         self.calls.append(("step", state.shape[0]))
-        return self.model.predict_with_stay(state, pose_from, pose_to, ranges)
+        return self.model.predict_with_stay(state, pose_from, pose_to, ranges, dt=dt,
+                                            stay_dt=stay_dt)
 
-    def stay_surprise(self, state, pose, ranges=None):
+    def stay_surprise(self, state, pose, ranges=None, *, dt):
         self.calls.append(("stay", state.shape[0]))
-        return self.model.stay_surprise(state, pose, ranges)
+        return self.model.stay_surprise(state, pose, ranges, dt=dt)
 
 
 @pytest.mark.parametrize("batch", [1, 7, 33])

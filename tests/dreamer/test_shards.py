@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -20,10 +21,13 @@ from shared.dreams import (
     read_shard,
     write_shards,
 )
-from shared.pose import ActionScale, PoseRanges
+from shared.move_times import MoveTimes
+from shared.pose import N_ACTIONS, ActionScale, PoseRanges
 from shared.store import AlreadyExists, CorruptFile, MissingFile, Store
 
 RANGES = PoseRanges(0.0, 360.0, -30.0, 30.0, 1.0, 10.0, True)
+TIMES = MoveTimes(seconds=tuple(0.54 + 0.05 * a for a in range(N_ACTIONS)), jump_s=2.5,
+                  samples=tuple(range(N_ACTIONS)), jump_samples=4)
 
 
 @pytest.fixture
@@ -32,7 +36,8 @@ def dreams(tiny_wm):
     s0 = tiny_wm.encode_state(frames)
     poses = np.array([[40.0 * i, 0.0, 2.0] for i in range(7)])
     return generate(tiny_wm, s0, poses, RANGES, 5, torch.Generator().manual_seed(0),
-                    scale=ActionScale(pan_tilt_deg=4.0), spec=ObservationSpec(pool_grid=1))
+                    scale=ActionScale(pan_tilt_deg=4.0), spec=ObservationSpec(pool_grid=1),
+                    move_times=TIMES)
 
 
 def test_round_trip(tmp_path, dreams):
@@ -51,6 +56,11 @@ def test_round_trip(tmp_path, dreams):
     torch.testing.assert_close(back.view_surprise, dreams.view_surprise)
     torch.testing.assert_close(back.poses, dreams.poses)
     torch.testing.assert_close(back.observations, dreams.observations, atol=1e-2, rtol=1e-3)  # fp16
+    # time: every step's seconds are its action's move time, and the move times travel along
+    assert back.move_times == TIMES and index["move_times"] == TIMES.to_dict()
+    assert back.dt.dtype == torch.float32 and back.dt.shape == (7, 5)
+    want = torch.tensor([[TIMES.seconds[a] for a in row] for row in back.actions.tolist()])
+    torch.testing.assert_close(back.dt, want)
     one = read_shard(store, index["shards"][0]["path"], index["shards"][0]["sha256"])
     assert one.count == 3 and one.meta["node"] == "node0" and one.meta["version"] == "abc"
     with pytest.raises(AlreadyExists):  # immutable: a folder is written once
@@ -117,30 +127,47 @@ def test_bad_shards_raise_clear_errors(tmp_path, dreams):
         read_shard(store, "x/garbage.safetensors")
 
 
-def test_format_3_needs_the_view_surprise_and_format_1_reads_without_it(tmp_path, dreams):
-    """Shards written before the view surprise existed (format 1) still train the move-surprise
-    rewards; a format-2 or format-3 shard without it is corrupt."""
+def test_shards_without_dt_are_refused_not_misread(tmp_path, dreams):
+    """Formats 1 to 3 hold no dt (the seconds their steps were predicted for): refused with the
+    remedy; a format-4 shard without dt, the view surprise or its move times is corrupt, and
+    one whose dt is not its actions' move times too."""
     store = Store(str(tmp_path))
     index = write_shards(store, "ok", dreams, shard_size=10)
     tensors, meta = store.read_tensors(index["shards"][0]["path"])
-    assert meta["format_version"] == "3"
-    old = {k: v for k, v in tensors.items() if k != "view_surprise"}
-    for version in ("2", "3"):
-        _bad(store, f"x/v{version}_without_view.safetensors", old,
-             {**meta, "format_version": version})
-        with pytest.raises(DreamShardError, match="'view_surprise' is missing"):
-            read_shard(store, f"x/v{version}_without_view.safetensors")
-    _bad(store, "x/v1.safetensors", old, {**meta, "format_version": "1"})
-    v1 = read_shard(store, "x/v1.safetensors")
-    assert v1.view_surprise is None
-    torch.testing.assert_close(v1.rewards("surprise"), dreams.surprise)
-    with pytest.raises(ValueError, match="format 1"):
-        v1.rewards("view")
-    with pytest.raises(ValueError, match="no view surprise"):  # never written as format 2
-        write_shards(store, "x/rewrite", v1)
+    assert meta["format_version"] == "4"
+    old = {k: v for k, v in tensors.items() if k != "dt"}
+    old_meta = {k: v for k, v in meta.items() if k != "move_times"}
+    for version in ("1", "2", "3"):
+        _bad(store, f"x/v{version}.safetensors", old, {**old_meta, "format_version": version})
+        with pytest.raises(DreamShardError, match=f"v{version}.*format {version} lacks dt.*regenerate"):
+            read_shard(store, f"x/v{version}.safetensors")
+    for name in ("dt", "view_surprise"):
+        _bad(store, f"x/no_{name}.safetensors", {k: v for k, v in tensors.items() if k != name}, meta)
+        with pytest.raises(DreamShardError, match=f"'{name}' is missing"):
+            read_shard(store, f"x/no_{name}.safetensors")
+    _bad(store, "x/no_times.safetensors", tensors, old_meta)
+    with pytest.raises(DreamShardError, match=r"bad dream metadata.*move_times"):
+        read_shard(store, "x/no_times.safetensors")
+    _bad(store, "x/off.safetensors", {**tensors, "dt": tensors["dt"] + 0.5}, meta)
+    with pytest.raises(DreamShardError, match="dt does not match the move times"):
+        read_shard(store, "x/off.safetensors")
+    bad_times = {**TIMES.to_dict(), "jump_s": -1.0}
+    _bad(store, "x/neg.safetensors", tensors, {**meta, "move_times": json.dumps(bad_times)})
+    with pytest.raises(DreamShardError, match="jump_s must be finite and >= 0"):
+        read_shard(store, "x/neg.safetensors")
+    for missing in ("dt", "move_times", "view_surprise"):  # only complete dreams are written
+        with pytest.raises(ValueError, match="only complete dreams"):
+            write_shards(store, f"x/rewrite_{missing}", dataclasses.replace(dreams, **{missing: None}))
     _bad(store, "x/v9.safetensors", tensors, {**meta, "format_version": "9"})
     with pytest.raises(DreamShardError, match="unsupported dream format version '9'"):
         read_shard(store, "x/v9.safetensors")
+
+
+def test_parts_with_other_move_times_do_not_concatenate(dreams):
+    other = dataclasses.replace(dreams, move_times=MoveTimes.uniform(2.0))
+    with pytest.raises(ValueError, match="different move times"):
+        Dreams.concat([dreams, other])
+    assert Dreams.concat([dreams, dreams]).move_times == TIMES
 
 
 @pytest.fixture
@@ -151,9 +178,10 @@ def measured_dreams(tiny_wm):
     # One round of short pans: the map needs content held in place across a move.
     poses = np.stack([100.0 + 0.5 * np.arange(8), np.full(8, -10.0), np.full(8, 2.0)], 1)
     scale = ActionScale(pan_tilt_deg=4.0)
-    emap = error_map_from_frames(tiny_wm, s0, poses, np.zeros(8, np.int64), RANGES, scale)
+    emap = error_map_from_frames(tiny_wm, s0, poses, np.zeros(8, np.int64), RANGES, scale,
+                                 times=0.7 * np.arange(8))
     return generate(tiny_wm, s0, poses, RANGES, 5, torch.Generator().manual_seed(0), scale=scale,
-                    spec=ObservationSpec(pool_grid=1), error_map=emap)
+                    spec=ObservationSpec(pool_grid=1), error_map=emap, move_times=TIMES)
 
 
 def test_measured_terms_round_trip_and_are_checked(tmp_path, measured_dreams, dreams):
@@ -163,7 +191,7 @@ def test_measured_terms_round_trip_and_are_checked(tmp_path, measured_dreams, dr
     torch.testing.assert_close(back.measured_move, measured_dreams.measured_move)
     torch.testing.assert_close(back.measured_view, measured_dreams.measured_view)
     torch.testing.assert_close(back.rewards("measured"), measured_dreams.rewards("measured"))
-    # Dreams made without a map are written and read without the pair (format 3 allows it).
+    # Dreams made without a map are written and read without the pair (the format allows it).
     write_shards(store, "plain", dreams, shard_size=10)
     plain = read_dreams(store, "plain")
     assert plain.measured_move is None and plain.measured_view is None
@@ -175,9 +203,9 @@ def test_measured_terms_round_trip_and_are_checked(tmp_path, measured_dreams, dr
     _bad(store, "x/half.safetensors", half, meta)
     with pytest.raises(DreamShardError, match="without the other"):
         read_shard(store, "x/half.safetensors")
-    _bad(store, "x/v2_measured.safetensors", tensors, {**meta, "format_version": "2"})
-    with pytest.raises(DreamShardError, match="unexpected tensors"):  # format 2 never had them
-        read_shard(store, "x/v2_measured.safetensors")
+    _bad(store, "x/extra.safetensors", {**tensors, "other": tensors["dt"].clone()}, meta)
+    with pytest.raises(DreamShardError, match="unexpected tensors"):
+        read_shard(store, "x/extra.safetensors")
     # A mix of parts with and without the map has no map as a whole.
     mixed = Dreams.concat([back, plain])
     assert mixed.measured_move is None and mixed.measured_view is None

@@ -152,7 +152,13 @@ def test_frozen_section_values_from_the_environment_are_decoded():
 
 
 def test_the_job_budgets_are_the_presets_on_both_presets():
+    # Work budgets (steps, updates) bound the jobs; the wall-clock limits are safety caps above them.
+    steps = {"cpu": (340, 3400), "paper": (60, 600)}
+    updates = {"cpu": (5000, 120.0), "paper": (3600, 300.0)}
     for name in ("cpu", "paper"):
-        assert TrainConfig.preset(name).time_budget_s == 240.0
-        assert AgentConfig.preset(name).time_budget_s == 120.0
-        assert TrainConfig.preset(name).epochs == 40 and AgentConfig.preset(name).updates == 5000
+        train = TrainConfig.preset(name)
+        assert (train.steps, train.schedule_steps) == steps[name]
+        assert train.time_budget_s == 600.0 and train.epochs is None
+        assert 0 < train.final_lr < train.lr and train.ema_end < 1.0
+        agent = AgentConfig.preset(name)
+        assert (agent.updates, agent.time_budget_s) == updates[name]

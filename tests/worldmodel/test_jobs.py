@@ -36,14 +36,19 @@ def _use(settings, tmp_path, monkeypatch):
             monkeypatch.setenv(key, value)
 
 
-@pytest.fixture
-def node(tmp_path, redis_url, monkeypatch):
-    settings = make_settings(tmp_path, redis_url, worldmodel=TINY,
+def swept_node(tmp_path, redis_url, monkeypatch, worldmodel: dict):
+    """Settings of a node whose store holds one real sweep (2 rounds x 5 frames)."""
+    settings = make_settings(tmp_path, redis_url, worldmodel=worldmodel,
                              camera={"sim": {"width": 48, "height": 48}})
     _use(settings, tmp_path, monkeypatch)
     with ThreadedServer(create_app(settings), port=settings.services.camera_port):
         collect_sweep(iterations=2, movements=4, seed=1)
     return settings
+
+
+@pytest.fixture
+def node(tmp_path, redis_url, monkeypatch):
+    return swept_node(tmp_path, redis_url, monkeypatch, TINY)
 
 
 def test_training_publishes_a_verified_version_and_resumes_from_it(node):
@@ -106,7 +111,8 @@ def test_a_holder_that_loses_its_lease_stops_and_publishes_nothing(node):
     # a long run, so that the lease is taken away in the middle of it
     config = Path(os.environ["PTZJEPA_CONFIG"])
     data = yaml.safe_load(config.read_text())
-    data["worldmodel"]["train"]["epochs"] = 500
+    data["worldmodel"]["train"]["steps"] = 100_000
+    data["worldmodel"]["train"].pop("epochs")
     data["worldmodel"]["train"]["time_budget_s"] = 60
     config.write_text(yaml.safe_dump(data))
     outcome = {}

@@ -8,6 +8,7 @@ import torch
 from services.worldmodel.config import TrainConfig
 from services.worldmodel.losses import (
     one_step_loss,
+    pair_dt,
     pair_table,
     rollout_loss,
     surprise_loss,
@@ -29,12 +30,14 @@ def model():
 
 @pytest.fixture
 def batch(model):
-    """(context tokens, target tokens, penultimate tokens, flat poses) of two 3-frame windows."""
+    """(context tokens, target tokens, penultimate tokens, flat poses, flat capture times) of two
+    3-frame windows."""
     torch.manual_seed(1)
     x = torch.rand(N_WINDOWS * WINDOW_LEN, 3, 16, 16)
     poses = torch.rand(N_WINDOWS * WINDOW_LEN, 4)
+    times = 1.7e9 + torch.tensor([0.0, 0.5, 1.75, 100.0, 101.0, 103.0], dtype=torch.float64)
     tgt, pen = model.encode_target(x, return_penultimate=True)
-    return model.encode_context(x), tgt.float(), pen, poses
+    return model.encode_context(x), tgt.float(), pen, poses, times
 
 
 def train_cfg(**kw) -> TrainConfig:
@@ -51,8 +54,8 @@ def test_pair_table_lists_each_frames_window_mates():
 
 @pytest.mark.parametrize("queries", [None, 5])
 def test_one_step_pairs_every_ordered_pair_of_a_window(model, batch, queries):
-    ctx, tgt, _, poses = batch
-    one = one_step_loss(model, ctx, tgt, poses, WINDOW_LEN, train_cfg(train_queries=queries),
+    ctx, tgt, _, poses, times = batch
+    one = one_step_loss(model, ctx, tgt, poses, times, WINDOW_LEN, train_cfg(train_queries=queries),
                         generator())
     cells = CELLS if queries is None else queries
     assert one.transitions.pred.shape == (N_WINDOWS * WINDOW_LEN, WINDOW_LEN - 1, cells, DIM)
@@ -65,10 +68,28 @@ def test_one_step_pairs_every_ordered_pair_of_a_window(model, batch, queries):
     assert model.encoder.patch_embed.weight.grad is not None
 
 
+def test_pair_dt_is_signed_and_exact_on_posix_times(model, batch):
+    """Each pair gets the seconds from its source to its target, negative when it looks back,
+    exact to the millisecond although the times are POSIX seconds (float32 would round them)."""
+    times = batch[4]
+    dt = pair_dt(times, pair_table(WINDOW_LEN, N_WINDOWS))
+    assert dt.dtype == torch.float32
+    assert dt.tolist() == [[0.5, 1.75], [-0.5, 1.25], [-1.75, -1.25], [1.0, 3.0], [-1.0, 2.0],
+                           [-3.0, -2.0]]
+
+
+def test_one_step_predictions_depend_on_the_pairs_dt(model, batch):
+    ctx, tgt, _, poses, times = batch
+    a = one_step_loss(model, ctx, tgt, poses, times, WINDOW_LEN, train_cfg(), generator())
+    b = one_step_loss(model, ctx, tgt, poses, times * 1.0 + torch.arange(6.0, dtype=torch.float64),
+                      WINDOW_LEN, train_cfg(), generator())
+    assert not torch.equal(a.transitions.pred, b.transitions.pred)
+
+
 def test_stays_are_their_own_loss_and_not_transitions(model, batch):
-    ctx, tgt, _, poses = batch
-    without = one_step_loss(model, ctx, tgt, poses, WINDOW_LEN, train_cfg(), generator())
-    with_stay = one_step_loss(model, ctx, tgt, poses, WINDOW_LEN, train_cfg(stay_weight=1.0),
+    ctx, tgt, _, poses, times = batch
+    without = one_step_loss(model, ctx, tgt, poses, times, WINDOW_LEN, train_cfg(), generator())
+    with_stay = one_step_loss(model, ctx, tgt, poses, times, WINDOW_LEN, train_cfg(stay_weight=1.0),
                               generator())
     assert with_stay.loss_stay > 0
     assert with_stay.transitions.pred.shape == without.transitions.pred.shape
@@ -76,16 +97,16 @@ def test_stays_are_their_own_loss_and_not_transitions(model, batch):
 
 
 def test_rollout_is_zero_without_a_horizon(model, batch):
-    _, tgt, _, poses = batch
-    loss, steps = rollout_loss(model, tgt, poses, WINDOW_LEN, train_cfg(rollout_horizon=0),
+    _, tgt, _, poses, times = batch
+    loss, steps = rollout_loss(model, tgt, poses, times, WINDOW_LEN, train_cfg(rollout_horizon=0),
                                generator())
     assert loss == 0 and steps == []
 
 
 @pytest.mark.parametrize("bptt", [True, False])
 def test_rollout_feeds_predictions_back_with_or_without_a_graph(model, batch, bptt):
-    _, tgt, _, poses = batch
-    loss, steps = rollout_loss(model, tgt, poses, WINDOW_LEN,
+    _, tgt, _, poses, times = batch
+    loss, steps = rollout_loss(model, tgt, poses, times, WINDOW_LEN,
                                train_cfg(rollout_bptt=bptt, rollout_chains=1), generator())
     assert len(steps) == 2 and loss > 0
     assert all(step.pred.shape == (1, 1, CELLS, DIM) for step in steps)
@@ -97,18 +118,18 @@ def test_rollout_feeds_predictions_back_with_or_without_a_graph(model, batch, bp
 
 
 def test_rollout_without_bptt_trains_on_the_queried_cells_only(model, batch):
-    _, tgt, _, poses = batch
-    _, steps = rollout_loss(model, tgt, poses, WINDOW_LEN,
+    _, tgt, _, poses, times = batch
+    _, steps = rollout_loss(model, tgt, poses, times, WINDOW_LEN,
                             train_cfg(rollout_bptt=False, train_queries=5), generator())
     assert all(step.pred.shape == (N_WINDOWS, 1, 5, DIM) and step.cells is not None
                for step in steps)
 
 
 def test_surprise_heads_learn_from_detached_features_only(model, batch):
-    ctx, tgt, pen, poses = batch
+    ctx, tgt, pen, poses, times = batch
     cfg = train_cfg(train_queries=5)
-    one = one_step_loss(model, ctx, tgt, poses, WINDOW_LEN, cfg, generator())
-    _, steps = rollout_loss(model, tgt, poses, WINDOW_LEN, cfg, generator())
+    one = one_step_loss(model, ctx, tgt, poses, times, WINDOW_LEN, cfg, generator())
+    _, steps = rollout_loss(model, tgt, poses, times, WINDOW_LEN, cfg, generator())
     groups = [one.transitions, *steps]
     surprise = surprise_loss(model, groups, pen, generator())
     assert [i for i, _ in surprise.log_targets] == [0, 1, 2] * len(groups)
@@ -120,8 +141,8 @@ def test_surprise_heads_learn_from_detached_features_only(model, batch):
 
 
 def test_surprise_loss_leaves_the_heads_offsets_to_the_caller(model, batch):
-    ctx, tgt, pen, poses = batch
-    one = one_step_loss(model, ctx, tgt, poses, WINDOW_LEN, train_cfg(), generator())
+    ctx, tgt, pen, poses, times = batch
+    one = one_step_loss(model, ctx, tgt, poses, times, WINDOW_LEN, train_cfg(), generator())
     before = model.surprise.log_offset.clone()
     surprise_loss(model, [one.transitions], pen, generator())
     assert torch.equal(model.surprise.log_offset, before)

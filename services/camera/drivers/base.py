@@ -40,6 +40,7 @@ class Snapshot:
     captured_at: datetime
     sim_time: float | None = None
     dynamic_fraction: float | None = None  # simulator ground truth; None for real cameras
+    kind_fractions: dict[str, float] | None = None  # simulator ground truth: view share per zone kind
 
 
 @dataclass(frozen=True)

@@ -58,5 +58,7 @@ class SimDriver(CameraDriver):
 
     def snapshot(self) -> Snapshot:
         image, pose, t = self._call(self.camera.snapshot, self.width, self.height)
+        world = self.camera.world
         return Snapshot(image=image, pose=pose, captured_at=datetime.now(UTC), sim_time=t,
-                        dynamic_fraction=self.camera.world.dynamic_fraction(pose, t))
+                        dynamic_fraction=world.dynamic_fraction(pose, t),
+                        kind_fractions=world.kind_fractions(pose))

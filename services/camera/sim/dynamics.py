@@ -1,7 +1,10 @@
 """Known dynamic content of the simulated site, as a pure function of (seed, simulated time t).
 
-Things change in a few zones only (a busy road, a plaza, a lake, a flock of birds, a blinking sign),
-plus a slow global day cycle. Knowing exactly where the world changes gives the ground truth for
+Things change in a few zones only (a busy road, a plaza, a lake, a flock of birds, a blinking sign,
+a clock dial, a screen of static), plus a slow global day cycle. Movers show their heading in one
+frame (cars' head and tail lights, walkers facing their way with a stride that grows with their
+speed, boats' sails and wakes, birds' heads); the sign's chaser bulb and the dial's hand show the
+phase of their periods. Knowing exactly where the world changes gives the ground truth for
 "is the agent looking where the world model is weak?". Objects are drawn in full-resolution
 panorama pixels into a small canvas per zone (the zone's static pixels plus a margin); the renderer
 samples those canvases only where a view falls on a zone.
@@ -17,7 +20,9 @@ import cv2
 import numpy as np
 
 from .layout import AngleRect, SiteLayout, angle_rect_px
+from .zone_kinds import draw_dial_hand, noise_blocks, sign_face
 
+_WALK_DPS = 1.0  # walking speed (degrees of yaw per second) at which the stride is widest
 _SHIFT = 4  # cv2 sub-pixel bits, so objects move smoothly rather than in whole-pixel steps
 _ONE = 1 << _SHIFT
 
@@ -31,16 +36,19 @@ class DynamicsConfig:
     enabled: bool = True
     day_period_s: float = 600.0        # one full day/night cycle of the global illumination
     night_brightness: float = 0.55     # darkest global gain, at half a period
-    blink_period_s: float = 2.0        # the sign is lit for the first `blink_duty` of each period
-    blink_duty: float = 0.5
+    blink_period_s: float = 4.0        # the sign is lit for the first `blink_duty` of each period ...
+    blink_duty: float = 0.5            # ... and its chaser bulb goes once round the panel per period
+    dial_period_s: float = 12.0        # one turn of the clock dial's hand
+    noise_cell_deg: float = 0.5        # side of one random block of the screen of static
     traffic_speed_dps: float = 9.0     # degrees of yaw per second along the road
     cars_per_lane: int = 7
     people: int = 24
     birds: int = 16
 
     def __post_init__(self) -> None:
-        if self.day_period_s <= 0 or self.blink_period_s <= 0:
-            raise ValueError("day_period_s and blink_period_s must be positive")
+        if min(self.day_period_s, self.blink_period_s, self.dial_period_s, self.noise_cell_deg) <= 0:
+            raise ValueError("day_period_s, blink_period_s, dial_period_s and noise_cell_deg must be "
+                             "positive")
         if not 0.0 < self.blink_duty < 1.0:
             raise ValueError(f"blink_duty must be in (0, 1), got {self.blink_duty}")
         if not 0.0 < self.night_brightness <= 1.0:
@@ -72,26 +80,6 @@ def zone_geometry(name: str, rect: AngleRect, pano_w: int, pano_h: int, align: i
     margin = 2 * align
     clip = (y0 - ay0 + margin, y1 - ay0 + margin, x0 - ax0 + margin, x1 - ax0 + margin)
     return ZoneGeometry(name, rect, ax0, ay0, ax1 - ax0, ay1 - ay0, margin, clip)
-
-
-def sign_face(width: int, height: int, lit: bool) -> np.ndarray:
-    """The sign's panel, uint8 RGB (height, width, 3): unlit tubes when off, bright text when on."""
-    bg = (70, 12, 16) if lit else (38, 38, 42)
-    fg = (255, 226, 70) if lit else (74, 72, 70)
-    face = np.empty((height, width, 3), np.uint8)
-    face[:] = bg
-    text, font = "OPEN", cv2.FONT_HERSHEY_DUPLEX
-    thick = max(1, height // 12)
-    (tw, th), _ = cv2.getTextSize(text, font, 1.0, thick)
-    scale = min(0.8 * width / tw, 0.6 * height / th)
-    (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
-    cv2.putText(face, text, ((width - tw) // 2, (height + th) // 2), font, scale, fg, thick, cv2.LINE_AA)
-    step = max(4, height // 6)
-    bulb = (255, 250, 235) if lit else (90, 88, 84)
-    for x in range(step // 2, width, step):
-        for y in (step // 3, height - 1 - step // 3):
-            cv2.circle(face, (x, y), max(1, step // 4), bulb, -1, cv2.LINE_AA)
-    return face
 
 
 def _rgb(channels: Iterable[float]) -> tuple[int, int, int]:
@@ -145,15 +133,17 @@ def _car(img: np.ndarray, x: float, y: float, length: float, h: float, color: tu
 
 
 def _person(img: np.ndarray, x: float, y: float, h: float, shirt: tuple[int, int, int],
-            legs: tuple[int, int, int], stride: float) -> None:
-    """A walking person, feet at (x, y), height h pixels; `stride` in [-1, 1] swings the legs."""
+            legs: tuple[int, int, int], stride: float, facing: int) -> None:
+    """A walking person, feet at (x, y), height h pixels; `stride` in [-1, 1] swings the legs and
+    the face (skin in front of dark hair) looks the way the person walks (`facing` +1: right)."""
     w = 0.32 * h
     hip = (x, y - 0.48 * h)
     for s in (stride, -stride):
         _line(img, hip, (x + 0.18 * h * s, y), legs, 0.11 * h)
     _poly(img, [(x - w / 2, y - 0.82 * h), (x + w / 2, y - 0.82 * h), (x + w * 0.42, y - 0.45 * h),
                 (x - w * 0.42, y - 0.45 * h)], shirt)
-    _circle(img, x, y - 0.9 * h, 0.1 * h, (224, 182, 150))
+    _circle(img, x - facing * 0.03 * h, y - 0.9 * h, 0.1 * h, (52, 36, 26))
+    _circle(img, x + facing * 0.035 * h, y - 0.89 * h, 0.075 * h, (224, 182, 150))
 
 
 class SceneDynamics:
@@ -161,11 +151,11 @@ class SceneDynamics:
 
     def __init__(self, layout: SiteLayout, pano_width: int, pano_height: int, seed: int,
                  config: DynamicsConfig = DynamicsConfig(), align: int = 8) -> None:
-        self.layout, self.config = layout, config
+        self.layout, self.config, self.seed = layout, config, seed
         self.ppd = pano_width / 360.0
         self.pano_width, self.pano_height = pano_width, pano_height
         self.zones = tuple(zone_geometry(n, r, pano_width, pano_height, align)
-                           for n, r in layout.zones().items())
+                           for n, r in layout.dynamic_zones().items())
         rng = np.random.default_rng(np.random.SeedSequence([abs(int(seed)), int(seed < 0), 0xD1A]))
         palette = np.array([(200, 30, 30), (30, 70, 170), (230, 230, 225), (30, 30, 32), (200, 170, 40),
                             (90, 140, 90), (150, 150, 155), (120, 40, 110)])
@@ -251,11 +241,13 @@ class SceneDynamics:
         for cx, ax, wx, wy, px, py, shirt, legs in self._people:
             fx = span * (0.05 + 0.9 * (cx + ax * math.sin(wx * t + px)))
             fy = lo + (hi - lo) * (0.5 + 0.5 * math.sin(wy * t + py))
-            order.append((fy, fx, shirt, legs, 2.0 * math.pi * 1.4 * t + px))
-        for fy, fx, shirt, legs, ph in sorted(order, reverse=True):  # far (higher pitch) first
+            vx = span * 0.9 * ax * wx * math.cos(wx * t + px)  # degrees of yaw per second
+            order.append((fy, fx, shirt, legs, 2.0 * math.pi * 1.4 * t + px, vx))
+        for fy, fx, shirt, legs, ph, vx in sorted(order, reverse=True):  # far (higher pitch) first
             h = 8.0 * math.tan(math.radians(-fy)) ** 0.55 * self.ppd  # nearer people look bigger
             x, y = to_px(fx, fy)
-            _person(img, x, y, h, shirt, legs, math.sin(ph))
+            stride = min(1.0, abs(vx) / _WALK_DPS) * math.sin(ph)  # faster walkers stride wider
+            _person(img, x, y, h, shirt, legs, stride, 1 if vx >= 0 else -1)
 
     def _draw_lake(self, img: np.ndarray, rect: AngleRect, to_px: ToPx, t: float) -> None:
         """Two sailing boats going to and fro, the nearer one larger (and drawn last)."""
@@ -266,9 +258,15 @@ class SceneDynamics:
             pos = 2 * phase if phase < 0.5 else 2 - 2 * phase
             direction = 1 if phase < 0.5 else -1
             length, water = 2.8 * size, rect.pitch_lo + level * height
-            left = 1.0 + pos * (rect.yaw_span - 2.0 - length)
+            travel = rect.yaw_span - 2.0 - length
+            left = 1.0 + pos * travel
             x, y = to_px(left, water)
             hull = 0.4 * size * ppd
+            # the wake trails the stern, as long as the boat sails in 1.5 s: heading and speed show
+            stern = x if direction > 0 else x + length * ppd
+            wake = 1.5 * (2.0 * travel / period) * ppd
+            _poly(img, [(stern, y - 0.9 * hull), (stern - direction * wake, y - 0.1 * hull),
+                        (stern, y - 0.2 * hull)], (226, 236, 240))
             _poly(img, [(x, y - hull), (x + length * ppd, y - hull), (x + length * ppd - hull, y),
                         (x + hull, y)], (92, 52, 30))
             mast = x + (0.45 if direction > 0 else 0.55) * length * ppd
@@ -281,6 +279,11 @@ class SceneDynamics:
         a, b = self._flock
         cx = rect.yaw_span * (0.5 + 0.38 * math.sin(0.12 * t + a))
         cy = rect.pitch_lo + (rect.pitch_hi - rect.pitch_lo) * (0.5 + 0.3 * math.sin(0.17 * t + b))
+        # the flock's velocity in canvas pixels (pitch up is y down): each bird's head leads
+        vx = rect.yaw_span * 0.38 * 0.12 * math.cos(0.12 * t + a)
+        vy = -(rect.pitch_hi - rect.pitch_lo) * 0.3 * 0.17 * math.cos(0.17 * t + b)
+        norm = math.hypot(vx, vy) or 1.0
+        hx, hy = vx / norm, vy / norm
         span = 0.8 * self.ppd
         for dx, dy, ph, freq in self._birds:
             x, y = to_px(cx + dx, cy + dy)
@@ -288,11 +291,25 @@ class SceneDynamics:
             wing = (x - span, y - flap * 0.5 * span), (x + span, y - flap * 0.5 * span)
             _line(img, wing[0], (x, y), (35, 35, 40), 0.14 * self.ppd)
             _line(img, (x, y), wing[1], (35, 35, 40), 0.14 * self.ppd)
+            _line(img, (x, y), (x + 0.45 * span * hx, y + 0.45 * span * hy), (35, 35, 40), 0.14 * self.ppd)
+            _circle(img, x + 0.45 * span * hx, y + 0.45 * span * hy, 0.12 * self.ppd, (200, 120, 30))
+
+    def _box(self, name: str, rect: AngleRect) -> tuple[int, int, int, int]:
+        """A zone's exact box in its canvas: (x0, y0, width, height)."""
+        x0, x1, y0, y1 = angle_rect_px(rect, self.pano_width, self.pano_height)
+        zone = next(z for z in self.zones if z.name == name)
+        return x0 - zone.x0 + zone.margin, y0 - zone.y0 + zone.margin, x1 - x0, y1 - y0
 
     def _draw_sign(self, img: np.ndarray, rect: AngleRect, to_px: ToPx, t: float) -> None:
-        if not self.light_on(t):
-            return
-        x0, x1, y0, y1 = angle_rect_px(rect, self.pano_width, self.pano_height)
-        zone = next(z for z in self.zones if z.name == "sign")
-        cx0, cy0 = x0 - zone.x0 + zone.margin, y0 - zone.y0 + zone.margin
-        img[cy0:cy0 + (y1 - y0), cx0:cx0 + (x1 - x0)] = sign_face(x1 - x0, y1 - y0, lit=True)
+        cx0, cy0, w, h = self._box("sign", rect)
+        chase = (t / self.config.blink_period_s) % 1.0
+        img[cy0:cy0 + h, cx0:cx0 + w] = sign_face(w, h, lit=self.light_on(t), chase=chase)
+
+    def _draw_dial(self, img: np.ndarray, rect: AngleRect, to_px: ToPx, t: float) -> None:
+        cx0, cy0, w, h = self._box("dial", rect)
+        draw_dial_hand(img, cx0, cy0, w, h, (t / self.config.dial_period_s) % 1.0)
+
+    def _draw_screen(self, img: np.ndarray, rect: AngleRect, to_px: ToPx, t: float) -> None:
+        cx0, cy0, w, h = self._box("screen", rect)
+        cell = max(1, round(self.config.noise_cell_deg * self.ppd))
+        img[cy0:cy0 + h, cx0:cx0 + w] = noise_blocks(self.seed, t, h, w, cell)

@@ -1,9 +1,15 @@
 """Where things are in the simulated site, in panorama angles.
 
 The static panorama (roads, plaza, lake, the sign's panel) and the dynamic content (cars, people,
-boat, birds, the blinking sign) must agree on where each region is, so both read one `SiteLayout`.
-Angles are yaw in degrees (0..360, increasing to the right, wrapping) and pitch in degrees
-(positive up, 0 = horizon). The layout depends only on the seed.
+boat, birds, the sign, the clock, the screen of static) must agree on where each region is, so both
+read one `SiteLayout`. Angles are yaw in degrees (0..360, increasing to the right, wrapping) and
+pitch in degrees (positive up, 0 = horizon). The layout depends only on the seed.
+
+Every zone has a kind (`shared.scene.ZONE_KINDS`), the ground truth of what a world model can learn
+there: "movers" (objects whose heading and speed show in one frame), "periodic" (a phase that shows
+in one frame), "noise" (fresh random content at every instant), "detail" (static fine structure that
+resolves only at high zoom); everything outside the zones is "static". All zones lie within tilt
+-15..25 degrees, so every camera range of the project (tilt -20..30 or wider) reaches each of them.
 """
 
 from __future__ import annotations
@@ -54,14 +60,27 @@ class SiteLayout:
     plaza: AngleRect         # people walking
     lake: AngleRect          # a boat sailing to and fro
     birds: AngleRect         # a flock circling in the sky above the lake
-    sign: AngleRect          # a blinking sign on a building
+    sign: AngleRect          # a blinking sign on a building, with a chaser bulb showing its phase
+    dial: AngleRect          # a clock face on a tower, its hand turning once per `dial_period_s`
+    screen: AngleRect        # a screen of static: random blocks, fresh at every instant
+    board: AngleRect         # a notice board of fine print and mesh
     town_yaw0: float         # buildings stand on the horizon from here ...
     town_span: float         # ... over this many degrees
 
     def zones(self) -> dict[str, AngleRect]:
-        """The regions where something moves or blinks at some time (the ground truth)."""
-        return {"road": self.road, "plaza": self.plaza, "lake": self.lake,
-                "birds": self.birds, "sign": self.sign}
+        """Every zone of the site, dynamic or not (the regions of the ground truth)."""
+        return {"road": self.road, "plaza": self.plaza, "lake": self.lake, "birds": self.birds,
+                "sign": self.sign, "dial": self.dial, "screen": self.screen, "board": self.board}
+
+    def dynamic_zones(self) -> dict[str, AngleRect]:
+        """The zones where something moves or changes at some time."""
+        return {n: r for n, r in self.zones().items() if ZONE_KIND[n] != "detail"}
+
+
+# The kind of each zone (a value of shared.scene.ZONE_KINDS).
+ZONE_KIND: dict[str, str] = {"road": "movers", "plaza": "movers", "lake": "movers", "birds": "movers",
+                             "sign": "periodic", "dial": "periodic", "screen": "noise",
+                             "board": "detail"}
 
 
 def site_layout(seed: int) -> SiteLayout:
@@ -71,12 +90,15 @@ def site_layout(seed: int) -> SiteLayout:
     """
     rot = (45.0 + 137.507764 * seed) % 360.0
     return SiteLayout(
-        road=AngleRect(rot + 35.0, 150.0, -18.0, -4.0),
-        lane_split_pitch=-11.0,
-        plaza=AngleRect(rot + 203.0, 70.0, -30.0, -6.0),
+        road=AngleRect(rot + 35.0, 150.0, -15.0, -3.0),
+        lane_split_pitch=-9.0,
+        plaza=AngleRect(rot + 203.0, 70.0, -15.0, -4.0),
         lake=AngleRect(rot + 305.0, 40.0, -4.0, -0.6),
         birds=AngleRect(rot + 298.0, 60.0, 8.0, 24.0),
         sign=AngleRect(rot + 190.0, 9.0, 2.5, 7.5),
+        dial=AngleRect(rot + 160.0, 7.0, 5.0, 12.0),
+        screen=AngleRect(rot + 228.0, 10.0, 1.5, 7.5),
+        board=AngleRect(rot + 252.0, 8.0, 0.5, 5.5),
         town_yaw0=rot + 150.0,
         town_span=125.0,
     )

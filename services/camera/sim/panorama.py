@@ -29,7 +29,7 @@ from .textures import (
     yaw_pitch_grids,
 )
 
-PANORAMA_VERSION = 1  # bump when generation changes, so disk caches are not reused
+PANORAMA_VERSION = 2  # bump when generation changes, so disk caches are not reused
 
 
 class PanoramaError(ValueError):

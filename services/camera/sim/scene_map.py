@@ -2,7 +2,8 @@
 
 `scene_for(settings)` rebuilds the node's simulated world from the settings (the same seed,
 panorama and field of view as the camera service, reusing its panorama cache) and describes it as
-a `shared.scene.Scene`: the world's dynamic zones, and a crop of the panorama to draw maps over.
+a `shared.scene.Scene`: the world's zones with their kinds, and a crop of the panorama to draw maps
+over.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def scene_for(settings: Settings, with_background: bool = True) -> Scene:
         return scene
     zones = {name: (r.yaw0 % 360.0, r.yaw_span, r.pitch_lo, r.pitch_hi)
              for name, r in world.layout.zones().items()}
-    scene = Scene(ranges, kind="sim", zones=zones)
+    scene = Scene(ranges, kind="sim", zones=zones, zone_kinds=world.zone_kinds())
     if with_background:
         _add_background(scene, world, ranges)
     return scene

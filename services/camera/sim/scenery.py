@@ -13,9 +13,9 @@ import math
 import cv2
 import numpy as np
 
-from .dynamics import sign_face
 from .layout import AngleRect, SiteLayout, angle_rect_px
 from .textures import plane_coords, ridge_profile, smoothstep
+from .zone_kinds import sign_face
 
 Color = tuple[float, float, float]
 
@@ -101,6 +101,12 @@ def paint_town(img: np.ndarray, layout: SiteLayout, rng: np.random.Generator, de
         bw, bh, base = rng.uniform(2.5, 7.5), rng.uniform(3.0, 13.0), rng.uniform(-1.6, -0.6)
         _place_building(img, rng, detail, yaw, bw, base, base + bh, palette[rng.integers(len(palette))], ppd)
         yaw += bw + rng.uniform(-1.0, 1.2)
+    # the buildings that carry the dial (a tower), the screen and the notice board; their faces are
+    # painted over every backdrop by zone_kinds.paint_overlays
+    for rect, color in ((layout.dial, (0.60, 0.52, 0.44)), (layout.screen, (0.42, 0.44, 0.48)),
+                        (layout.board, (0.70, 0.64, 0.52))):
+        _place_building(img, rng, detail, rect.yaw0 - 2.0, rect.yaw_span + 4.0, -1.0, rect.pitch_hi + 2.5,
+                        color, ppd)
     s = layout.sign
     base = -1.0
     _place_building(img, rng, detail, s.yaw0 - 3.0, s.yaw_span + 6.0, base, s.pitch_hi + 4.0,

@@ -4,7 +4,9 @@ Rendering remaps the static panorama (from a mip level matched to the view's pix
 wide views do not alias), then re-samples only the view pixels that fall on a dynamic zone from
 that zone's small canvas at time t, then applies the day-cycle gain. Nothing copies the whole
 panorama per frame, so a 224x224 view costs a few milliseconds. Same config, pose and t give
-identical pixels.
+identical pixels. Any equirectangular backdrop works: the static faces of the zones (sign, dial,
+screen, notice board) are painted into it when the world is built, the moving content at render
+time. `kind_fractions` gives, per view, the share of each zone kind (`shared.scene.ZONE_KINDS`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import cv2
 import numpy as np
 
 from shared.pose import Pose, PoseRanges
+from shared.scene import ZONE_KINDS
 
-from .dynamics import DynamicsConfig, SceneDynamics, ZoneGeometry
-from .layout import SiteLayout, site_layout
+from .dynamics import DynamicsConfig, SceneDynamics, ZoneGeometry, zone_geometry
+from .layout import ZONE_KIND, SiteLayout, site_layout
 from .panorama import panorama_for
 from .projection import RayCache, view_fractions
+from .zone_kinds import paint_overlays
 
 # A zone's verdict on view pixels at (x, y) of its canvas: (zone, x, y) -> bool per pixel.
 ZonePixels = Callable[[ZoneGeometry, np.ndarray, np.ndarray], np.ndarray]
@@ -65,6 +69,8 @@ class SimWorld:
         h, w = panorama.shape[:2]
         if w != 2 * h:
             raise ValueError(f"panorama must be 2:1 (equirectangular), got {w}x{h}")
+        self.layout: SiteLayout = site_layout(config.seed)
+        panorama = paint_overlays(panorama, self.layout, config.seed)
         panorama.setflags(write=False)
         self._pano = panorama
         self.pano_width, self.pano_height = w, h
@@ -77,9 +83,10 @@ class SimWorld:
             self._levels.append(cv2.resize(prev, (prev.shape[1] // 2, prev.shape[0] // 2),
                                            interpolation=cv2.INTER_AREA))
         self._padded = [_pad(level) for level in self._levels]
-        self.layout: SiteLayout = site_layout(config.seed)
         self.dynamics = SceneDynamics(self.layout, w, h, config.seed, config.dynamics,
                                       align=2 ** (n_levels - 1))
+        self._all_zones = tuple(zone_geometry(n, r, w, h, 2 ** (n_levels - 1))
+                                for n, r in self.layout.zones().items())
         self._zone_static = {z.name: _crop(panorama, z) for z in self.dynamics.zones}
         self._rays = RayCache()
         self._canvas_cache: OrderedDict[tuple[str, float], dict] = OrderedDict()
@@ -162,8 +169,32 @@ class SimWorld:
         looking where the world changes" (independent of time)."""
         return float(self.zone_mask(pose, width, height).mean())
 
+    def kind_mask(self, pose: Pose, width: int = 64, height: int = 64) -> np.ndarray:
+        """(height, width) int8: each view pixel's kind as an index into `shared.scene.ZONE_KINDS`,
+        by zone region (time-independent). With the dynamics disabled only "detail" remains."""
+        pose = self.ranges.apply(pose)
+        u, v = self._fractions(pose, width, height)
+        labels = np.full(width * height, ZONE_KINDS.index("static"), np.int8)
+        for zone, idx, dx, dy in self._zone_hits(u, v, self._all_zones):
+            kind = ZONE_KIND[zone.name]
+            if kind != "detail" and not self.config.dynamics.enabled:
+                continue
+            inside = _inside_clip(zone, dx + zone.margin, dy + zone.margin)
+            labels[idx[inside]] = ZONE_KINDS.index(kind)
+        return labels.reshape(height, width)
+
+    def kind_fractions(self, pose: Pose, width: int = 64, height: int = 64) -> dict[str, float]:
+        """The share of the view covered by each zone kind: keys `shared.scene.ZONE_KINDS`, values
+        summing to 1 ("static" is the rest). Time-independent (by zone region)."""
+        counts = np.bincount(self.kind_mask(pose, width, height).ravel(), minlength=len(ZONE_KINDS))
+        return {kind: float(c) / (width * height) for kind, c in zip(ZONE_KINDS, counts, strict=True)}
+
+    def zone_kinds(self) -> dict[str, str]:
+        """The kind (a value of `shared.scene.ZONE_KINDS`) of every zone, by zone name."""
+        return {name: ZONE_KIND[name] for name in self.layout.zones()}
+
     def zone_poses(self, zoom: float = 8.0) -> dict[str, Pose]:
-        """A pose centred on each dynamic zone (e.g. for tests and demos), wrapped/clamped."""
+        """A pose centred on each zone, of every kind (e.g. for tests and demos), wrapped/clamped."""
         out = {}
         for name, rect in self.layout.zones().items():
             yaw, pitch = rect.centre
@@ -185,6 +216,7 @@ class SimWorld:
             "ranges": asdict(self.ranges),
             "dynamics": asdict(self.config.dynamics),
             "zones": {n: asdict(r) for n, r in self.layout.zones().items()},
+            "zone_kinds": self.zone_kinds(),
         }
 
     # ---- internals --------------------------------------------------------------------------
@@ -197,11 +229,12 @@ class SimWorld:
         ratio = (self.pano_width / 360.0) * (self.config.base_hfov_deg / zoom) / width
         return int(min(max(math.floor(math.log2(max(ratio, 1e-9))), 0), len(self._levels) - 1))
 
-    def _zone_hits(self, u: np.ndarray, v: np.ndarray):
-        """For each zone the view touches: (zone, pixel indices, x and y from the zone's origin)."""
+    def _zone_hits(self, u: np.ndarray, v: np.ndarray, zones: tuple[ZoneGeometry, ...] | None = None):
+        """For each zone (default: the dynamic ones) the view touches: (zone, pixel indices, x and y
+        from the zone's origin)."""
         ux = u * np.float32(self.pano_width)
         vy = v * np.float32(self.pano_height)
-        for zone in self.dynamics.zones:
+        for zone in self.dynamics.zones if zones is None else zones:
             rows = (vy >= zone.y0) & (vy < zone.y0 + zone.height)
             if not rows.any():
                 continue

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from shared.frames import capture_seconds
 from shared.pose import PoseRanges
 from shared.schemas import FrameRecord
 from shared.store import Store, StoreError
@@ -181,7 +182,10 @@ def measure(loaded: LoadedVersion, rounds: list[list[FrameRecord]], frames: Fram
                     context = model.encode_context(x) if with_context else None
                     poses = [r.pose.to_pose().as_tuple() for r, _ in part]
                     if len(part) > 1:
-                        pred, surprise = model.predict(target[:-1], poses[:-1], poses[1:], ranges)
+                        # each move for the seconds between its frames, as the trainer pairs them
+                        times = np.array([capture_seconds(r) for r, _ in part])
+                        pred, surprise = model.predict(target[:-1], poses[:-1], poses[1:], ranges,
+                                                       dt=np.diff(times))
                         err = ((pred - target[1:]) ** 2).mean(dim=(1, 2))
                         copy = ((target[:-1] - target[1:]) ** 2).mean(dim=(1, 2))
                     first_new = start - lo

@@ -10,4 +10,4 @@ def test_measure_render_reports_timings() -> None:
     for key in ("median_ms", "p90_ms", "world_build_s", "random_pose_zone_fraction_gt_half"):
         assert key in result
     assert 0 < result["median_ms"] <= result["p90_ms"]
-    assert result["median_ms"] < 50.0  # target 15 ms; generous for a loaded test machine
+    assert result["median_ms"] < 50.0  # target 8 ms (a benchmark figure); generous for a loaded test machine

@@ -4,7 +4,7 @@ import numpy as np
 
 from services.camera.sim.scene_map import scene_for
 from shared.config import load_settings
-from shared.scene import Scene
+from shared.scene import ZONE_KINDS, Scene
 
 
 def test_generic_scene_regions_are_pan_sectors():
@@ -27,6 +27,8 @@ def test_the_simulated_scene_has_the_worlds_zones_and_panorama(tmp_path):
     scene = scene_for(settings)
     assert scene.kind == "sim" and scene.zones and not scene.notes
     assert scene.regions() == [*scene.zones, "static"]
+    assert set(scene.zone_kinds) == set(scene.zones)
+    assert set(scene.zone_kinds.values()) == set(ZONE_KINDS) - {"static"}
     name, (yaw0, span, lo, hi) = next(iter(scene.zones.items()))
     assert scene.region_of(yaw0 + span / 2, (lo + hi) / 2) == name
     assert scene.background is not None and scene.background.dtype == np.uint8

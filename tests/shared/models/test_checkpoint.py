@@ -39,8 +39,8 @@ def test_round_trip_from_file_alone(tmp_path, fp16):
     s0, s1 = model.encode_state(frames), loaded.encode_state(frames)
     tol = 2e-2 if fp16 else 1e-6
     assert torch.allclose(s0, s1, atol=tol)
-    p0, r0 = model.predict(s0, [[0, 0, 1], [5, 5, 2]], [[10, 0, 1], [5, 5, 3]])
-    p1, r1 = loaded.predict(s0, [[0, 0, 1], [5, 5, 2]], [[10, 0, 1], [5, 5, 3]])
+    p0, r0 = model.predict(s0, [[0, 0, 1], [5, 5, 2]], [[10, 0, 1], [5, 5, 3]], dt=[0.5, 2.0])
+    p1, r1 = loaded.predict(s0, [[0, 0, 1], [5, 5, 2]], [[10, 0, 1], [5, 5, 3]], dt=[0.5, 2.0])
     assert torch.allclose(p0, p1, atol=tol) and torch.allclose(r0, r1, rtol=5e-2)
     # Sharing files carry no context encoder; it starts from the target encoder.
     for a, b in zip(loaded.encoder.parameters(), loaded.target_encoder.parameters(),
@@ -120,3 +120,30 @@ def test_read_header_raises_the_callers_error_class_with_the_reason():
             read_header(raw, OtherKindError)
     with pytest.raises(CheckpointError, match="corrupt safetensors header"):
         read_header(len(b"{no").to_bytes(8, "little") + b"{no")
+
+
+def test_a_file_written_before_time_loads_as_a_model_that_ignores_dt():
+    """A sharing file whose config has no time fields (the format before dt conditioning) is read
+    by the documented rule - time_features 0 - and predicts exactly what it predicted, for any dt;
+    a time-aware file whose config claims no time input is refused (its tensors do not fit)."""
+    import dataclasses
+
+    base = tiny()
+    model = build_world_model(base.replace(
+        predictor=dataclasses.replace(base.predictor, time_features=0))).eval()
+    data = share_bytes(model)
+    cfg = json.loads(read_header(data)["__metadata__"]["config"])
+    del cfg["predictor"]["time_features"], cfg["predictor"]["time_scale_s"]
+    old = model_from_bytes(_rewrite(data, config=json.dumps(cfg))).eval()
+    assert old.cfg.predictor.time_features == 0
+    state = old.encode_state(torch.randint(0, 255, (2, 32, 32, 3), dtype=torch.uint8))
+    poses = ([[0, 0, 1], [5, 5, 2]], [[10, 0, 1], [5, 5, 3]])
+    want = model.predict(state, *poses, dt=0.0)
+    for dt in (0.0, 3.0):
+        got = old.predict(state, *poses, dt=dt)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    timed = share_bytes(build_world_model(base))
+    cfg = json.loads(read_header(timed)["__metadata__"]["config"])
+    del cfg["predictor"]["time_features"], cfg["predictor"]["time_scale_s"]
+    with pytest.raises(CheckpointError, match="shape"):
+        model_from_bytes(_rewrite(timed, config=json.dumps(cfg)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -45,13 +46,13 @@ def test_world_model_shapes(self_attn):
     assert state.shape == (2, 16, 32)
     # States are layer-normalised tokens: zero mean, unit variance per token.
     assert torch.allclose(state.mean(-1), torch.zeros(2, 16), atol=1e-4)
-    nxt, surprise = m.predict(state, [[0, 0, 1], [90, 10, 2]], [[10, 0, 1], [90, 10, 4]])
+    nxt, surprise = m.predict(state, [[0, 0, 1], [90, 10, 2]], [[10, 0, 1], [90, 10, 4]], dt=1.0)
     assert nxt.shape == (2, 16, 32) and surprise.shape == (2,)
     assert (surprise > 0).all()
     # Training call with T targets per source and a subset of K queried cells.
     pf, pt = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
     qi = torch.randint(0, 16, (2, 3, 5))
-    pred, trunk, log_s = m.forward_predictor(state, pf, pt, qi)
+    pred, trunk, log_s = m.forward_predictor(state, pf, pt, torch.ones(pf.shape[:2]), qi)
     assert pred.shape == (2, 3, 5, 32) and trunk.shape == (2, 3, 5, 32) and log_s.shape == (2, 3, 1)
 
 
@@ -62,7 +63,7 @@ def test_predictions_vary_across_positions():
     state = m.encode_state(torch.randint(0, 255, (1, 32, 32, 3), dtype=torch.uint8))
     # Even from a constant state, positions alone must make the predicted tokens differ.
     for s in (state, torch.ones_like(state)):
-        nxt, _ = m.predict(s, [[0, 0, 1]], [[20, 0, 1]])
+        nxt, _ = m.predict(s, [[0, 0, 1]], [[20, 0, 1]], dt=1.0)
         spread = (nxt[0] - nxt[0].mean(0, keepdim=True)).norm(dim=-1)
         assert (spread > 1e-3).all()
         assert torch.cdist(nxt[0], nxt[0]).fill_diagonal_(1.0).min() > 1e-3
@@ -72,8 +73,8 @@ def test_prediction_depends_on_pose():
     torch.manual_seed(0)
     m = build_world_model(tiny())
     state = m.encode_state(torch.randint(0, 255, (1, 32, 32, 3), dtype=torch.uint8))
-    a, _ = m.predict(state, [[0, 0, 1]], [[20, 0, 1]])
-    b, _ = m.predict(state, [[0, 0, 1]], [[0, 30, 5]])
+    a, _ = m.predict(state, [[0, 0, 1]], [[20, 0, 1]], dt=1.0)
+    b, _ = m.predict(state, [[0, 0, 1]], [[0, 30, 5]], dt=1.0)
     # Small at initialisation (weights are std 0.02), but a real dependence, not exactly zero.
     assert (a - b).abs().mean() > 1e-6
 
@@ -95,7 +96,7 @@ def test_surprise_is_per_transition():
     x = torch.randn(2, 3, 32, 32)
     state, pen = m.encode_target(x, return_penultimate=True)
     pf, pt = torch.randn(2, 1, 4), torch.randn(2, 1, 4)
-    pred, trunk, log_s = m.forward_predictor(state, pf, pt)
+    pred, trunk, log_s = m.forward_predictor(state, pf, pt, torch.ones(pf.shape[:2]))
     tgt = state.flip(0)[:, None]
     err = per_transition_error(pred, tgt)
     dis = disagreement(m.predictor.ensemble_predictions(trunk, pred))
@@ -147,6 +148,44 @@ def test_configs_written_before_the_strides_read_as_stride_one():
         WorldModelConfig.from_dict(d)
 
 
+def test_configs_written_before_time_read_as_a_model_that_ignores_dt():
+    """Files written before the time fields have none: they are read as time_features 0, which is
+    what their code computed (a predictor without a time input), never as a time-aware model."""
+    d = WorldModelConfig.preset("cpu").to_dict()
+    del d["predictor"]["time_features"], d["predictor"]["time_scale_s"]
+    old = WorldModelConfig.from_dict(d)
+    assert old.predictor.time_features == 0
+    assert WorldModelConfig.preset("cpu").predictor.time_features == 2
+    m = build_world_model(tiny().replace(predictor=dataclasses.replace(
+        tiny().predictor, time_features=0))).eval()
+    assert m.predictor.cond[0].in_features == 12
+    state = m.encode_state(np.zeros((1, 32, 32, 3), np.uint8))
+    a, sa = m.predict(state, [[0, 0, 1]], [[10, 0, 1]], dt=0.0)
+    b, sb = m.predict(state, [[0, 0, 1]], [[10, 0, 1]], dt=5.0)
+    assert torch.equal(a, b) and torch.equal(sa, sb)
+
+
+def test_prediction_depends_on_dt():
+    """The same move with another dt is another transition: the predictor and the surprise heads
+    see the time features (signed: looking back differs from looking ahead)."""
+    torch.manual_seed(0)
+    m = build_world_model(tiny()).eval()
+    assert m.predictor.cond[0].in_features == 12 + 2
+    state = torch.nn.functional.layer_norm(torch.randn(1, 16, 32), (32,))
+    outs = [m.predict(state, [[0, 0, 1]], [[10, 0, 1]], dt=dt) for dt in (0.0, 1.0, -1.0)]
+    for i, j in ((0, 1), (1, 2), (0, 2)):
+        assert not torch.equal(outs[i][0], outs[j][0])  # an untrained head: small but real
+        assert not torch.equal(outs[i][1], outs[j][1])
+    with pytest.raises(ValueError, match="dt must be"):
+        m.predict(state, [[0, 0, 1]], [[10, 0, 1]], dt=[1.0, 2.0])
+    with pytest.raises(ValueError, match="finite"):
+        m.predict(state, [[0, 0, 1]], [[10, 0, 1]], dt=float("nan"))
+    with pytest.raises(TypeError):
+        m.predict(state, [[0, 0, 1]], [[10, 0, 1]])  # dt is required: no silent "no time"
+    with pytest.raises(ConfigError, match="time_features"):
+        PredictorConfig(time_features=3).validate()
+
+
 def test_warp_moves_content_with_the_camera():
     """The warp base: a pan by one cell's worth of degrees moves every token one cell left, a
     tilt up moves them down, zoom x2 magnifies about the centre; zero move is the identity."""
@@ -178,7 +217,7 @@ def test_warp_moves_content_with_the_camera():
     assert torch.allclose(warped([110.0, 0.0, 1.0], qi), right.view(-1)[[0, 5, 15]], atol=1e-5)
     # The predictor with the warp still starts near its base and keeps output shapes.
     nxt, _ = m.predict(m.encode_state(np.zeros((1, 32, 32, 3), np.uint8)), [[0, 0, 1]],
-                       [[10, 0, 1]], ranges)
+                       [[10, 0, 1]], ranges, dt=1.0)
     assert nxt.shape == (1, 16, 32)
 
 
@@ -201,9 +240,10 @@ def test_coarse_queries_cover_every_cell(query_stride, memory_stride):
     state = torch.nn.functional.layer_norm(torch.randn(2, 64, 32), (32,))
     pf, pt = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
     with torch.no_grad():
-        full, trunk = pred_mod(state, pf, pt)
+        dt = torch.rand(2, 3)
+        full, trunk = pred_mod(state, pf, pt, dt)
         qi = torch.stack([torch.randperm(pred_mod.n_queries)[:2] for _ in range(6)]).reshape(2, 3, 2)
-        part, _ = pred_mod(state, pf, pt, qi)
+        part, _ = pred_mod(state, pf, pt, dt, qi)
     assert full.shape == (2, 3, 64, 32) and trunk.shape == (2, 3, pred_mod.n_queries, 32)
     cells = pred_mod.cells_of(qi)
     assert part.shape == (2, 3, 2 * query_stride ** 2, 32)
@@ -214,7 +254,7 @@ def test_coarse_queries_cover_every_cell(query_stride, memory_stride):
     assert (full[0, 0, block[0]] - full[0, 0, block[1]]).abs().max() > 1e-4
     ens = pred_mod.ensemble_predictions(trunk, full, full=True)
     assert ens.shape == (2, 2, 3, 64, 32)
-    nxt, surprise = m.predict(state, [[0, 0, 1], [90, 10, 2]], [[10, 0, 1], [90, 10, 4]])
+    nxt, surprise = m.predict(state, [[0, 0, 1], [90, 10, 2]], [[10, 0, 1], [90, 10, 4]], dt=1.0)
     assert nxt.shape == (2, 64, 32) and surprise.shape == (2,)
 
 

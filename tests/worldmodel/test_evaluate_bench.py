@@ -1,0 +1,111 @@
+"""bench/worldmodel.py's pieces on a tiny world and model: sweeps carry the simulated camera's
+times and the actions that reached each frame, and the cycles resume one TrainState."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from bench.worldmodel import headline, run_cycles
+from bench.worldmodel_sim import (
+    BENCH_RANGES,
+    BENCH_SCALE,
+    NO_ACTION,
+    ROUND_GAP_S,
+    concat_sweeps,
+    frame_kinds,
+    simulate_sweep,
+    zone_starts,
+)
+from services.camera.sim.camera import SimCamera, SimCameraConfig
+from services.worldmodel.config import TrainConfig
+from services.worldmodel.evaluate import evaluate, kind_figures
+from shared.models import build_world_model
+from shared.pose import Pose, apply_action
+from shared.scene import ZONE_KINDS
+from tests.support.tiny_models import one_thread, tiny_config  # noqa: F401  (fixture)
+
+SIZE = 32
+
+
+
+
+def test_a_sweep_records_actions_and_the_cameras_settle_times(world):
+    sweep = simulate_sweep(world, rounds=3, moves=5, seed=7, size=SIZE, t0=50.0)
+    data, actions = sweep.data, sweep.actions
+    assert len(data) == 18 and data.frames.shape == (18, SIZE, SIZE, 3)
+    camera = SimCamera(world, SimCameraConfig())
+    for r in data.rounds():
+        assert actions[r[0]] == NO_ACTION and (actions[r[1:]] >= 0).all()
+        for i, j in itertools.pairwise(r):
+            a, b = Pose(*data.poses[i]), Pose(*data.poses[j])
+            assert apply_action(a, int(actions[j]), BENCH_RANGES, BENCH_SCALE) == b
+            want = camera.settle_time(a, b) + camera.config.snapshot_s
+            assert data.times[j] - data.times[i] == pytest.approx(want)
+    firsts = [r[0] for r in data.rounds()]
+    lasts = [r[-1] for r in data.rounds()]
+    assert data.times[firsts[0]] > 50.0  # the move from the home pose takes time too
+    assert all(data.times[f] - data.times[e] > ROUND_GAP_S for e, f in zip(lasts[:-1], firsts[1:],
+                                                                          strict=True))
+
+
+def test_sweeps_are_reproducible_per_seed(world):
+    a = simulate_sweep(world, 2, 3, seed=5, size=SIZE)
+    b = simulate_sweep(world, 2, 3, seed=5, size=SIZE)
+    c = simulate_sweep(world, 2, 3, seed=6, size=SIZE)
+    assert np.array_equal(a.data.frames, b.data.frames) and np.array_equal(a.actions, b.actions)
+    assert not np.array_equal(a.data.poses, c.data.poses)
+
+
+def test_frame_kinds_follow_the_simulator(world):
+    data = simulate_sweep(world, 2, 3, seed=5, size=SIZE).data
+    kinds = frame_kinds(world, data)
+    assert tuple(kinds) == ZONE_KINDS
+    np.testing.assert_allclose(sum(kinds.values()), np.ones(len(data)), atol=1e-6)
+    i = 3
+    assert kinds["static"][i] == world.kind_fractions(Pose(*data.poses[i]))["static"]
+
+
+def test_cycles_resume_one_state_and_score_the_held_out_set_after_each(world):
+    torch.manual_seed(0)
+    model = build_world_model(tiny_config(img_size=SIZE))
+    cfg = TrainConfig(steps=2, schedule_steps=4, window_len=3, windows_per_batch=2,
+                      train_queries=None, rollout_chains=1, threads=1)
+    held = simulate_sweep(world, 2, 4, seed=9, size=SIZE, t0=9000.0)
+    kinds = {"all": np.ones(len(held.data))}
+    state, learn, fits = run_cycles(model, world, cfg, held, kinds, cycles=2, rounds=2, moves=4,
+                                    seed=0)
+    assert state is not None and state.step == 4
+    assert [e["cycle"] for e in learn] == [0, 1, 2]
+    assert [e["lifetime_steps"] for e in learn] == [0, 2, 4]
+    assert [f["steps"] for f in fits] == [2, 2]
+    assert learn[2]["ratio_by_kind"]["all"] == pytest.approx(learn[2]["one_step_ratio"], rel=1e-5)
+    fit_set = simulate_sweep(world, 6, 2, seed=10, size=SIZE, t0=20_000.0)
+    test_set = simulate_sweep(world, 6, 2, seed=11, size=SIZE, t0=30_000.0)
+    metrics = evaluate(model, held.data, probe_fit=fit_set.data, probe_test=test_set.data,
+                       action_scale=BENCH_SCALE)
+    out = headline(metrics, kind_figures(model, held.data, kinds), learn)
+    assert set(out) == {"one_step_ratio", "rollout_ratio", "ratio_by_kind", "action_top1",
+                        "inverse_r2", "collapse_r2", "place_pan_err_deg", "learnability",
+                        "surprise_spearman"}
+    assert set(out["rollout_ratio"]) == {"1", "5", "10"} and out["rollout_ratio"]["10"] is None
+    assert set(out["collapse_r2"]) == {"tilt", "log_zoom"}
+
+
+def test_the_kind_set_starts_near_every_zone_and_joins_the_held_out_rounds(world):
+    starts = zone_starts(world, per_zone=2, seed=1)
+    assert len(starts) == 2 * len(world.zone_poses())
+    zones = simulate_sweep(world, 0, 2, seed=1, size=SIZE, t0=500.0, starts=starts)
+    assert len(zones.data) == 3 * len(starts)
+    kinds = frame_kinds(world, zones.data)
+    firsts = [r[0] for r in zones.data.rounds()]
+    for kind in ("noise", "periodic", "movers", "detail"):
+        assert kinds[kind][firsts].max() > 0.1, kind  # some round starts on a view of each kind
+    held = simulate_sweep(world, 2, 3, seed=2, size=SIZE, t0=100.0)
+    both = concat_sweeps(held, zones)
+    assert len(both.data.rounds()) == 2 + len(starts)
+    assert np.array_equal(both.data.frames[len(held.data):], zones.data.frames)
+    assert np.array_equal(both.actions[:len(held.data)], held.actions)
