@@ -41,6 +41,7 @@ from bench.worldmodel_sim import (
     concat_sweeps,
     frame_kinds,
     make_world,
+    recent_rounds,
     simulate_sweep,
     zone_starts,
 )
@@ -74,23 +75,28 @@ def cycle_sweep_seed(seed: int, cycle: int) -> int:
 
 def run_cycles(model: WorldModel, world: SimWorld, cfg: TrainConfig, held: Sweep,
                kinds: dict[str, np.ndarray], *, cycles: int, rounds: int, moves: int, seed: int,
-               progress: Progress | None = None) -> tuple[TrainState | None, list[dict], list[dict]]:
-    """K cycles of (a new sweep, `cfg.steps` steps resuming one TrainState, per-kind ratios on
-    `held`, whose frames' kind fractions are `kinds`). Returns (the state, learnability entries,
-    per-cycle training summaries); the learnability list starts with cycle 0, the untrained model
-    (the warp alone)."""
+               max_rounds: int = 60, progress: Progress | None = None
+               ) -> tuple[TrainState | None, list[dict], list[dict]]:
+    """K cycles of (a new sweep, `cfg.steps` steps resuming one TrainState on the newest
+    `max_rounds` rounds of every sweep so far, as the training phase loads its frames; then
+    per-kind ratios on `held`, whose frames' kind fractions are `kinds`). Returns (the state,
+    learnability entries, per-cycle training summaries); the learnability list starts with cycle
+    0, the untrained model (the warp alone)."""
     size = model.cfg.encoder.img_size
     state: TrainState | None = None
     fig = kind_figures(model, held.data, kinds)
     learn = [{"cycle": 0, "lifetime_steps": 0, "one_step_ratio": fig["one_step_ratio"],
               "ratio_by_kind": fig["ratio_by_kind"]}]
     fits = []
+    seen: Sweep | None = None
     for c in range(1, cycles + 1):
         sweep = simulate_sweep(world, rounds, moves, seed=cycle_sweep_seed(seed, c), size=size,
                                t0=(c - 1) * CYCLE_SPAN_S)
-        result = fit(model, sweep.data, cfg, state=state, progress=progress)
+        seen = recent_rounds(sweep if seen is None else concat_sweeps(seen, sweep), max_rounds)
+        result = fit(model, seen.data, cfg, state=state, progress=progress)
         state = result.state
-        fits.append({"cycle": c, "stop_reason": result.stop_reason, "steps": result.steps,
+        fits.append({"cycle": c, "frames": len(seen.data), "stop_reason": result.stop_reason,
+                     "steps": result.steps,
                      "seconds": round(result.seconds, 1),
                      "transitions_per_s": round(result.transitions_per_s, 1),
                      "final_loss": result.final_loss})
@@ -109,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cycles", type=int, default=5, help="training cycles, each on a new sweep")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="optimiser steps per cycle")
+    parser.add_argument("--max-rounds", type=int, default=60,
+                        help="newest rounds trained on each cycle (the phase's worldmodel.max_rounds)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: the preset's, every core)")
     parser.add_argument("--cycle-cap-s", type=float, default=7200.0,
@@ -183,7 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_world_model(wm_cfg)
     top1_at_init = action_top1(model, held)
     state, learn, fits = run_cycles(model, world, tr_cfg, kind_set, kinds, cycles=args.cycles,
-                                    rounds=args.rounds, moves=args.moves, seed=args.seed)
+                                    rounds=args.rounds, moves=args.moves, seed=args.seed,
+                                    max_rounds=args.max_rounds)
     eval_start = time.monotonic()
     metrics = evaluate(model, held.data, probe_fit=probe_fit.data, probe_test=probe_test.data,
                        action_scale=BENCH_SCALE)

@@ -98,6 +98,18 @@ def concat_sweeps(a: Sweep, b: Sweep) -> Sweep:
     return Sweep(data, np.concatenate([a.actions, b.actions]))
 
 
+def recent_rounds(sweep: Sweep, max_rounds: int) -> Sweep:
+    """The frames of the newest `max_rounds` rounds (rounds in order of first appearance), as the
+    training phase loads them (`worldmodel.max_rounds`)."""
+    ids = sweep.data.round_ids
+    _, first = np.unique(ids, return_index=True)
+    keep_ids = ids[np.sort(first)][-max_rounds:]
+    keep = np.isin(ids, keep_ids)
+    d = sweep.data
+    data = FrameDataset(d.frames[keep], d.poses[keep], d.round_ids[keep], d.times[keep], d.ranges)
+    return Sweep(data, sweep.actions[keep])
+
+
 def frame_kinds(world: SimWorld, data: FrameDataset) -> dict[str, np.ndarray]:
     """{kind: (N,) fraction of each frame's view that shows the kind} (`SimWorld.kind_fractions`,
     keys `shared.scene.ZONE_KINDS`)."""

@@ -17,6 +17,7 @@ from bench.worldmodel_sim import (
     ROUND_GAP_S,
     concat_sweeps,
     frame_kinds,
+    recent_rounds,
     simulate_sweep,
     zone_starts,
 )
@@ -109,3 +110,14 @@ def test_the_kind_set_starts_near_every_zone_and_joins_the_held_out_rounds(world
     assert len(both.data.rounds()) == 2 + len(starts)
     assert np.array_equal(both.data.frames[len(held.data):], zones.data.frames)
     assert np.array_equal(both.actions[:len(held.data)], held.actions)
+
+
+def test_each_cycle_trains_on_the_newest_rounds_of_every_sweep_so_far(world):
+    """As the training phase loads the newest `max_rounds` rounds, not only the last sweep."""
+    a = simulate_sweep(world, 2, 2, seed=1, size=SIZE, t0=0.0)
+    b = simulate_sweep(world, 2, 2, seed=2, size=SIZE, t0=100.0)
+    both = concat_sweeps(a, b)
+    assert len(recent_rounds(both, 10).data) == 12
+    newest = recent_rounds(both, 3)
+    assert len(newest.data) == 9 and len(newest.actions) == 9
+    assert newest.data.times.tolist() == both.data.times[3:].tolist()
