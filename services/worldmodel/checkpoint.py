@@ -49,7 +49,7 @@ def resumable_bytes(state: TrainState, cfg: TrainConfig) -> bytes:
             "train_config": json.dumps(cfg.to_dict()),
             "optimizer_groups": json.dumps(sd["param_groups"]),
             "counters": json.dumps({"schedule": SCHEDULE, "step": state.step, "epoch": state.epoch,
-                                    "total_steps": state.total_steps,
+                                    "schedule_steps": state.schedule_steps,
                                     "epoch_losses": state.epoch_losses})}
     return to_bytes(tensors, meta)
 
@@ -105,7 +105,7 @@ def state_from_bytes(data: bytes, cfg: TrainConfig, device: str | torch.device =
     gen = torch.Generator()
     if "rng.generator" in tensors:
         gen.set_state(tensors["rng.generator"])
-    return TrainState(model=model, optimizer=opt, total_steps=cfg.schedule_steps, step=step,
+    return TrainState(model=model, optimizer=opt, schedule_steps=cfg.schedule_steps, step=step,
                       epoch=epoch, epoch_losses=losses, generator=gen)
 
 

@@ -109,7 +109,7 @@ def _train_leased(settings, store, leases: LeaseManager, lease: Lease, frames: L
         state = make_train_state(model, tcfg)
     lineage_epochs = _parent_epochs(store, slot, parent)
     # Where this job ran in the slot's lifelong schedules, for the version's record.
-    schedule: dict = {"first_step": state.step, "schedule_steps": state.total_steps}
+    schedule: dict = {"first_step": state.step, "schedule_steps": state.schedule_steps}
     run_steps = 0
 
     def on_progress(event: dict) -> None:

@@ -64,8 +64,8 @@ def fit(model: WorldModel, data: FrameDataset, cfg: TrainConfig, *,
     """Run `cfg.steps` steps on `data` (fewer if another bound fires). Pass `state` (from a
     resumable checkpoint) to continue its lifetime step counter, optimiser and generator.
 
-    progress receives dicts: {"kind": "step", "epoch", "step", "total_steps", **metrics} after each
-    step (`step` is the lifetime counter, `total_steps` the schedule's length) and {"kind":
+    progress receives dicts: {"kind": "step", "epoch", "step", "schedule_steps", **metrics} after each
+    step (`step` is the lifetime counter, `schedule_steps` the schedule's length) and {"kind":
     "epoch", "epoch", "loss", "elapsed_s"} after each epoch. should_stop is polled before every
     step; returning True ends the run with reason "stopped".
     """
@@ -100,7 +100,7 @@ def fit(model: WorldModel, data: FrameDataset, cfg: TrainConfig, *,
         transitions += metrics["transitions"]
         if progress is not None:
             progress({"kind": "step", "epoch": state.epoch, "step": state.step,
-                      "total_steps": state.total_steps, **metrics})
+                      "schedule_steps": state.schedule_steps, **metrics})
         if epoch_count < steps_per_epoch:
             continue
         state.epoch += 1

@@ -35,14 +35,14 @@ class TrainState:
     """Everything a resumed run needs besides the data: model, optimiser, counters, history.
 
     `step` counts the slot's lifetime optimiser steps (it continues across jobs and is the position
-    in the schedules); `total_steps` is the length of the lifelong schedule (`schedule_steps`), not
+    in the schedules); `schedule_steps` is the length of the lifelong schedule (the config's), not
     a bound: past it the schedules hold their floors. `epoch` counts the lifetime's completed
     epochs; `epoch_losses` holds the current job's (each job trains on different frames).
     """
 
     model: WorldModel
     optimizer: torch.optim.Optimizer
-    total_steps: int
+    schedule_steps: int
     step: int = 0
     epoch: int = 0
     epoch_losses: list[float] = field(default_factory=list)
@@ -62,14 +62,14 @@ def make_optimizer(model: WorldModel, cfg: TrainConfig) -> torch.optim.AdamW:
                              lr=cfg.start_lr, betas=(0.9, 0.999))
 
 
-def make_train_state(model: WorldModel, cfg: TrainConfig, total_steps: int | None = None) -> TrainState:
-    """A fresh slot's state at lifetime step 0; the schedule spans `total_steps` (default
+def make_train_state(model: WorldModel, cfg: TrainConfig, schedule_steps: int | None = None) -> TrainState:
+    """A fresh slot's state at lifetime step 0; the schedule spans `schedule_steps` (default
     `cfg.schedule_steps`)."""
     gen = torch.Generator()
     gen.manual_seed(cfg.seed)
-    total = cfg.schedule_steps if total_steps is None else total_steps
+    total = cfg.schedule_steps if schedule_steps is None else schedule_steps
     return TrainState(model=model, optimizer=make_optimizer(model, cfg),
-                      total_steps=max(1, total), generator=gen)
+                      schedule_steps=max(1, total), generator=gen)
 
 
 def schedules(step: int, total: int, cfg: TrainConfig) -> tuple[float, float, float]:
@@ -118,7 +118,7 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
     model, opt = state.model, state.optimizer
     model.train()
     dev = next(model.parameters()).device
-    lr, wd, mom = schedules(state.step, state.total_steps, cfg)
+    lr, wd, mom = schedules(state.step, state.schedule_steps, cfg)
     for g in opt.param_groups:
         g["lr"] = lr
         g["weight_decay"] = wd if g.get("decay") else 0.0

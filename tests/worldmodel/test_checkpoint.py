@@ -34,11 +34,11 @@ def test_round_trip_keeps_the_lifetime_step_and_generator():
     data = resumable_bytes(r.state, LIFELONG)
     state = state_from_bytes(data, LIFELONG)
     assert (state.step, state.epoch) == (3, 1)
-    assert state.total_steps == LIFELONG.schedule_steps
+    assert state.schedule_steps == LIFELONG.schedule_steps
     assert torch.equal(state.generator.get_state(), r.state.generator.get_state())
     # The schedule's length is the continuing config's, not the file's.
     longer = LIFELONG.replace(schedule_steps=50)
-    assert state_from_bytes(data, longer).total_steps == 50
+    assert state_from_bytes(data, longer).schedule_steps == 50
 
 
 def test_a_file_from_before_lifelong_schedules_needs_its_lifetime_step():

@@ -54,7 +54,7 @@ def test_train_steps_reduce_loss(targets, ensemble, queries, strides):
     model = build_world_model(tiny_cfg(targets=targets, ensemble=ensemble, strides=strides))
     cfg = TINY_TRAIN.replace(train_queries=queries)
     sampler = WindowSampler(synthetic(), 16, cfg.window_len, cfg.windows_per_batch)
-    state = make_train_state(model, cfg, total_steps=40)
+    state = make_train_state(model, cfg, schedule_steps=40)
     fixed = sampler.sample(state.generator)
     first = [train_step(state, fixed, cfg)["loss"] for _ in range(3)]
     for _ in range(25):
@@ -91,7 +91,7 @@ def test_holding_still_is_learned_and_kept_out_of_the_surprise_heads():
         cfg = TINY_TRAIN.replace(stay_weight=weight)
         data = synthetic()
         sampler = WindowSampler(data, 16, cfg.window_len, cfg.windows_per_batch)
-        state = make_train_state(model, cfg, total_steps=60)
+        state = make_train_state(model, cfg, schedule_steps=60)
         for _ in range(60):
             m = train_step(state, sampler.sample(state.generator), cfg)
         errors[weight], metrics[weight] = _stay_error(model, data), m
@@ -202,7 +202,7 @@ def test_rollout_without_bptt_queries_cells():
     model = build_world_model(tiny_cfg())
     cfg = TINY_TRAIN.replace(train_queries=5, rollout_bptt=False, rollout_horizon=2)
     sampler = WindowSampler(synthetic(), 16, cfg.window_len, cfg.windows_per_batch)
-    state = make_train_state(model, cfg, total_steps=10)
+    state = make_train_state(model, cfg, schedule_steps=10)
     m = train_step(state, sampler.sample(state.generator), cfg)
     # 2 windows x 3 frames x 2 others one-step pairs + 2 chains x 2 rollout steps.
     assert m["transitions"] == 12 + 4 and np.isfinite(m["loss_rollout"])
