@@ -206,6 +206,13 @@ class ServiceSettings(Section):
                                                  "+1...); 0: none")
     camera_url: str | None = Field(default=None,
                                    description="camera service base URL; default from host/port")
+    stop_grace_s: float = Field(default=5.0, ge=0.0, le=600.0,
+                                description="`ptzjepa up` stopping: SIGTERM, then SIGKILL after this")
+    child_max_restarts: int = Field(default=5, ge=0, le=1000,
+                                    description="restarts of one dead child per window, then it is left dead")
+    child_restart_window_s: float = Field(default=600.0, ge=1.0, le=86_400.0)
+    child_backoff_max_s: float = Field(default=30.0, ge=0.0, le=3600.0,
+                                       description="longest wait before restarting a dead child")
     job_timeout_s: int = Field(default=3600, ge=1)
     job_retries: int = Field(default=2, ge=0, le=20,
                              description="retries of a phase after a transient failure")

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 from redis.typing import EncodableT, FieldT
-from rq import Callback, Queue
+from rq import Callback
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
@@ -31,6 +31,7 @@ from shared.keys import Keys
 from shared.metrics import CYCLES
 from shared.phases import PHASES
 from shared.progress import request_stop
+from shared.queues import fetch_job, job_queue
 from shared.reliability import decide_retry, retry_policy
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def start_cycle(client: redis.Redis, settings: Settings, *, lifelong: bool = Fal
     previous: Job | None = None
     for (name, kwargs), info in zip(steps, phases, strict=True):
         spec = PHASES[name]
-        queue = Queue(keys.queue(spec.queue, settings.node), connection=client)
+        queue = job_queue(keys.queue(spec.queue, settings.node), client)
         previous = queue.enqueue(
             spec.func, kwargs=kwargs, job_id=info["job_id"], depends_on=previous,
             job_timeout=settings.services.job_timeout_s, result_ttl=RESULT_TTL_S,
@@ -135,7 +136,7 @@ def get_cycle(client: redis.Redis, keys: Keys, cycle_id: str) -> dict:
 
 def _job_state(client: redis.Redis, job_id: str) -> dict:
     try:
-        job = Job.fetch(job_id, connection=client)
+        job = fetch_job(job_id, client)
     except NoSuchJobError:
         return {"status": "unknown"}
     job_status = job.get_status(refresh=False)
@@ -185,7 +186,7 @@ def _cancel_waiting(client: redis.Redis, keys: Keys, rec: dict, after: str | Non
     start = names.index(after) + 1 if after in names else 0
     for info in phases[start:]:
         try:
-            job = Job.fetch(info["job_id"], connection=client)
+            job = fetch_job(info["job_id"], client)
         except NoSuchJobError:
             continue
         status = getattr(job.get_status(), "value", "")
@@ -299,7 +300,7 @@ def _lifelong_next(client: redis.Redis, settings: Settings, failed: bool) -> Non
     failures = client.hincrby(keys.lifelong(settings.node), "consecutive_failures", 1)
     delay = min(settings.cycles.max_backoff_s, settings.cycles.backoff_s * 2 ** (failures - 1))
     client.hset(keys.lifelong(settings.node), "next_attempt_at", repr(time.time() + delay))
-    Queue(keys.queue("control", settings.node), connection=client).enqueue_in(
+    job_queue(keys.queue("control", settings.node), client).enqueue_in(
         timedelta(seconds=delay), "shared.cycles.lifelong_tick", settings.node,
         result_ttl=RESULT_TTL_S, failure_ttl=RESULT_TTL_S)
 

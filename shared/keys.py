@@ -37,6 +37,14 @@ class Keys:
     def events(self) -> str:
         return self._k("events")
 
+    # Short per-queue locks: of whoever moves the queue's due scheduled jobs onto it
+    # (shared.due_jobs), and of the coordinator sweeping its abandoned jobs.
+    def due_jobs_lock(self, queue_name: str) -> str:
+        return self._k("queue", queue_name, "due-lock")
+
+    def maintenance_lock(self, queue_name: str) -> str:
+        return self._k("maintenance", queue_name)
+
     # A job's stop request, set by the coordinator and polled by the worker running it.
     def stop_request(self, job_id: str) -> str:
         return self._k("job", job_id, "stop")
@@ -51,6 +59,21 @@ class Keys:
     def slot_published(self, slot: str) -> str:
         return self._k("slot", slot, "published")
 
+    # A pub/sub channel, not a key: the lease release script announces a freed slot on it.
+    def slot_freed(self, slot: str) -> str:
+        return self._k("slot", slot, "freed")
+
+    # The waiters for one set of slots (named by `group`): their tickets, when each was last seen
+    # alive, and the ticket counter.
+    def slot_queue(self, group: str) -> str:
+        return self._k("slots", group, "queue")
+
+    def slot_queue_seen(self, group: str) -> str:
+        return self._k("slots", group, "seen")
+
+    def slot_queue_ticket(self, group: str) -> str:
+        return self._k("slots", group, "ticket")
+
     # Cycles: one hash per cycle, a sorted set of a node's cycles by start time.
     def cycle(self, cycle_id: str) -> str:
         return self._k("cycle", cycle_id)
@@ -60,6 +83,10 @@ class Keys:
 
     def lifelong(self, node: str) -> str:
         return self._k("node", node, "lifelong")
+
+    # The processes `ptzjepa up` supervises for a node: a hash, one JSON field per child.
+    def node_children(self, node: str) -> str:
+        return self._k("node", node, "children")
 
     # The node's latest dreams (a folder of shards in the store) and who reads which version.
     def dreams_latest(self, node: str) -> str:

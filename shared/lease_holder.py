@@ -110,8 +110,9 @@ class Lease:
         deleted = False
         if not self.lost.is_set():
             try:
-                deleted = bool(self._manager._release(keys=[self._manager.keys.slot_lease(self.slot)],
-                                                      args=[self._value]))
+                keys = self._manager.keys  # the script also wakes the slot's waiters
+                deleted = bool(self._manager._release(keys=[keys.slot_lease(self.slot)],
+                                                      args=[self._value, keys.slot_freed(self.slot)]))
             except redis.RedisError as exc:
                 log.warning("could not release lease on slot '%s' (fence %d): %s; it expires in "
                             "at most %d ms", self.slot, self.fence, exc, self.ttl_ms)

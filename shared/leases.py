@@ -14,8 +14,13 @@ One lease per slot (see docs/leases.md for the protocol and its failure cases):
   releasing a lost lease is a no-op. A holder that dies stops renewing and the TTL frees the slot.
 - **Publish**: a compare-and-set on the slot's published hash that refuses (`StaleLease`) a fence
   lower than the last published one, or a caller that no longer holds the lease.
-- **Waiting**: when every slot is busy, `acquire_any` polls with jittered exponential backoff for at
-  most `wait_s` and then raises `NoFreeSlot` naming the slots and their holders. It never spins.
+- **Waiting**: a caller that finds every slot busy takes a ticket in the FIFO of the callers asking
+  for the same set of slots, and a free slot goes only to a caller with fewer live tickets ahead of
+  it than there are free slots, so grants follow arrival order. Releases are announced on a pub/sub
+  channel per slot, so a waiter wakes at once; it also re-checks every `recheck_s`, which keeps its
+  ticket alive and notices slots freed by expiry. A ticket not refreshed for `waiter_timeout_s`
+  (its waiter died) is dropped. After `wait_s` the caller leaves the queue and raises `NoFreeSlot`
+  naming the slots and their holders.
 
 Metrics stay outside: pass `on_event(event, slot, info)` to observe "granted", "waited",
 "no_free_slot", "lost", "released", "published" and "refused".
@@ -23,6 +28,7 @@ Metrics stay outside: pass `on_event(event, slot, info)` to observe "granted", "
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,84 +36,46 @@ import random
 import re
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
 
+from shared import lease_scripts
 from shared.keys import Keys
 from shared.lease_holder import Lease, LeaseError, LeaseHeartbeat, LeaseLost, as_text
 
-__all__ = ["DEFAULT_TTL_MS", "DEFAULT_WAIT_S", "MIN_TTL_MS", "ORDERS", "RESERVED_FIELDS", "EventHook",
-           "Lease", "LeaseError", "LeaseLost", "LeaseManager", "NoFreeSlot", "StaleLease"]
+__all__ = ["DEFAULT_RECHECK_S", "DEFAULT_TTL_MS", "DEFAULT_WAITER_TIMEOUT_S", "DEFAULT_WAIT_S",
+           "MIN_TTL_MS", "ORDERS", "RESERVED_FIELDS", "EventHook", "Lease", "LeaseError",
+           "LeaseLost", "LeaseManager", "NoFreeSlot", "StaleLease", "slot_group"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL_MS = 30_000
 DEFAULT_WAIT_S = 30.0
 MIN_TTL_MS = 50
+DEFAULT_RECHECK_S = 0.1
+DEFAULT_WAITER_TIMEOUT_S = 2.0
 ORDERS = ("least_recent", "random", "given")
 RESERVED_FIELDS = frozenset({"version", "fence", "node", "time"})
 _SLOT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 EventHook = Callable[[str, str, dict], None]
 
-# KEYS: lease, fence. ARGV: holder JSON (without fence), ttl ms.
-# The next fence is written into the value before the SET; INCR runs only after the SET succeeded,
-# and the script is atomic, so the INCR returns exactly that number.
-_ACQUIRE = """
-local fence = (tonumber(redis.call('GET', KEYS[2])) or 0) + 1
-local holder = cjson.decode(ARGV[1])
-holder['fence'] = fence
-local value = cjson.encode(holder)
-if redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('INCR', KEYS[2]), value}
-end
-return {0, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[1])}
-"""
-
-# KEYS: lease. ARGV: our value, ttl ms. 1 = renewed, 0 = not ours any more.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-# KEYS: lease. ARGV: our value. 1 = deleted, 0 = not ours any more.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# KEYS: lease, published. ARGV: our value, our fence, then field/value pairs.
-# {1, last} = written; {-1, last} = our fence is older than the last published; {0, last} = not ours.
-_PUBLISH = """
-local last = tonumber(redis.call('HGET', KEYS[2], 'fence')) or 0
-if tonumber(ARGV[2]) < last then
-  return {-1, last}
-end
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return {0, last}
-end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
-return {1, last}
-"""
-
-
 class NoFreeSlot(LeaseError):
-    """Every requested slot stayed held for the whole bounded wait."""
+    """Every requested slot stayed held (or went to waiters queued earlier) for the whole wait."""
 
-    def __init__(self, slots: list[str], holders: dict[str, dict | None], waited_s: float):
+    def __init__(self, slots: list[str], holders: dict[str, dict | None], waited_s: float,
+                 queued: int = 0):
         self.slots = slots
         self.holders = holders
         self.waited_s = waited_s
+        self.queued = queued
         listed = ", ".join(f"{slot} ({_describe(holders.get(slot))})" for slot in slots)
-        super().__init__(f"no free slot after waiting {waited_s:.2f} s; all held: {listed}")
+        ahead = f"; {queued} waiter(s) queued ahead" if queued else ""
+        super().__init__(f"no free slot after waiting {waited_s:.2f} s; all held: {listed}{ahead}")
 
 
 class StaleLease(LeaseError):
@@ -135,21 +103,25 @@ class LeaseManager:
 
     def __init__(self, client: redis.Redis, keys: Keys, node: str, *,
                  on_event: EventHook | None = None,
-                 poll_initial_s: float = 0.01, poll_max_s: float = 0.25):
-        if poll_initial_s <= 0 or poll_max_s < poll_initial_s:
-            raise ValueError("need 0 < poll_initial_s <= poll_max_s")
+                 recheck_s: float = DEFAULT_RECHECK_S,
+                 waiter_timeout_s: float = DEFAULT_WAITER_TIMEOUT_S):
+        if recheck_s <= 0 or waiter_timeout_s < 3 * recheck_s:
+            raise ValueError("need 0 < recheck_s and waiter_timeout_s >= 3 * recheck_s (a live "
+                             "waiter must be seen several times within the timeout)")
         self.client = client
         self.keys = keys
         self.node = node
         self.host = socket.gethostname()
         self._on_event = on_event
         self._heartbeat = LeaseHeartbeat()
-        self._poll_initial_s = poll_initial_s
-        self._poll_max_s = poll_max_s
-        self._acquire = client.register_script(_ACQUIRE)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
-        self._publish = client.register_script(_PUBLISH)
+        self._waiting = threading.local()
+        self._recheck_s = recheck_s
+        self._waiter_timeout_ms = int(waiter_timeout_s * 1000)
+        self._acquire = client.register_script(lease_scripts.ACQUIRE)
+        self._leave = client.register_script(lease_scripts.LEAVE)
+        self._renew = client.register_script(lease_scripts.RENEW)
+        self._release = client.register_script(lease_scripts.RELEASE)
+        self._publish = client.register_script(lease_scripts.PUBLISH)
 
     # ---- acquisition -------------------------------------------------------------------------
 
@@ -165,9 +137,11 @@ class LeaseManager:
         """A lease on one free slot of `slots`; waits at most `wait_s` when all are busy.
 
         `order`: "least_recent" tries the slot published longest ago (or never) first, ties in
-        random order; "random" shuffles; "given" keeps the caller's order. While every slot is
-        held it sleeps with jittered exponential backoff (poll_initial_s doubling to poll_max_s),
-        never past `wait_s`, then raises `NoFreeSlot` listing the holders.
+        random order; "random" shuffles; "given" keeps the caller's order. A caller that finds
+        every slot busy (or finds waiters queued before it) takes a ticket in the FIFO of callers
+        asking for the same set of slots and is granted in ticket order: it sleeps until a release
+        is announced, re-checking every `recheck_s`, never past `wait_s`, then leaves the queue and
+        raises `NoFreeSlot` listing the holders. `wait_s=0` is a single try that never queues.
         `heartbeat=False` grants a lease that nobody renews (it expires after `ttl_ms`).
         """
         slots = list(dict.fromkeys(slots))
@@ -183,46 +157,33 @@ class LeaseManager:
             raise ValueError(f"unknown order '{order}', expected one of {ORDERS}")
 
         start = time.monotonic()
-        deadline = start + wait_s
         ordered = self._ordered(slots, order)
-        token = secrets.token_hex(16)
-        delay = self._poll_initial_s
-        rounds = 0
-        while True:
-            for slot in ordered:
-                holder = json.dumps({"token": token, "node": self.node, "pid": os.getpid(),
-                                     "host": self.host, "since": time.time()})
-                sent = time.monotonic()
-                granted, number, value = self._acquire(
-                    keys=[self.keys.slot_lease(slot), self.keys.slot_fence(slot)],
-                    args=[holder, ttl_ms])
-                if granted:
-                    lease = Lease(self, slot, value, int(number), ttl_ms, sent)
-                    if heartbeat:
-                        lease._renewing = True
-                        self._heartbeat.add(lease, sent + ttl_ms / 3000)
-                    waited = sent - start
-                    if rounds:
-                        self._emit("waited", slot, {"waited_s": waited, "granted": True})
-                    self._emit("granted", slot, {"fence": lease.fence, "waited_s": waited,
-                                                 "ttl_ms": ttl_ms})
-                    log.debug("granted slot '%s' fence %d to %s", slot, lease.fence, self.node)
+        wait = _Wait(self, slots, ordered, ttl_ms, start + wait_s)
+        try:
+            while True:
+                lease = wait.attempt(heartbeat)
+                if lease is not None:
+                    waited = lease._granted_at - start
+                    if wait.rounds:
+                        self._emit("waited", lease.slot, {"waited_s": waited, "granted": True})
+                    self._emit("granted", lease.slot, {"fence": lease.fence, "waited_s": waited,
+                                                       "ttl_ms": ttl_ms})
+                    log.debug("granted slot '%s' fence %d to %s", lease.slot, lease.fence,
+                              self.node)
                     return lease
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            rounds += 1
-            time.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
-            delay = min(delay * 2, self._poll_max_s)
+                if not wait.sleep():
+                    break
+        finally:
+            wait.close()
 
         waited = time.monotonic() - start
         holders = self.holders(slots)
         label = ",".join(slots)  # one event per call, not per slot, so counts stay per call
-        if rounds:
+        if wait.rounds:
             self._emit("waited", label, {"waited_s": waited, "granted": False})
         self._emit("no_free_slot", label, {"waited_s": waited, "slots": slots,
                                            "holders": holders})
-        raise NoFreeSlot(slots, holders, waited)
+        raise NoFreeSlot(slots, holders, waited, queued=wait.ahead)
 
     def _ordered(self, slots: list[str], order: str) -> list[str]:
         if order == "given":
@@ -334,6 +295,21 @@ class LeaseManager:
             result[slot] = info
         return result
 
+    def _pubsub(self) -> redis.client.PubSub:
+        """This thread's pub/sub connection for waiting (kept, so a wait opens no connection)."""
+        pubsub = getattr(self._waiting, "pubsub", None)
+        if pubsub is None or getattr(self._waiting, "pid", None) != os.getpid():
+            pubsub = self._waiting.pubsub = self.client.pubsub()
+            self._waiting.pid = os.getpid()
+        return pubsub
+
+    def _unsubscribe(self, pubsub: redis.client.PubSub) -> None:
+        try:
+            pubsub.unsubscribe()  # what is still on the way is read past at the next subscribe
+        except (redis.RedisError, OSError):
+            pubsub.close()
+            self._waiting.pubsub = None
+
     def _emit(self, event: str, slot: str, info: dict) -> None:
         if self._on_event is None:
             return
@@ -341,6 +317,121 @@ class LeaseManager:
             self._on_event(event, slot, info)
         except Exception:  # a metrics hook must never break the lease protocol
             log.exception("lease event hook failed on %s for slot '%s'", event, slot)
+
+
+def slot_group(slots: Iterable[str]) -> str:
+    """The name of the waiter queue of a set of slots: the same set in any order, the same queue."""
+    joined = ",".join(sorted(set(slots)))
+    if len(joined) <= 200:
+        return joined
+    return "sha256-" + hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+
+class _Wait:
+    """One `acquire_any` call's place in the waiter queue of its slot set, and its wake-ups.
+
+    The first attempt needs no subscription, so an uncontended grant is one round trip. A caller
+    refused while willing to wait holds a ticket (its `number`) and a pub/sub subscription to the
+    freed-slot channels of its slots; `close()` leaves the queue (in `finally`, so giving up, an
+    exception or KeyboardInterrupt all remove the ticket) and drops the subscription.
+    """
+
+    def __init__(self, manager: LeaseManager, slots: list[str], ordered: list[str], ttl_ms: int,
+                 deadline: float):
+        self.manager = manager
+        self.slots = slots
+        self.ordered = ordered
+        self.ttl_ms = ttl_ms
+        self.deadline = deadline
+        self.rounds = 0
+        self.waiter = secrets.token_hex(16)
+        self.number = ""  # our ticket number, once known
+        self.queued = False  # whether we may hold a ticket
+        self.ahead = 0  # live waiters queued before us at the last attempt
+        self.shortfall = 0  # announcements that cannot yet make us eligible
+        keys = manager.keys
+        group = slot_group(slots)
+        self.queue_keys = [keys.slot_queue(group), keys.slot_queue_seen(group),
+                           keys.slot_queue_ticket(group)]
+        self.script_keys = list(self.queue_keys)
+        for slot in ordered:
+            self.script_keys += [keys.slot_lease(slot), keys.slot_fence(slot)]
+        self.channels = [keys.slot_freed(slot) for slot in slots]
+        self.pubsub: redis.client.PubSub | None = None
+
+    def attempt(self, heartbeat: bool) -> Lease | None:
+        """One atomic try: the lease when granted, else None (holding a ticket if willing to wait)."""
+        manager = self.manager
+        holder = json.dumps({"token": secrets.token_hex(16), "node": manager.node,
+                             "pid": os.getpid(), "host": manager.host, "since": time.time()})
+        join = 1 if self.deadline > time.monotonic() else 0
+        # Set before the call: an interrupt while its reply is on the way must still leave.
+        self.queued = self.queued or bool(join)
+        timeout_ms = manager._waiter_timeout_ms
+        sent = time.monotonic()
+        reply = manager._acquire(keys=self.script_keys, args=[
+            holder, self.ttl_ms, self.waiter, join, self.number, timeout_ms,
+            max(60_000, 10 * timeout_ms)])
+        if int(reply[0]) != 1:
+            # Each announcement (a release, a waiter leaving) lowers ahead - free by at most one, so
+            # that many announcements cannot make us eligible yet.
+            self.ahead = int(reply[1])
+            self.shortfall = int(reply[1]) - int(reply[3])
+            self.number = str(int(reply[2])) if int(reply[2]) else ""
+            return None
+        self.number, self.queued = "", False  # the grant removed the ticket
+        _, index, fence, value = reply
+        lease = Lease(manager, self.ordered[int(index) - 1], value, int(fence), self.ttl_ms, sent)
+        if heartbeat:
+            lease._renewing = True
+            manager._heartbeat.add(lease, sent + self.ttl_ms / 3000)
+        return lease
+
+    def sleep(self) -> bool:
+        """Wait for an announcement that may make us eligible, or for `recheck_s` (which keeps our
+        ticket alive and notices slots freed by expiry); False once the deadline has passed."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.rounds += 1
+        if self.pubsub is None:
+            # Subscribe, then try again at once: a release between the refused attempt and the
+            # subscription was announced to nobody.
+            self.pubsub = self._subscribe(remaining)
+            return True
+        end = time.monotonic() + min(remaining, self.manager._recheck_s)
+        while (left := end - time.monotonic()) > 0:
+            message = self.pubsub.get_message(timeout=left)
+            if message is not None and message["type"] == "message":
+                if self.shortfall <= 0:
+                    break
+                self.shortfall -= 1  # waking the whole queue per release would cost a round trip each
+        return True
+
+    def _subscribe(self, limit_s: float) -> redis.client.PubSub:
+        pubsub = self.manager._pubsub()
+        pubsub.subscribe(*self.channels)
+        # Wait for the confirmations: only then does the server deliver what is published.
+        confirmed, end = 0, time.monotonic() + min(limit_s, 5.0)
+        while confirmed < len(self.channels) and (left := end - time.monotonic()) > 0:
+            message = pubsub.get_message(timeout=left)
+            if message is not None and message["type"] == "subscribe":
+                confirmed += 1
+        return pubsub
+
+    def close(self) -> None:
+        try:
+            if self.queued:
+                self.manager._leave(keys=self.queue_keys[:2], args=[self.waiter, *self.channels])
+                self.number, self.queued = "", False
+        except redis.RedisError as exc:  # the ticket then goes with the waiter timeout
+            log.warning("could not leave the waiter queue of %s: %s; the ticket is dropped "
+                        "%d ms after its last refresh", ",".join(self.slots), exc,
+                        self.manager._waiter_timeout_ms)
+        finally:
+            if self.pubsub is not None:
+                self.manager._unsubscribe(self.pubsub)
+                self.pubsub = None
 
 
 def _check_slot(slot: str) -> None:

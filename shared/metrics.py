@@ -39,3 +39,7 @@ DREAMS = Counter("ptzjepa_dreams_generated_total", "Imagined rollouts written", 
 LEASE_WAIT = Histogram("ptzjepa_lease_wait_seconds", "Time waited for a world-model slot", ["node"],
                        buckets=(0.01, 0.1, 0.5, 1, 5, 15, 30, 60, 120, 300))
 CYCLES = Counter("ptzjepa_cycles_total", "Learning cycles ended", ["node", "outcome"])
+CHILD_UP = Gauge("ptzjepa_child_up", "1 while a supervised process of `ptzjepa up` runs, else 0",
+                 ["node", "child"])
+CHILD_RESTARTS = Gauge("ptzjepa_child_restarts", "Restarts of a supervised process since its node started",
+                       ["node", "child"])

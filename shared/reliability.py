@@ -16,7 +16,8 @@ from rq.job import Job
 
 from shared.config import Settings
 
-_TRANSIENT_NAMES = {"AbandonedJobError", "LeaseLost", "CameraTimeout", "RedisUnavailable"}
+_TRANSIENT_NAMES = {"AbandonedJobError", "LeaseLost", "CameraTimeout", "RedisUnavailable",
+                   "WorkerShutdown"}
 
 
 def is_transient(typ: type | None, value: BaseException | None) -> bool:

@@ -12,17 +12,22 @@ abandoned (and retried, or failed with a reason) within a few heartbeats.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
+import time
 
 from prometheus_client import start_http_server
 from rq import Queue, SimpleWorker
-from rq.job import Job
+from rq.exceptions import DeserializationError
+from rq.job import Job, JobStatus
 from rq.worker import WorkerStatus
 
 from shared.config import Settings
+from shared.due_jobs import DueJobMover
 from shared.keys import QUEUE_NAMES, Keys
 from shared.metrics import JOB_FAILURES  # also registers every ptzjepa_* metric from the start
+from shared.queues import SERIALIZER, job_queue
 from shared.redis import client_for
 
 log = logging.getLogger(__name__)
@@ -31,10 +36,25 @@ log = logging.getLogger(__name__)
 class LivenessWorker(SimpleWorker):
     heartbeat_s: int = 5
 
+    def subscribe(self) -> None:
+        """rq's command channel, read in a thread that wakes every 0.5 s: rq's own thread waits up
+        to 60 s per read, and closing the channel at shutdown blocks behind that read."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=0.5, daemon=True,
+            exception_handler=self._pubsub_exception_handler)  # type: ignore[assignment]
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return 3 * self.heartbeat_s
 
     def execute_job(self, job: Job, queue: Queue):
+        try:
+            job.func_name  # noqa: B018 - loads the job's data with the JSON serializer
+        except DeserializationError as exc:
+            self.refuse(job, queue, f"job {job.id} cannot be read as JSON ({exc.__cause__!r}); "
+                                    "refused, not run")
+            return
         execution = self.prepare_execution(job)
         done = threading.Event()
 
@@ -54,13 +74,39 @@ class LivenessWorker(SimpleWorker):
             thread.join()
         self.set_state(WorkerStatus.IDLE)
 
+    def refuse(self, job: Job, queue: Queue, reason: str) -> None:
+        """Fail a job that cannot be read, without running it or any callback it names."""
+        log.error("%s", reason)
+        job.retries_left = 0
+        with self.connection.pipeline() as pipe:
+            job.set_status(JobStatus.FAILED, pipeline=pipe)
+            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            job._handle_failure(reason, pipeline=pipe, worker_name=self.name)
+            pipe.execute()
+        JOB_FAILURES.labels(job.origin, "<unreadable>").inc()
+
 
 def queues_for(settings: Settings, names: list[str]) -> list[Queue]:
     client = client_for(settings)
     keys = Keys(settings.redis_prefix)
-    return [Queue(keys.queue(n, settings.node), connection=client,
-                  default_timeout=settings.services.job_timeout_s)
+    return [job_queue(keys.queue(n, settings.node), client,
+                      default_timeout=settings.services.job_timeout_s)
             for n in names]
+
+
+def serve_metrics(host: str, port: int, wait_s: float = 5.0) -> None:
+    """Serve /metrics on `port`, retrying while an old process's socket is still closing."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            start_http_server(port, addr=host)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise SystemExit(f"worker metrics port {host}:{port} is taken by another process "
+                                 f"({exc.strerror}); stop it or choose another "
+                                 "services.worker_metrics_port") from exc
+            time.sleep(0.2)
 
 
 def run_worker(settings: Settings, names: list[str], burst: bool = False,
@@ -71,7 +117,7 @@ def run_worker(settings: Settings, names: list[str], burst: bool = False,
         raise ValueError(f"unknown queue(s) {unknown}; known: {list(QUEUE_NAMES)}")
     port = settings.services.worker_metrics_port if metrics_port is None else metrics_port
     if port:
-        start_http_server(port, addr=settings.services.host)
+        serve_metrics(settings.services.host, port)
         log.info("worker metrics on http://%s:%d/metrics", settings.services.host, port)
     queues = queues_for(settings, names)
     def count_failure(job: Job, *exc_info) -> bool:
@@ -80,11 +126,16 @@ def run_worker(settings: Settings, names: list[str], burst: bool = False,
 
     worker = LivenessWorker(queues, connection=queues[0].connection,
                             maintenance_interval=max(3 * settings.services.job_heartbeat_s, 10),
-                            exception_handlers=[count_failure])
+                            exception_handlers=[count_failure], serializer=SERIALIZER)
     worker.heartbeat_s = settings.services.job_heartbeat_s
-    # The scheduler (moving delayed jobs, e.g. lifelong restarts, onto their queues) runs in
-    # whichever worker takes its lock; every worker offers to.
-    return worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=True)
+    # Due jobs (retries after an interval, lifelong restarts) are moved by a thread of every
+    # worker rather than rq's forked scheduler, whose child and lock outlive a killed worker.
+    mover = DueJobMover(queues[0].connection, Keys(settings.redis_prefix),
+                        [q.name for q in queues]).start()
+    try:
+        return worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
+    finally:
+        mover.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

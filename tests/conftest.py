@@ -27,7 +27,7 @@ def redis_server(tmp_path_factory):
 @pytest.fixture
 def redis_url(redis_server):
     """The URL of a freshly flushed database of the session's server."""
-    url = f"{redis_server.url}?db={next(_DATABASES)}"
+    url = redis_server.url_with_password(next(_DATABASES))
     client = connect(url)
     client.flushdb()
     client.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from ptzjepa.cli import analysis, jobs, legacy, run
+from ptzjepa.cli import analysis, jobs, legacy, node, run
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ptzjepa: lifelong curiosity-driven world models for PTZ cameras")
@@ -19,6 +19,8 @@ PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 app.command()(run.up)
 app.command()(run.demo)
+app.command()(node.status)
+app.command()(node.down)
 app.command()(jobs.collect)
 app.command()(jobs.phase)
 app.command()(jobs.cycle)

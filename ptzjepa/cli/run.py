@@ -15,6 +15,7 @@ from ptzjepa.cli.common import (
     coordinator_client,
     load_cli_settings,
     load_node_settings,
+    plain,
 )
 from ptzjepa.cli.jobs import follow_cycle, print_collection, print_cycle, start_cycle
 from services.coordinator.launcher import Launcher, LaunchError, Node, site_settings
@@ -32,15 +33,20 @@ DEMO_SETTINGS = {
 
 
 def _serve_until_stopped(node: Launcher, stop: threading.Event) -> None:
+    for line in node.stale_report:
+        console.print(f"[yellow]stale node:[/yellow] {plain(line)}")
     for site in node.sites:
         console.print(f"[green]node {site.node} is up[/green]: coordinator "
                       f"{node.coordinator_url_of(site)}, camera {site.services.camera_base_url()}")
-    console.print(f"logs in {node.data_dir / 'logs'}; Ctrl-C stops everything")
+    console.print(f"logs in {node.data_dir / 'logs'}; dead children are restarted; Ctrl-C stops everything")
+    reported: set[str] = set()
     while not stop.is_set():
-        failed = node.failed_children()
-        if failed:
-            console.print(f"[red]{', '.join(failed)} exited; stopping the node[/red]")
-            raise typer.Exit(1)
+        # A child the supervisor gave up on stays dead and visible (status page, metrics); the
+        # rest of the node keeps serving.
+        for name in sorted(set(node.failed_children()) - reported):
+            console.print(f"[red]{name} keeps dying; it is no longer restarted (see "
+                          f"{node.data_dir / 'logs' / (name + '.log')})[/red]")
+            reported.add(name)
         stop.wait(1.0)
     console.print("stopping...")
 
@@ -56,10 +62,10 @@ def up(config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        with Launcher(site_settings(settings, nodes)) as node:
+        with Launcher(site_settings(settings, nodes), supervise=True) as node:
             _serve_until_stopped(node, stop)
     except LaunchError as exc:
-        console.print(f"[red]the node did not start:[/red] {exc}")
+        console.print(f"[red]the node did not start:[/red] {plain(str(exc))}")
         raise typer.Exit(1) from None
 
 

@@ -11,6 +11,7 @@ from shared.camera_client import camera_client_for
 from shared.jobcontext import job_context
 from shared.metrics import AGENT_LOSS
 from shared.progress import JobProgress
+from shared.queues import json_result
 from shared.recording import frames_per_run, run_id
 from shared.store import store_for
 
@@ -39,7 +40,7 @@ def train_agent(node: str | None = None, updates: int | None = None) -> dict:
         outcome = "ok"
         events.emit(client, keys, "agent.trained", settings.node, sha256=result["sha256"],
                     wm_slot=result["wm_slot"], wm_version=result["wm_version"])
-        return result
+        return json_result(result, f"{__name__}.train_agent")
     finally:
         progress.finish(outcome)
 
@@ -62,6 +63,6 @@ def navigate(node: str | None = None, iterations: int | None = None, movements: 
                                      run_id=run_id("nav", job.id if job else None),
                                      on_frame=progress.frame_done)
         outcome = "stopped" if result.stopped else "ok"
-        return result.summary() | {"seed": seed}
+        return json_result(result.summary() | {"seed": seed}, f"{__name__}.navigate")
     finally:
         progress.finish(outcome)

@@ -11,6 +11,7 @@ from shared.camera_client import camera_client_for
 from shared.config import load_settings
 from shared.keys import Keys
 from shared.progress import JobProgress
+from shared.queues import json_result
 from shared.recording import frames_per_run, run_id
 from shared.redis import client_for
 from shared.store import store_for
@@ -40,4 +41,4 @@ def collect_sweep(iterations: int | None = None, movements: int | None = None,
         summary = result.summary(store, settings.node) | {"seed": seed}
     finally:
         progress.finish(outcome)
-    return summary
+    return json_result(summary, f"{__name__}.collect_sweep")

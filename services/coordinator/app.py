@@ -6,8 +6,8 @@ from contextlib import asynccontextmanager
 
 import redis
 from fastapi import FastAPI
-from rq import Queue
 
+from services.coordinator.children import export_child_metrics
 from services.coordinator.maintenance import Housekeeper
 from services.coordinator.routes import routers
 from services.coordinator.status import install_status
@@ -15,6 +15,7 @@ from shared.api import install_common, token_guard
 from shared.config import Settings, load_settings
 from shared.keys import NODE_QUEUES, QUEUE_NAMES, Keys
 from shared.metrics import QUEUE_DEPTH
+from shared.queues import job_queue
 from shared.redis import client_for
 from shared.store import store_for
 
@@ -49,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def queue_depths() -> None:
         for name in QUEUE_NAMES:
             queue_name = keys.queue(name, settings.node if name in NODE_QUEUES else None)
-            QUEUE_DEPTH.labels(queue_name).set(Queue(queue_name, connection=client).count)
+            QUEUE_DEPTH.labels(queue_name).set(job_queue(queue_name, client).count)
+        export_child_metrics(client, keys, settings.node)  # the processes `ptzjepa up` supervises
 
     install_common(app, "coordinator", readiness, before_scrape=queue_depths)
     for router in routers(settings, token_guard(settings)):

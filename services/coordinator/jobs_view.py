@@ -8,6 +8,7 @@ import redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from shared.queues import fetch_job
 from shared.schemas import JobView
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -21,7 +22,7 @@ def fetch(client: redis.Redis, job_id: str) -> Job:
     if not JOB_ID.match(job_id):
         raise ValueError(f"'{job_id[:80]}' is not a valid job id (letters, digits, '-' and '_')")
     try:
-        return Job.fetch(job_id, connection=client)
+        return fetch_job(job_id, client)
     except NoSuchJobError:
         raise UnknownJob(f"no job with id '{job_id}' (unknown or expired)") from None
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
-from rq import Queue
 from rq.registry import StartedJobRegistry
 from rq.timeouts import TimerDeathPenalty
 
 from shared.config import Settings
+from shared.due_jobs import move_due_jobs
 from shared.keys import NODE_QUEUES, QUEUE_NAMES, Keys
+from shared.queues import job_queue
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +30,21 @@ def sweep_abandoned(client: redis.Redis, settings: Settings) -> None:
     interval = settings.services.job_heartbeat_s
     for name in QUEUE_NAMES:
         queue_name = keys.queue(name, settings.node if name in NODE_QUEUES else None)
-        if not client.set(f"{keys.prefix}:maintenance:{queue_name}", settings.node, nx=True,
+        if not client.set(keys.maintenance_lock(queue_name), settings.node, nx=True,
                           ex=max(1, 2 * interval)):
             continue  # another coordinator did it moments ago
         # TimerDeathPenalty: the failure callbacks run under a time limit, and signals (rq's
         # default) only work in the main thread, not in this housekeeping thread.
-        registry = StartedJobRegistry(queue=Queue(queue_name, connection=client),
+        registry = StartedJobRegistry(queue=job_queue(queue_name, client),
                                       death_penalty_class=TimerDeathPenalty)
         registry.cleanup()
+
+
+def move_all_due_jobs(client: redis.Redis, settings: Settings) -> None:
+    """The backstop of the workers' due-job threads (same function, same locks)."""
+    keys = Keys(settings.redis_prefix)
+    for name in QUEUE_NAMES:
+        move_due_jobs(client, keys, keys.queue(name, settings.node if name in NODE_QUEUES else None))
 
 
 class Housekeeper:
@@ -53,9 +62,14 @@ class Housekeeper:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(2 * self.settings.services.job_heartbeat_s):
+        sweep_every = 2 * self.settings.services.job_heartbeat_s
+        last_sweep = 0.0
+        while not self._stop.wait(1.0):
             try:
-                sweep_abandoned(self.client, self.settings)
+                move_all_due_jobs(self.client, self.settings)
+                if time.monotonic() - last_sweep >= sweep_every:
+                    last_sweep = time.monotonic()
+                    sweep_abandoned(self.client, self.settings)
             except redis.RedisError as exc:
                 log.warning("housekeeping skipped, Redis unavailable: %s", exc)
             except Exception:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
-from rq import Callback, Queue
+from rq import Callback
 
 from services.coordinator import jobs_view
 from shared import cycles, events, versions
@@ -19,6 +19,7 @@ from shared.keys import Keys
 from shared.leases import LeaseManager
 from shared.phases import PHASES
 from shared.progress import request_stop
+from shared.queues import job_queue
 from shared.reliability import retry_policy
 from shared.schemas import (
     AgentRequest,
@@ -52,7 +53,7 @@ class Context:
 
     def enqueue(self, request: Request, phase: str, kwargs: dict) -> JobAccepted:
         spec = PHASES[phase]
-        queue = Queue(self.keys.queue(spec.queue, self.node), connection=request.app.state.redis)
+        queue = job_queue(self.keys.queue(spec.queue, self.node), request.app.state.redis)
         job = queue.enqueue(spec.func, kwargs=kwargs, job_timeout=self.settings.services.job_timeout_s,
                             result_ttl=cycles.RESULT_TTL_S, failure_ttl=cycles.RESULT_TTL_S,
                             meta={"phase": phase, "node": self.node}, retry=retry_policy(self.settings),

@@ -10,6 +10,7 @@ from shared.jobcontext import job_context
 from shared.leases import LeaseManager
 from shared.metrics import DREAM_SURPRISE, DREAMS
 from shared.progress import JobProgress
+from shared.queues import json_result
 from shared.store import store_for
 
 
@@ -33,6 +34,6 @@ def generate_dreams(node: str | None = None, slot: str | None = None, version: s
         DREAM_SURPRISE.labels(settings.node, slot).set(result["mean_surprise"])
         events.emit(client, keys, "dreams.written", settings.node, folder=result["folder"],
                     slot=slot, version=version, dreams=result["dreams"])
-        return result
+        return json_result(result, f"{__name__}.generate_dreams")
     finally:
         progress.finish(outcome)

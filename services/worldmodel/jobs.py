@@ -8,6 +8,7 @@ from shared.jobcontext import job_context
 from shared.leases import LeaseManager, NoFreeSlot
 from shared.metrics import LEASE_EVENTS, LEASE_WAIT, WM_LOSS, WM_VERSIONS
 from shared.progress import JobProgress
+from shared.queues import json_result
 from shared.store import store_for
 
 
@@ -42,12 +43,13 @@ def train_world_model(node: str | None = None, slot: str | None = None) -> dict:
                 raise
             outcome = "no_free_slot"
             events.emit(client, keys, "worldmodel.skipped", settings.node, reason=str(exc))
-            return {"skipped": True, "reason": f"no free slot: {exc}", "slot": newest["slot"],
-                    "version": newest["version"], "fence": newest["fence"], "parent": None}
+            return json_result({"skipped": True, "reason": f"no free slot: {exc}", "slot": newest["slot"],
+                                "version": newest["version"], "fence": newest["fence"], "parent": None},
+                               f"{__name__}.train_world_model")
         outcome = "stopped" if result["stop_reason"] == "stopped" else "ok"
         WM_VERSIONS.labels(settings.node, result["slot"]).inc()
         events.emit(client, keys, "model.published", settings.node, slot=result["slot"],
                     version=result["version"], fence=result["fence"], parent=result["parent"])
-        return result
+        return json_result(result, f"{__name__}.train_world_model")
     finally:
         progress.finish(outcome)

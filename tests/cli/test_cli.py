@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.coordinator.test_full_cycle import TINY
-from tests.support.servers import free_port, free_port_block, wait_http_ok
+from tests.support.servers import free_port, free_port_block, wait_for, wait_http_ok
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +91,68 @@ def test_a_typo_in_a_frozen_section_stops_up_before_anything_starts(tmp_path):
     assert "worldmodel.train" in out.stdout and "lrr" in out.stdout
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{ports['coordinator']}/healthz", timeout=2)
+
+
+def test_a_second_up_on_the_same_data_dir_is_refused_and_down_stops_the_first(tmp_path):
+    env, ports = _env(tmp_path)
+    first = subprocess.Popen(_cli("up"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{ports['coordinator']}/readyz", timeout_s=90)
+        record = json.loads((tmp_path / "data" / "run" / "node.json").read_text())
+        assert record["launcher"]["pid"] == first.pid
+        children = [c["pid"] for c in record["children"]]
+        assert len(children) == 6
+
+        status = subprocess.run(_cli("status"), env=env, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"launcher pid {first.pid}" in status.stdout and "worker-worldmodel" in status.stdout
+
+        second = subprocess.run(_cli("up"), env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1, second.stdout + second.stderr
+        text = " ".join(second.stdout.split())
+        assert f"already running: launcher pid {first.pid}" in text and "ptzjepa down" in text
+        assert httpx.get(f"http://127.0.0.1:{ports['coordinator']}/healthz", timeout=5).status_code == 200
+
+        started = time.monotonic()
+        down = subprocess.run(_cli("down"), env=env, capture_output=True, text=True, timeout=60)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "stopped" in down.stdout
+        output, _ = first.communicate(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, output
+    assert "did not stop" not in output, output
+    assert all(not Path(f"/proc/{pid}").exists() for pid in children)
+    assert not (tmp_path / "data" / "run" / "node.json").exists()
+    print(f"`ptzjepa down` of an idle node: {took:.2f} s")
+
+
+def test_after_up_is_killed_its_children_are_gone_and_a_new_up_starts(tmp_path):
+    env, ports = _env(tmp_path)
+    ready = f"http://127.0.0.1:{ports['coordinator']}/readyz"
+    first = subprocess.Popen(_cli("up"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http_ok(ready, timeout_s=90)
+        record = json.loads((tmp_path / "data" / "run" / "node.json").read_text())
+        first.kill()  # SIGKILL: the launcher runs no clean-up at all
+        first.wait(10)
+        children = [c["pid"] for c in record["children"]]
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 5,
+                 what="the children to die with `ptzjepa up`")
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = subprocess.Popen(_cli("up"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        wait_http_ok(ready, timeout_s=90)
+        second.send_signal(signal.SIGINT)
+        output, _ = second.communicate(timeout=60)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert second.returncode == 0, output
+    text = " ".join(output.split())
+    assert "is up" in text

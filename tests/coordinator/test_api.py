@@ -2,10 +2,10 @@
 
 import httpx
 import pytest
-from rq import Queue
 
 from services.coordinator.app import create_app
 from shared.keys import Keys
+from shared.queues import job_queue
 from shared.redis import connect
 from tests.support.servers import ThreadedServer
 from tests.support.settings import make_settings
@@ -26,7 +26,7 @@ def test_collect_enqueues_a_sweep_on_the_camera_queue(coordinator):
     r = http.post("/v1/phases/collect", json={"iterations": 2, "movements": 1, "seed": 3}, headers=AUTH)
     assert r.status_code == 202
     job_id = r.json()["job_id"]
-    queue = Queue(Keys("test").queue("camera", "node0"), connection=redis_client)
+    queue = job_queue(Keys("test").queue("camera", "node0"), redis_client)
     assert queue.job_ids == [job_id]
     job = queue.fetch_job(job_id)
     assert job.func_name == "services.camera.jobs.collect_sweep"
@@ -53,7 +53,7 @@ def test_bad_collect_requests_get_422_and_enqueue_nothing(coordinator, body, fra
     http, redis_client = coordinator
     r = http.post("/v1/phases/collect", json=body, headers=AUTH)
     assert r.status_code == 422 and fragment in r.json()["detail"]
-    assert Queue(Keys("test").queue("camera", "node0"), connection=redis_client).count == 0
+    assert job_queue(Keys("test").queue("camera", "node0"), redis_client).count == 0
 
 
 def test_malformed_json_is_422(coordinator):
@@ -67,7 +67,7 @@ def test_mutations_need_the_token(coordinator):
     assert http.post("/v1/phases/collect", json={}).status_code == 401
     assert http.post("/v1/phases/collect", json={}, headers={"Authorization": "Bearer no"}).status_code == 403
     assert http.post("/v1/jobs/abc/stop").status_code == 401
-    assert Queue(Keys("test").queue("camera", "node0"), connection=redis_client).count == 0
+    assert job_queue(Keys("test").queue("camera", "node0"), redis_client).count == 0
 
 
 def test_unknown_and_invalid_job_ids(coordinator):
@@ -97,7 +97,7 @@ def test_worldmodel_phase_is_enqueued_and_validated(coordinator):
     http, redis_client = coordinator
     r = http.post("/v1/phases/worldmodel", json={"slot": "wm_01"}, headers=AUTH)
     assert r.status_code == 202
-    job = Queue(Keys("test").queue("worldmodel"), connection=redis_client).fetch_job(r.json()["job_id"])
+    job = job_queue(Keys("test").queue("worldmodel"), redis_client).fetch_job(r.json()["job_id"])
     assert job.func_name == "services.worldmodel.jobs.train_world_model"
     assert job.kwargs == {"node": "node0", "slot": "wm_01"}
     r = http.post("/v1/phases/worldmodel", json={"slot": "wm_99"}, headers=AUTH)

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from shared.keys import Keys
-from shared.leases import LeaseLost, LeaseManager, NoFreeSlot, StaleLease
+from shared.leases import LeaseLost, LeaseManager, NoFreeSlot, StaleLease, slot_group
 
 KEYS = Keys("ptzjepa-test")
 TTL = 400  # ms: short enough that expiry tests stay fast
@@ -303,7 +303,7 @@ def test_concurrent_threads_never_share_a_slot(redis_url):
 
     def worker(n: int) -> None:
         client = redis.Redis.from_url(redis_url)
-        manager = LeaseManager(client, KEYS, f"node-{n}", poll_initial_s=0.002, poll_max_s=0.02)
+        manager = LeaseManager(client, KEYS, f"node-{n}")
         try:
             for _ in range(15):
                 with manager.acquire_any(slots, ttl_ms=2000, wait_s=5, order="random") as lease:
@@ -327,3 +327,171 @@ def test_concurrent_threads_never_share_a_slot(redis_url):
         thread.join()
     assert not errors and not overlaps
     assert len(fences) == 90 and len(set(fences)) == 90
+
+
+# ---- fairness: the waiter queue -----------------------------------------------------------------
+
+WAITER = """
+import sys
+from shared.keys import Keys
+from shared.leases import LeaseManager
+from shared.redis import connect
+manager = LeaseManager(connect(sys.argv[1]), Keys(sys.argv[2]), "waiter")
+try:
+    with manager.acquire("wm_00_00", ttl_ms=5000, wait_s=60) as lease:
+        print("granted", lease.fence, flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def wait_until(predicate, timeout_s: float = 10.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached in time"
+        time.sleep(0.005)
+
+
+def queued(redis_client, slots) -> int:
+    return redis_client.zcard(KEYS.slot_queue(slot_group(slots)))
+
+
+def test_slot_group_names_a_set_of_slots():
+    assert slot_group(["wm_00_01", "wm_00_00", "wm_00_01"]) == "wm_00_00,wm_00_01"
+    many = [f"wm_{i:02d}_{j:02d}" for i in range(10) for j in range(10)]
+    assert slot_group(many) == slot_group(reversed(many))
+    assert slot_group(many).startswith("sha256-") and len(slot_group(many)) < 50
+
+
+def test_waiters_are_granted_in_arrival_order(redis_url, redis_client, other):
+    slots = ["wm_00_00", "wm_00_01"]
+    held = [other.acquire(slot, ttl_ms=2000, wait_s=0) for slot in slots]
+    granted, errors = [], []
+
+    def waiter(name: str) -> None:
+        client = redis.Redis.from_url(redis_url)
+        try:
+            with LeaseManager(client, KEYS, name).acquire_any(slots, ttl_ms=2000, wait_s=10):
+                granted.append(name)
+                time.sleep(0.05)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            client.close()
+
+    names = ["first", "second", "third", "fourth", "fifth"]
+    threads = []
+    for i, name in enumerate(names):
+        threads.append(threading.Thread(target=waiter, args=(name,)))
+        threads[-1].start()
+        wait_until(lambda n=i + 1: queued(redis_client, slots) == n)  # queued in a known order
+    held[0].release()
+    wait_until(lambda: len(granted) == 1)
+    held[1].release()
+    for thread in threads:
+        thread.join(10)
+    assert not errors and granted == names
+    assert queued(redis_client, slots) == 0
+
+
+def test_release_wakes_a_waiter_at_once(redis_client, other, events):
+    # A re-check every second: a grant well within it came from the release's announcement.
+    slow = LeaseManager(redis_client, KEYS, "node-a", recheck_s=1.0, waiter_timeout_s=3.0,
+                        on_event=lambda event, slot, info: events.append((event, slot, info)))
+    held = other.acquire("wm_00_00", ttl_ms=TTL, wait_s=0)
+    threading.Timer(0.2, held.release).start()
+    with slow.acquire("wm_00_00", ttl_ms=TTL, wait_s=5):
+        pass
+    waited = [info["waited_s"] for event, _, info in events if event == "waited"]
+    assert len(waited) == 1 and 0.15 < waited[0] < 0.6
+
+
+def test_giving_up_leaves_the_queue(manager, other, redis_client):
+    with other.acquire("wm_00_00", ttl_ms=TTL, wait_s=0):
+        with pytest.raises(NoFreeSlot) as err:
+            manager.acquire("wm_00_00", ttl_ms=TTL, wait_s=0.3)
+        assert err.value.queued == 0
+        assert queued(redis_client, ["wm_00_00"]) == 0
+        assert redis_client.zcard(KEYS.slot_queue_seen("wm_00_00")) == 0
+
+
+def test_interrupted_waiter_leaves_the_queue(redis_url, redis_client, other):
+    with other.acquire("wm_00_00", ttl_ms=5000, wait_s=0):
+        proc = subprocess.Popen([sys.executable, "-c", WAITER, redis_url, KEYS.prefix],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: queued(redis_client, ["wm_00_00"]) == 1)
+            proc.send_signal(signal.SIGINT)  # KeyboardInterrupt inside the wait
+            assert proc.stdout.readline().strip() == "interrupted"
+            proc.wait(5)
+            # Gone at once, not after the waiter timeout (2 s).
+            assert queued(redis_client, ["wm_00_00"]) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_dead_waiter_blocks_no_longer_than_its_timeout(redis_url, redis_client, manager, other):
+    held = other.acquire("wm_00_00", ttl_ms=5000, wait_s=0)
+    proc = subprocess.Popen([sys.executable, "-c", WAITER, redis_url, KEYS.prefix],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: queued(redis_client, ["wm_00_00"]) == 1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        killed = time.monotonic()
+        held.release()
+        # The slot is free, but the ticket queued first still counts until it times out:
+        # a newcomer does not jump the queue.
+        with pytest.raises(NoFreeSlot, match=r"1 waiter\(s\) queued ahead") as err:
+            manager.acquire("wm_00_00", ttl_ms=TTL, wait_s=0)
+        assert err.value.queued == 1 and err.value.holders["wm_00_00"] is None
+        patient = LeaseManager(redis_client, KEYS, "node-c", recheck_s=0.05, waiter_timeout_s=0.6)
+        with patient.acquire("wm_00_00", ttl_ms=TTL, wait_s=5) as lease:
+            freed_after = time.monotonic() - killed
+            assert lease.node == "node-c"
+        assert 0.3 < freed_after < 0.6 + 0.6
+        assert queued(redis_client, ["wm_00_00"]) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_stalled_waiter_gets_its_place_back(redis_url, redis_client, other):
+    # Stopped past the timeout, the waiter's ticket is dropped; alive again, it rejoins with its
+    # old number, ahead of the waiter that queued after it.
+    held = other.acquire("wm_00_00", ttl_ms=5000, wait_s=0)
+    proc = subprocess.Popen([sys.executable, "-c", WAITER, redis_url, KEYS.prefix],
+                            stdout=subprocess.PIPE, text=True)
+    fences, errors = [], []
+
+    def patient() -> None:
+        manager = LeaseManager(redis_client, KEYS, "node-c", recheck_s=0.05, waiter_timeout_s=0.6)
+        try:
+            with manager.acquire("wm_00_00", ttl_ms=TTL, wait_s=10) as lease:
+                fences.append(lease.fence)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    thread = threading.Thread(target=patient)
+    try:
+        wait_until(lambda: queued(redis_client, ["wm_00_00"]) == 1)
+        proc.send_signal(signal.SIGSTOP)
+        thread.start()
+        wait_until(lambda: queued(redis_client, ["wm_00_00"]) == 2)
+        time.sleep(0.8)  # the patient waiter's re-checks drop the stopped one's ticket
+        assert queued(redis_client, ["wm_00_00"]) == 1
+        proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: queued(redis_client, ["wm_00_00"]) == 2)
+        held.release()
+        first = proc.stdout.readline().split()
+        thread.join(10)
+        assert first[0] == "granted" and not errors and fences == [int(first[1]) + 1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if thread.is_alive():
+            thread.join(10)

@@ -18,13 +18,49 @@ def test_unreachable_redis_is_a_clear_error(tmp_path):
 
 def test_embedded_server_keeps_data_across_restart(tmp_path):
     server = EmbeddedRedis(tmp_path)
-    connect(server.url).set("k", "v")
+    connect(server.url, password=server.password).set("k", "v")
     server.close()
     server = EmbeddedRedis(tmp_path)
     try:
-        assert connect(server.url).get("k") == b"v"
+        assert connect(server.url, password=server.password).get("k") == b"v"
     finally:
         server.close()
+
+
+def test_embedded_restart_keeps_url_password_and_data(tmp_path):
+    with EmbeddedRedis(tmp_path) as server:
+        url, password = server.url, server.password
+        connect(url, password=password).set("k", "v")
+        server.restart()
+        assert (server.url, server.password) == (url, password)
+        assert connect(url, password=password).get("k") == b"v"
+        with pytest.raises(RedisUnavailable, match="refused the password"):
+            connect(url)
+        with pytest.raises(RedisUnavailable, match="refused the password"):
+            connect(url, password="wrong")
+
+
+def test_embedded_password_is_private_and_never_on_argv(tmp_path):
+    with EmbeddedRedis(tmp_path) as server:
+        folder = tmp_path / "redis"
+        assert (folder / "password").read_text().strip() == server.password
+        for name in ("password", "redis.conf"):
+            assert (folder / name).stat().st_mode & 0o777 == 0o600
+        pid = int((folder / "redis.pid").read_text())
+        assert server.password.encode() not in open(f"/proc/{pid}/cmdline", "rb").read()
+        assert server.password not in (folder / "redis.log").read_text()
+    with EmbeddedRedis(tmp_path, password="given-pw") as server:
+        assert connect(server.url, password="given-pw").ping()
+
+
+def test_embedded_socket_falls_back_to_a_short_path(tmp_path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    with EmbeddedRedis(deep) as server:
+        assert len(server.socket_path) <= 100
+        url = server.url
+        server.restart()
+        assert server.url == url
+        assert connect(url, password=server.password).ping()
 
 
 def test_client_reconnects_after_its_connection_drops(redis_client):

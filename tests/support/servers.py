@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import sys
@@ -12,31 +13,47 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+# Ports handed out by this process. Tests pick ports below the kernel's ephemeral range: a port
+# the kernel picks for bind(0) or for an outgoing connection (every httpx and Redis client takes
+# one) can be taken again between our check and the server's own bind, a port below it cannot.
+_HANDED_OUT: set[int] = set()
+_LOW, _HIGH = 20000, 32000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port_block(1)
 
 
-def free_port_block(n: int, tries: int = 200) -> int:
-    """The first of `n` consecutive free ports (the launcher numbers worker metrics ports so)."""
+def free_port_block(n: int, tries: int = 500) -> int:
+    """The first of `n` consecutive free ports (the launcher numbers worker metrics ports so),
+    none handed out before by this process and all outside the ephemeral range."""
+    high = min(_HIGH, _ephemeral_low()) - n
+    rng = random.Random()
     for _ in range(tries):
-        base = free_port()
-        if base + n >= 65535:
+        base = rng.randrange(_LOW, high)
+        block = range(base, base + n)
+        if any(p in _HANDED_OUT for p in block):
             continue
-        socks = []
-        try:
-            for port in range(base, base + n):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", port))
-                socks.append(sock)
+        if all(_bindable(p) for p in block):
+            _HANDED_OUT.update(block)
             return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
     raise RuntimeError(f"no block of {n} free ports found")
 
 

@@ -158,6 +158,14 @@ class FaultPlan:
         with self._lock:
             self._queue.clear()
 
+    def set_random(self, rate: float, kinds: tuple[str, ...]) -> None:
+        """Switch the random faults while the emulator serves (a fault window of a bench)."""
+        unknown = set(kinds) - set(FAULT_KINDS)
+        if unknown or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"bad random faults: rate {rate}, unknown kinds {sorted(unknown)}")
+        with self._lock:
+            self.rate, self.kinds = rate, tuple(kinds)
+
     def take(self, op: str) -> str | None:
         with self._lock:
             for entry in self._queue:

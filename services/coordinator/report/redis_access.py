@@ -1,20 +1,19 @@
 """Reaching Redis from an offline tool (`ptzjepa report`, `export-embeddings`), quickly or not at all.
 
 The configured `redis_url` is tried once with short timeouts; without one, a node started with
-`ptzjepa up` on this data folder is found through its embedded server's registry file
-(`<data_dir>/redis/ptzjepa.rdb.settings`, which names the unix socket). When neither answers, the
+`ptzjepa up` on this data folder is found through its embedded server's files
+(`<data_dir>/redis/`: its unix socket and its password file). When neither answers, the
 caller works from the store alone and says so.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import redis
 
 from shared.config import Settings
-from shared.redis import redacted
+from shared.redis import embedded_location, redacted
 
 
 def open_redis(settings: Settings, timeout_s: float = 2.0) -> tuple[redis.Redis | None, str | None]:
@@ -23,15 +22,13 @@ def open_redis(settings: Settings, timeout_s: float = 2.0) -> tuple[redis.Redis 
     if settings.redis_url:
         url, where = settings.redis_url, redacted(settings.redis_url)
     else:
-        registry = Path(settings.data_dir) / "redis" / "ptzjepa.rdb.settings"
-        try:
-            socket = json.loads(registry.read_text())["unixsocket"]
-        except (OSError, ValueError, KeyError, TypeError):
+        location = embedded_location(Path(settings.data_dir))
+        if location is None:
             return None, ("no Redis URL is configured and no embedded node is running on "
                           f"{settings.data_dir}")
-        if not Path(socket).exists():
-            return None, f"the embedded Redis of {settings.data_dir} is not running"
-        url, where = f"unix://{socket}", f"the embedded Redis of {settings.data_dir}"
+        url, stored = location
+        password = password or stored
+        where = f"the embedded Redis of {settings.data_dir}"
     try:
         client = redis.Redis.from_url(url, password=password, socket_connect_timeout=timeout_s,
                                       socket_timeout=max(timeout_s, 10.0))

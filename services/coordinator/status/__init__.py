@@ -2,7 +2,8 @@
 
 - `GET /`: the page (services/coordinator/status/assets.py), `GET /ui/status.js`: its script;
 - `GET /v1/status`: nodes, their lifelong state, newest cycle, agent, running and recent phases with
-  progress, newest frame and newest published report;
+  progress, the processes `ptzjepa up` supervises (`children`: state, pid, restarts, last exit),
+  newest frame and newest published report;
 - `GET /v1/frames/latest?node=N`: the newest frame record of a node (404 when it has none);
   `GET /v1/frames/latest.jpg?node=N`: that frame's JPEG;
 - `GET /ui/reports/{node}/{folder}/{file}`: the files of a published analysis report (PNG, HTML,

@@ -24,6 +24,7 @@ th,td{border-bottom:1px solid #edf0f4;padding:.3em .45em;text-align:left;vertica
 th{color:#5a6577;font-weight:600}
 .badge{display:inline-block;border-radius:10px;padding:0 .55em;font-size:.8em;background:#e8ecf2}
 .s-finished{background:#d9f2e0;color:#176f2c}.s-failed,.s-stopped,.s-canceled{background:#fde2e4;color:#b00020}
+.s-gave_up,.s-restarting{background:#fde2e4;color:#b00020}
 .s-started,.s-running{background:#dbe9fb;color:#0b5cad}.s-queued,.s-deferred,.s-scheduled{background:#fff1d6;color:#8a5a00}
 .phase{display:inline-block;margin:.1em .3em .1em 0}
 .bar{display:inline-block;width:90px;height:8px;background:#e8ecf2;border-radius:4px;vertical-align:middle;margin-left:.3em}
@@ -58,6 +59,10 @@ code{font-size:.9em;word-break:break-all}
   <section id="jobs-section"><h2>Running and recent phases</h2>
     <table id="jobs"><thead><tr><th>node</th><th>phase</th><th>status</th><th>progress</th><th>cycle</th>
       <th>job</th><th>ended</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section id="children-section"><h2>Processes (supervised by <code>ptzjepa up</code>)</h2>
+    <table id="children"><thead><tr><th>node</th><th>process</th><th>state</th><th>pid</th>
+      <th>restarts</th><th>last exit</th><th>since</th></tr></thead><tbody></tbody></table>
   </section>
   <section id="leases-section"><h2>World-model slots and lease holders</h2>
     <table id="leases"><thead><tr><th>slot</th><th>lease holder</th><th>latest version</th></tr></thead>
@@ -158,6 +163,16 @@ SCRIPT = r"""
     fill("jobs", rows.length ? rows
                  : [el("tr", {}, el("td", {colSpan: 7, class: "muted"}, "no phases yet"))]);
   }
+  function renderChildren(status) {
+    const rows = [];
+    for (const n of status.nodes) for (const c of (n.children || [])) rows.push(el("tr",
+      {"data-child": c.name, "data-state": c.state, "data-restarts": c.restarts},
+      el("td", {}, n.node), el("td", {}, el("code", {}, c.name)), el("td", {}, badge(c.state)),
+      el("td", {}, c.pid === null ? "-" : c.pid), el("td", {}, c.restarts),
+      el("td", {}, c.last_exit || ""), el("td", {title: time(c.since)}, clock(c.since))));
+    fill("children", rows.length ? rows
+         : [el("tr", {}, el("td", {colSpan: 7, class: "muted"}, "no supervised processes"))]);
+  }
   function renderLeases(models) {
     fill("leases", models.slots.map(s => el("tr",
       {"data-slot": s.slot, "data-holder": s.holder ? s.holder.node : ""},
@@ -204,8 +219,8 @@ SCRIPT = r"""
         [json("/v1/status"), json("/v1/cycles?limit=10"), json("/v1/models")]);
       document.getElementById("this-node").textContent = status.node;
       for (const s of document.querySelectorAll(".node-name")) s.textContent = status.node;
-      renderNodes(status); renderCycles(cycleList); renderJobs(status); renderLeases(models);
-      renderFrames(status); renderPlots(status);
+      renderNodes(status); renderCycles(cycleList); renderJobs(status); renderChildren(status);
+      renderLeases(models); renderFrames(status); renderPlots(status);
       banner.style.display = status.problems.length ? "block" : "none";
       banner.textContent = status.problems.join("; ");
       document.getElementById("updated").textContent = time(status.generated_at);

@@ -3,7 +3,8 @@
 - nodes: every node that left a trace in Redis (`<prefix>:node:<node>:...` keys: cycles, lifelong
   state, agent, dreams) or in the store (`manifests/<node>/`), this coordinator's own first;
 - per node: lifelong state, its newest cycle, its agent, its running and recent phases (rq jobs of
-  its queues, with their progress), the newest frame it recorded and its newest analysis report.
+  its queues, with their progress), the processes `ptzjepa up` supervises for it (state, restarts,
+  how each last ended), the newest frame it recorded and its newest analysis report.
 
 Registries are read with `cleanup=False`: a page view must never modify rq's bookkeeping.
 """
@@ -18,12 +19,13 @@ import time
 from typing import Any
 
 import redis
-from rq import Queue
 from rq.job import Job
 
+from services.coordinator.children import read_children
 from shared import cycles
 from shared.config import Settings
 from shared.keys import NODE_QUEUES, QUEUE_NAMES, Keys
+from shared.queues import fetch_jobs, job_queue
 from shared.schemas import FrameRecord
 from shared.store import Store, StoreError
 
@@ -83,14 +85,14 @@ def node_jobs(client: redis.Redis, keys: Keys, node: str) -> list[dict]:
     """The node's phases as rq jobs: queued, running and recently ended, newest first."""
     ids: list[str] = []
     for name in QUEUE_NAMES:
-        queue = Queue(keys.queue(name, node if name in NODE_QUEUES else None), connection=client)
+        queue = job_queue(keys.queue(name, node if name in NODE_QUEUES else None), client)
         ids += queue.get_job_ids(0, JOBS_PER_REGISTRY)
         for registry in (queue.started_job_registry, queue.deferred_job_registry,
                          queue.finished_job_registry, queue.failed_job_registry,
                          queue.canceled_job_registry):
             ids += registry.get_job_ids(0, JOBS_PER_REGISTRY - 1, desc=True, cleanup=False)
     views, seen = [], set()
-    for job in Job.fetch_many(list(dict.fromkeys(ids)), connection=client):
+    for job in fetch_jobs(list(dict.fromkeys(ids)), client):
         if job is None or job.id in seen:
             continue
         seen.add(job.id)
@@ -185,6 +187,7 @@ def snapshot(client: redis.Redis, store: Store, settings: Settings, frames: Late
         agent = json.loads(raw) if raw else None
         entry["agent"] = ({k: agent.get(k) for k in ("sha256", "wm_slot", "wm_version", "trained_at",
                                                       "final_loss", "updates")} if agent else None)
+        entry["children"] = read_children(client, keys, node)  # supervised by `ptzjepa up`
         entry["jobs"] = node_jobs(client, keys, node)
         entry["running"] = [j for j in entry["jobs"] if j["status"] == "started"]
         try:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 
 from shared import cycles
 from shared.config import Settings, child_environment
 from shared.keys import QUEUE_NAMES, Keys
+from shared.queues import SERIALIZER, job_queue
 from shared.redis import connect
 from shared.store import Store
 from tests.coordinator.test_full_cycle import TINY
@@ -41,8 +42,8 @@ class TwoCycleRun:
 
 def _worker(client, settings: Settings) -> SimpleWorker:
     keys = Keys(settings.redis_prefix)
-    queues = [Queue(keys.queue(name, settings.node), connection=client) for name in QUEUE_NAMES]
-    return SimpleWorker(queues, connection=client)
+    queues = [job_queue(keys.queue(name, settings.node), client) for name in QUEUE_NAMES]
+    return SimpleWorker(queues, connection=client, serializer=SERIALIZER)
 
 
 def two_cycle_run(tmp_path_factory, redis_server) -> TwoCycleRun:
@@ -51,7 +52,7 @@ def two_cycle_run(tmp_path_factory, redis_server) -> TwoCycleRun:
     if key in _RUNS:
         return _RUNS[key]
     tmp = tmp_path_factory.mktemp("two-cycles")
-    redis_url = f"{redis_server.url}?db=0"
+    redis_url = redis_server.url_with_password(0)
     client = connect(redis_url)
     for k in client.scan_iter(match=f"{PREFIX}:*"):
         client.delete(k)

@@ -19,6 +19,7 @@ from services.coordinator.report import build_report
 from services.coordinator.status.data import latest_report
 from shared.keys import Keys
 from shared.leases import LeaseManager
+from shared.queues import job_queue
 from shared.redis import connect
 from tests.support.servers import ThreadedServer
 
@@ -72,8 +73,7 @@ def coordinator(two_cycles, tmp_path):
     finally:
         lease.release()
         client.delete(keys.lifelong("node1"))
-        from rq import Queue
-        Queue(Keys(two_cycles.settings.redis_prefix).queue("agent", "node0"), connection=client).empty()
+        job_queue(Keys(two_cycles.settings.redis_prefix).queue("agent", "node0"), client).empty()
         client.close()
 
 
