@@ -38,6 +38,7 @@ bench: $(VENV)/.installed
 		--panorama bench/results/photo_panorama.png
 	$(BIN)/python bench/throughput.py --out bench/results/throughput.json
 	$(BIN)/python bench/cycle.py --out bench/results/cycle.json
+	$(BIN)/python bench/chaos.py --out bench/results/chaos.json --kills 100
 	$(BIN)/python bench/curiosity.py --out bench/results/curiosity.json
 
 clean:

@@ -7,6 +7,7 @@ key the job polls between units of work, so every phase ends on request without 
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -20,6 +21,16 @@ from shared.metrics import PHASE_PROGRESS, PHASE_SECONDS
 
 class StopRequested(RuntimeError):
     """The job was asked to stop; what it finished so far is kept."""
+
+
+_SHUTTING_DOWN = threading.Event()
+
+
+def request_shutdown() -> None:
+    """This worker process is stopping: from now on every job's `stop_requested()` is true, so
+    the running job ends at its next poll, keeping what it finished, and the worker can exit
+    within the launcher's grace period instead of being killed."""
+    _SHUTTING_DOWN.set()
 
 
 class JobProgress:
@@ -45,11 +56,14 @@ class JobProgress:
             self.job.save_meta()
 
     def stop_requested(self) -> bool:
+        if _SHUTTING_DOWN.is_set():
+            return True
         return bool(self.job_id and self.client.exists(self.keys.stop_request(self.job_id)))
 
     def check_stop(self) -> None:
         if self.stop_requested():
-            raise StopRequested(f"{self.phase} stopped on request after {self.done}/{self.total}")
+            why = "because its worker is shutting down" if _SHUTTING_DOWN.is_set() else "on request"
+            raise StopRequested(f"{self.phase} stopped {why} after {self.done}/{self.total}")
 
     def frame_done(self, done: int, _total: int) -> None:
         """The `on_frame` callback of a camera run: records progress and stops when asked to."""

@@ -27,6 +27,7 @@ from shared.config import Settings
 from shared.due_jobs import DueJobMover
 from shared.keys import QUEUE_NAMES, Keys
 from shared.metrics import JOB_FAILURES  # also registers every ptzjepa_* metric from the start
+from shared.progress import request_shutdown
 from shared.queues import SERIALIZER, job_queue
 from shared.redis import client_for
 
@@ -35,6 +36,13 @@ log = logging.getLogger(__name__)
 
 class LivenessWorker(SimpleWorker):
     heartbeat_s: int = 5
+
+    def request_stop(self, signum, frame) -> None:
+        """SIGTERM/SIGINT: the running job is told to stop at its next poll (it keeps what it
+        finished: a world-model phase publishes what it trained), then rq's warm shutdown ends
+        the worker once that job returned."""
+        request_shutdown()
+        super().request_stop(signum, frame)
 
     def subscribe(self) -> None:
         """rq's command channel, read in a thread that wakes every 0.5 s: rq's own thread waits up

@@ -44,7 +44,7 @@ def test_killed_workers_and_a_redis_restart(tmp_path):
     config = json.loads(json.dumps(TINY))
     # training long enough to be killed in the middle; short leases and heartbeats so the dead
     # are noticed within seconds; immediate retries
-    config["worldmodel"]["train"].update({"steps": 100_000, "time_budget_s": 8.0})
+    config["worldmodel"]["train"].update({"steps": 100_000, "epochs": 100_000, "time_budget_s": 8.0})
     config["worldmodel"].update({"lease_ttl_s": 3.0, "lease_wait_s": 20.0})
     with RestartableRedis(tmp_path / "redis") as server:
         settings = make_settings(tmp_path, server.url, **config,

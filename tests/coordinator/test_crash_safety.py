@@ -69,3 +69,30 @@ def _metrics_answer(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_clean_stop_during_world_model_training_ends_every_child_within_the_grace(tmp_path):
+    config = json.loads(json.dumps(TINY))
+    config["worldmodel"]["train"].update({"steps": 100_000, "epochs": 100_000, "time_budget_s": 60.0})
+    with RestartableRedis(tmp_path / "redis") as server:
+        settings = make_settings(tmp_path, server.url, **config,
+                                 collect={"iterations": 2, "movements": 4})
+        client = connect(server.url)
+        node = Launcher([settings]).start()
+        try:
+            with httpx.Client(base_url=node.coordinator_url, timeout=10) as http:
+                http.post("/v1/cycles")
+                wait_for(lambda: _worldmodel_running(client, Keys("test")), 120, interval_s=0.2,
+                         what="world-model training to start")
+            time.sleep(1.0)
+            procs = [c.proc for c in node.children if c.proc is not None]
+        except BaseException:
+            node.stop()
+            raise
+        started = time.monotonic()
+        node.stop()
+        took = time.monotonic() - started
+        assert all(p.poll() is not None for p in procs)
+        assert took < settings.services.stop_grace_s, f"stop took {took:.2f} s"
+        # the stopped job released its lease in `finally`
+        assert not _worldmodel_running(client, Keys("test"))

@@ -10,7 +10,7 @@ from services.coordinator.launcher import Launcher
 from shared import versions
 from shared.keys import Keys
 from shared.leases import LeaseManager
-from shared.redis import connect
+from shared.redis import client_for
 from shared.store import Store
 from tests.coordinator.test_full_cycle import TINY
 from tests.support.servers import wait_for
@@ -50,7 +50,7 @@ def test_three_sites_two_slots_two_cycles_each(tmp_path):
         urls = [cluster.coordinator_url_of(s) for s in cluster.sites]
         with ThreadPoolExecutor(3) as pool:
             results = list(pool.map(lambda u: _run_cycles(u, 2), urls))
-        client = connect(cluster.sites[0].redis_url)
+        client = client_for(cluster.sites[0])
         leases = LeaseManager(client, Keys("test"), "checker")
         store = Store(sites[0].resolved_store_url())
         trained = {}

@@ -289,9 +289,9 @@ def test_prometheus_scrapes_every_service_and_worker_of_a_running_node(tmp_path)
 
             def all_up():
                 assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
-                try:
+                try:  # while it starts, Prometheus answers 503 in plain text
                     active = httpx.get(f"{api}/targets", timeout=2).json()["data"]["activeTargets"]
-                except httpx.HTTPError:
+                except (httpx.HTTPError, ValueError, KeyError):
                     return None
                 health = {t["labels"]["job"]: t["health"] for t in active}
                 if len(active) == len(targets) + 1 and set(health.values()) == {"up"}:
