@@ -224,8 +224,13 @@ def on_phase_failure(job: Job, connection: redis.Redis, typ, value, traceback) -
         return
     if not cycle_id:
         return
+    _fail_cycle(connection, settings, cycle_id, phase, f"{getattr(typ, '__name__', typ)}: {value}")
+
+
+def _fail_cycle(connection: redis.Redis, settings: Settings, cycle_id: str, phase: str | None,
+                error: str) -> None:
+    keys = Keys(settings.redis_prefix)
     rec = _record(connection, keys, cycle_id)
-    error = f"{getattr(typ, '__name__', typ)}: {value}"
     reason = f"{phase} failed: {error}"
     if _end(connection, keys, cycle_id, "failed", reason, failed_phase=phase or "",
             failed_error=error):
@@ -234,6 +239,20 @@ def on_phase_failure(job: Job, connection: redis.Redis, typ, value, traceback) -
                     outcome="failed", reason=reason)
         if rec.get("lifelong") == "1":
             _lifelong_next(connection, settings, failed=True)
+
+
+def fail_cycle_of_refused_job(connection: redis.Redis, settings: Settings, job_id: str,
+                              error: str) -> str | None:
+    """End the cycle of a job that its worker refused to read (its meta is unreadable too, so the
+    cycle is found from the job id, `<cycle id>-<phase>`, and only if that cycle lists the job);
+    returns the cycle id, or None when the job belongs to no cycle."""
+    keys = Keys(settings.redis_prefix)
+    cycle_id, _, phase = job_id.rpartition("-")
+    rec = _hash(connection, keys.cycle(cycle_id)) if cycle_id else {}
+    if not rec or job_id not in {p.get("job_id") for p in json.loads(rec.get("phases") or "[]")}:
+        return None
+    _fail_cycle(connection, settings, cycle_id, phase, error)
+    return cycle_id
 
 
 def stop_cycle(client: redis.Redis, keys: Keys, cycle_id: str, reason: str = "stopped on request") -> dict:

@@ -24,6 +24,7 @@ from rq.job import Job, JobStatus
 from rq.worker import WorkerStatus
 
 from shared.config import Settings
+from shared.cycles import fail_cycle_of_refused_job
 from shared.due_jobs import DueJobMover
 from shared.keys import QUEUE_NAMES, Keys
 from shared.metrics import JOB_FAILURES  # also registers every ptzjepa_* metric from the start
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 class LivenessWorker(SimpleWorker):
     heartbeat_s: int = 5
+    settings: Settings  # set by run_worker: a refused job's cycle is looked up under its prefix
 
     def request_stop(self, signum, frame) -> None:
         """SIGTERM/SIGINT: the running job is told to stop at its next poll (it keeps what it
@@ -92,6 +94,9 @@ class LivenessWorker(SimpleWorker):
             job._handle_failure(reason, pipeline=pipe, worker_name=self.name)
             pipe.execute()
         JOB_FAILURES.labels(job.origin, "<unreadable>").inc()
+        cycle_id = fail_cycle_of_refused_job(self.connection, self.settings, job.id, reason)
+        if cycle_id:
+            log.error("cycle %s failed: its job %s was refused", cycle_id, job.id)
 
 
 def queues_for(settings: Settings, names: list[str]) -> list[Queue]:
@@ -136,6 +141,7 @@ def run_worker(settings: Settings, names: list[str], burst: bool = False,
                             maintenance_interval=max(3 * settings.services.job_heartbeat_s, 10),
                             exception_handlers=[count_failure], serializer=SERIALIZER)
     worker.heartbeat_s = settings.services.job_heartbeat_s
+    worker.settings = settings
     # Due jobs (retries after an interval, lifelong restarts) are moved by a thread of every
     # worker rather than rq's forked scheduler, whose child and lock outlive a killed worker.
     mover = DueJobMover(queues[0].connection, Keys(settings.redis_prefix),

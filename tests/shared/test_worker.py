@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from rq import Queue
 from rq.registry import FailedJobRegistry
 from rq.serializers import DefaultSerializer
 
+from shared.cycles import get_cycle
 from shared.due_jobs import move_due_jobs
 from shared.keys import Keys
 from shared.queues import job_queue
@@ -40,6 +42,25 @@ def _refused(tmp_path, redis_url, redis_client):
     assert (tmp_path / "json").read_text() == "ran"  # the worker did not crash on the bad one
     good.refresh()
     assert good.get_status() == "finished"
+
+
+def test_a_refused_job_of_a_cycle_ends_the_cycle_failed_with_the_reason(tmp_path):
+    with RestartableRedis(tmp_path / "redis") as server:
+        client = redis.Redis.from_url(server.url)
+        settings = make_settings(tmp_path, server.url)
+        keys = Keys(settings.redis_prefix)
+        cycle_id = "cycle-20261207T000000-abcdef"
+        job_id = f"{cycle_id}-worldmodel"
+        client.hset(keys.cycle(cycle_id), mapping={
+            "id": cycle_id, "node": settings.node, "status": "running", "lifelong": 0, "created_at": 0,
+            "phases": json.dumps([{"name": "worldmodel", "job_id": job_id, "queue": "worldmodel"}])})
+        pickled = Queue(keys.queue("worldmodel"), connection=client, serializer=DefaultSerializer)
+        pickled.enqueue(write_marker, str(tmp_path / "pickled"), job_id=job_id)
+        run_worker(settings, ["worldmodel"], burst=True, metrics_port=0)
+        assert not (tmp_path / "pickled").exists()
+        view = get_cycle(client, keys, cycle_id)
+        assert view["status"] == "failed"
+        assert "worldmodel failed" in view["reason"] and "JSON" in view["reason"], view["reason"]
 
 
 def test_due_jobs_are_moved_onto_their_queue(tmp_path):
