@@ -18,10 +18,11 @@ from typing import Any
 
 import redis
 
-from bench.chaos_faults import Fault, alive
+from bench.chaos_faults import Fault
 from shared import versions
 from shared.keys import Keys
 from shared.leases import LeaseManager
+from shared.process_state import alive
 from shared.store import Store
 
 STUCK_AFTER_S = 60.0

@@ -61,21 +61,6 @@ def schedule(kills: int, seed: int, kinds: tuple[str, ...] = KINDS) -> list[str]
     return out[:kills]
 
 
-def alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def process_groups() -> dict[int, int]:
     """{pid: process group} of every live process on this host."""
     out = {}

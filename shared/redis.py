@@ -23,6 +23,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from shared.config import Settings
+from shared.process_state import alive
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class EmbeddedRedis:
 
         stale = _pid_in(self._pidfile)
         # A server of this data dir left by a killed node holds the socket and the data files.
-        if stale and _alive(stale) and _is_redis_server(stale):
+        if stale and alive(stale) and _is_redis_server(stale):
             self._shutdown(stale)
         Path(self.socket_path).unlink(missing_ok=True)
         _write_private(self._config, "".join(f"{k} {v}\n" for k, v in {
@@ -154,11 +155,11 @@ class EmbeddedRedis:
         finally:
             stopper.close()
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             if self._process:
                 self._process.poll()
             time.sleep(0.02)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
         if self._process:
             self._process.wait()
@@ -251,17 +252,3 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child counts as gone
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
