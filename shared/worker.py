@@ -124,7 +124,7 @@ def serve_metrics(host: str, port: int, wait_s: float = 5.0) -> None:
 
 def run_worker(settings: Settings, names: list[str], burst: bool = False,
                metrics_port: int | None = None) -> bool:
-    """Work jobs from `names` until stopped (SIGTERM/SIGINT finish the current job first)."""
+    """Work jobs from `names` until stopped (SIGTERM/SIGINT stop the current job at its next poll)."""
     unknown = [n for n in names if n not in QUEUE_NAMES]
     if unknown:
         raise ValueError(f"unknown queue(s) {unknown}; known: {list(QUEUE_NAMES)}")
