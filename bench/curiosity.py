@@ -1,54 +1,37 @@
-"""Curiosity benchmark: does the dream-trained agent look where the world model is weak?
+"""Curiosity benchmark: does the agent make the world model learn faster than a random camera?
 
-    python bench/curiosity.py --out bench/results/curiosity.json [--panorama IMAGE] [--seeds 3]
+    python bench/curiosity.py --out FILE [--panorama IMAGE] [--seeds 3] [--cycles 5]
+                              [--rewards progress,measured_balanced]
 
-In the simulated world (SimWorld + SimCamera directly, no services; `cpu` presets; camera ranges
-pan 0..360 wrapping, tilt -30..30, zoom 1..10, the project's sim default; 4 deg per action unit
-for every policy, `--pan-tilt-deg`), per seed:
+Per seed, in the simulated world (`cpu` presets; camera ranges pan 0..360 wrapping, tilt -30..30,
+zoom 1..10; 4 deg per action unit, `--pan-tilt-deg`), through the system's own phase code
+(bench/curiosity_arms.py says which):
 
-- cycle 1: a random sweep (rounds of a random absolute pose, then random moves from the 21
-  actions), world-model (WM) training (services.worldmodel.trainer.fit, time-bounded);
-- cycles 2..K, two arms from that same WM:
-  * agent arm: dream from the arm's frames (services.dreamer.rollout, with the measured error
-    map of services.dreamer.error_map fitted on them), train a fresh agent per
-    reward variant (services.agent), then the primary agent drives a sim camera for the cycle's
-    navigation rounds; its frames are added and the arm's WM trains on.
-  * random arm: a random policy (same round start poses, same clock) drives the camera; its frames
-    feed the random arm's WM, with the same budget.
-  In every agent cycle the agent(s), the random policy and a sweep policy (fresh random absolute
-  poses per round, random moves) are measured on the SAME world model (the agent arm's):
-  * surprise-seeking (`seeking_ratio`): the WM's TRUE error at the views each policy visits,
-    agent / random: its prediction of each visited view from the frame before it and the move
-    (against the target encoder of the frame actually observed; mean smooth-L1 per transition,
-    the WM's own loss). `seeking_ratio_view` is a stricter reading: the WM's
-    true error for *holding still* at each visited view (its prediction from the encoded frame
-    against the same view rendered one no-op move later), which does not depend on the move
-    that led there, so jumping anywhere (a jump's error is mostly new content coming into view)
-    does not score;
-  * dynamic dwell: fraction of steps whose view is mostly dynamic
-    (world.dynamic_zone_fraction(pose) > 0.5), agent / random.
-- reward variants (`--rewards`, each REWARD[:VIEW_WEIGHT][@GAMMA]; default the agent's default
-  reward, then `measured_view`): the first drives the agent arm's camera and feeds its WM, the
-  others are trained on the same dreams and measured on the same WM;
-- hold frames (`--holds`, default, as the system's `hold_frames`): every policy grabs each view a
-  second time one no-op move later, so the error map's atlas is fitted on holds; all policies
-  make the same camera steps, and only their own moves are measured;
-- learning gain: after K cycles, each arm's WM one-step error on a fixed held-out set of random
-  transitions (other poses, later times), relative to its own copy baseline; agent arm / random arm.
-  Also per region: `learning_gain_dynamic` over the held-out transitions that end on a
-  mostly dynamic view, `learning_gain_static` over those that end on a static one (< 10% dynamic).
-- diagnostic: is the WM's *predicted* surprise high on dynamic views (Spearman with the dynamic
-  fraction, mean on dynamic vs static views) and does it rank the true error (Spearman)?
+- a fixed held-out set of random transitions over the whole scene, stratified by zone kind and
+  later in simulated time than anything trained on (bench/curiosity_heldout.py);
+- cycle 1: a random sweep and the first world-model training, shared by every arm;
+- cycles 2..K: one arm per reward (`--rewards`, each REWARD[:VIEW_WEIGHT][@GAMMA]) and the random
+  arm. An agent arm dreams from its own frames with its own world model, trains a fresh agent
+  on the dreams with its reward and drives the camera; the random arm drives it with the random
+  policy. Every arm starts from the same poses at the same simulated time, makes the same camera
+  steps, and its world model then trains the same optimiser steps (`--wm-steps`) on its own
+  newest rounds, continuing one lifelong schedule;
+- after every cycle, each arm's held-out one-step ratio against its own copy baseline, overall,
+  on the learnable kinds and per kind (the learning curves); action recognition per stratum
+  after cycle 1 and the last cycle;
+- dwell: the share of each view that each kind covers, over the moves of each policy, against
+  the random policy's.
 
-Writes and prints JSON: seeking_ratio, dwell_ratio, learning_gain (means over seeds), per_seed,
-diagnostics, config, wall time.
+Writes JSON: `learning_gain` {learnable, overall, static} (the first reward's arm / the random
+arm, held-out ratios after the last cycle), `dwell_ratio` {kind..., learnable}, `rewards`
+{reward: the same figures and action recognition}, `curves` {cycle, arms: {arm: {stratum:
+[...]}}} (means over seeds), `per_seed` [...], `targets`, `config`, `machine`, `wall_s`.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import os
 import random
 import sys
@@ -61,289 +44,148 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.curiosity_drive import Episodes, agent_policy, drive, random_policy
-from bench.curiosity_measures import (
-    diagnostics,
-    held_out_error,
-    merge,
-    region_gain,
-    stay_pairs,
-    summarise,
-    transition_stats,
-    view_check,
-    vs_random,
-)
+from bench.curiosity_arms import RANDOM, Arm, Budget, run_arm_cycle, split_arms, train_arm, variant_reward
+from bench.curiosity_drive import drive, random_policy
+from bench.curiosity_heldout import STRATA, HeldOut, dwell_by_kind, dwell_ratios, make_held_out, score
 from bench.output import machine, write_result
 from services.agent.config import AgentConfig
-from services.agent.dqn import AgentState, make_agent, replay_from_dreams, train
 from services.camera.sim.world import SimWorld, SimWorldConfig
-from services.dreamer.error_map import ErrorMap, error_map_from_frames
-from services.dreamer.rollout import dream_from_frames, encode_frames
-from services.worldmodel.config import TrainConfig
-from services.worldmodel.data import FrameDataset
 from services.worldmodel.trainer import fit
-from shared.dreams import REWARDS, Dreams, ObservationSpec
+from shared.dreams import REWARDS, ObservationSpec
 from shared.models import build_world_model
-from shared.models.world_model import WorldModel
-from shared.move_times import move_times_from_steps
-from shared.pose import ActionScale, Pose, PoseRanges, random_pose
+from shared.pose import ActionScale, PoseRanges, random_pose
 
 SIM_RANGES = PoseRanges(pan_min=0.0, pan_max=360.0, tilt_min=-30.0, tilt_max=30.0, zoom_min=1.0,
                         zoom_max=10.0, pan_wraps=True)
 FRAME_SIZE = 64  # the `cpu` world-model preset's input
 CYCLE_S = 2000.0  # simulated seconds from one cycle's camera clock to the next's
-RATIOS = ("seeking_ratio", "seeking_ratio_view", "dwell_ratio")
-ARMS = ("agent", "random")
+HELD_T0 = 50_000.0  # the held-out set's clock: later than every cycle's
+TARGETS = {"dwell_noise": "<= 1.0", "dwell_learnable": ">= 2", "gain_learnable": "<= 0.8 (no seed "
+           "above 0.9)", "gain_overall": "<= 0.95", "gain_static": "<= 1.05"}
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def train_wm(model, data: FrameDataset, steps: int, seed: int) -> dict:
-    """`steps` optimiser steps (the whole schedule within them, as each call starts a new run;
-    the preset's wall-clock cap stays as the safety limit and is reported if it fires)."""
-    cfg = TrainConfig.preset("cpu").replace(steps=steps, schedule_steps=steps, epochs=None,
-                                            seed=seed)
+def budget_of(args: argparse.Namespace) -> Budget:
+    return Budget(wm_steps=args.wm_steps, schedule_steps=args.wm_steps * args.cycles,
+                  max_rounds=args.max_rounds, dreams=args.dreams, dream_length=args.dream_length,
+                  dream_batch=args.dream_batch, error_map_transitions=args.error_map_transitions,
+                  agent_updates=args.agent_updates, gamma=args.gamma,
+                  view_weight=args.view_weight, epsilon=args.epsilon)
+
+
+def first_cycle(world: SimWorld, rng: random.Random, args, scale: ActionScale,
+                budget: Budget, seed: int) -> tuple[list[Arm], dict]:
+    """The sweep and the first training, shared by every arm; scores of the untrained and the
+    first model."""
+    init = build_world_model("cpu").eval()
+    model = copy.deepcopy(init)
+    starts = [world.ranges.apply(random_pose(rng, SIM_RANGES)) for _ in range(args.sweep_rounds)]
+    sweep = drive(world, 0.0, starts, args.moves, random_policy(rng), FRAME_SIZE, scale,
+                  holds=args.holds)
+    data = sweep.dataset(SIM_RANGES)
+    cfg = budget.train_config(seed)
+    log(f"[seed {seed}] cycle 1: sweep of {len(data)} frames, training {budget.wm_steps} steps")
     res = fit(model, data, cfg)
-    return {"steps": res.steps, "seconds": round(res.seconds, 1), "stop_reason": res.stop_reason,
-            "last_loss": round(res.final_loss, 5) if res.final_loss is not None else None}
+    arms = split_arms([*args.rewards, RANDOM], res.state, init, cfg, data, sweep.steps())
+    return arms, {"steps": res.steps, "seconds": round(res.seconds, 1)}
 
 
-def concat_datasets(parts: list[FrameDataset]) -> FrameDataset:
-    return FrameDataset(np.concatenate([p.frames for p in parts]),
-                        np.concatenate([p.poses for p in parts]),
-                        np.concatenate([p.round_ids for p in parts]),
-                        np.concatenate([p.times for p in parts]), parts[0].ranges)
-
-
-def variant_reward(variant: str, default_gamma: float,
-                   default_weight: float = 1.0) -> tuple[str, float, float]:
-    """REWARD[:VIEW_WEIGHT][@GAMMA] -> (reward, gamma, view_weight): "measured_balanced:2@0.9"
-    -> ("measured_balanced", 0.9, 2.0); "measured" -> ("measured", default_gamma, default_weight).
-    Raises ValueError on a number that does not parse."""
-    head, _, gamma = variant.partition("@")
-    reward, _, weight = head.partition(":")
-    return (reward, float(gamma) if gamma else default_gamma,
-            float(weight) if weight else default_weight)
-
-
-@dataclasses.dataclass
-class SeedRun:
-    """What the cycles of one seed share: the world, the random streams, the two arms."""
-
-    seed: int
-    args: argparse.Namespace
-    scale: ActionScale
-    spec: ObservationSpec
-    world: SimWorld
-    rng: random.Random  # start poses of the sweep and of every cycle's rounds
-    held: FrameDataset  # held-out random transitions, later than anything trained on
-    held_first: dict  # the cycle-1 WM's error on them
-    checks: dict  # random views grabbed twice, to check view surprise against true error
-    wm: dict[str, WorldModel]  # per arm
-    data: dict[str, list[FrameDataset]]  # per arm, the frames its WM trains on
-    wm_log: list[dict]
-    t: float  # simulated start time of the next cycle's cameras
-    t_start: float
-    # per arm, the (action, capture time) rounds of its frames: how long each action takes
-    steps: dict[str, list] = dataclasses.field(default_factory=dict)
-
-    @property
-    def measured(self) -> list[str]:
-        """The reward variants trained and measured every cycle (the first drives the camera)."""
-        return self.args.rewards + (["oracle"] if self.args.oracle else [])
-
-    def starts(self, n: int) -> list[Pose]:
-        return [self.world.ranges.apply(random_pose(self.rng, SIM_RANGES)) for _ in range(n)]
-
-
-def start_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> SeedRun:
-    """Cycle 1: the held-out set, the random sweep, then the first world model (both arms')."""
+def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict:
     t_start = time.monotonic()
     torch.manual_seed(seed)
     world = SimWorld(SimWorldConfig(seed=seed, panorama_path=args.panorama, ranges=SIM_RANGES,
                                     cache_dir=args.cache_dir))
+    budget = budget_of(args)
+    held = make_held_out(world, SIM_RANGES, scale, seed=seed, rounds=args.held_rounds,
+                         moves=args.held_moves, t0=HELD_T0, size=FRAME_SIZE)
     rng = random.Random(1000 + seed)
-    held_rng = random.Random(9000 + seed)
-    held = drive(world, 50_000.0, [world.ranges.apply(random_pose(held_rng, SIM_RANGES))
-                                   for _ in range(args.held_rounds)], args.held_moves,
-                 random_policy(held_rng), FRAME_SIZE, scale).dataset(SIM_RANGES)
-    sweep_starts = [world.ranges.apply(random_pose(rng, SIM_RANGES))
-                    for _ in range(args.sweep_rounds)]
-    sweep = drive(world, 0.0, sweep_starts, args.moves, random_policy(rng, args.sweep_hold),
-                  FRAME_SIZE, scale, holds=args.holds)
-    data0 = sweep.dataset(SIM_RANGES)
-    wm0 = build_world_model("cpu")
-    log(f"[seed {seed}] cycle 1: sweep of {len(data0)} frames, training the WM")
-    wm_log = [{"cycle": 1, **train_wm(wm0, data0, args.wm_first_steps or args.wm_steps, seed)}]
-    wm = {"agent": wm0, "random": copy.deepcopy(wm0)}
-    held_first = held_out_error(wm0, held)
-    checks = stay_pairs(world, random.Random(7000 + seed), args.view_checks, 60_000.0, FRAME_SIZE)
-    return SeedRun(seed, args, scale, spec, world, rng, held, held_first, checks, wm,
-                   {"agent": [data0], "random": [data0]}, wm_log, CYCLE_S, t_start,
-                   {"agent": sweep.steps(), "random": sweep.steps()})
+    arms, first = first_cycle(world, rng, args, scale, budget, seed)
+    at_init, after_first = score(arms[0].old, held), score(arms[0].model, held, scale=scale)
+    curves = {a.name: [at_init["ratio"], after_first["ratio"]] for a in arms}
+    for cycle in range(2, args.cycles + 1):
+        starts = [world.ranges.apply(random_pose(rng, SIM_RANGES)) for _ in range(args.nav_rounds)]
+        for arm in arms:
+            run_arm_cycle(arm, cycle, world=world, t=(cycle - 1) * CYCLE_S, starts=starts,
+                          moves=args.moves, size=FRAME_SIZE, ranges=SIM_RANGES, scale=scale,
+                          spec=spec, budget=budget, seed=seed, holds=args.holds)
+        for arm in arms:
+            arm.log[-1]["train"] = train_arm(arm, budget, seed + cycle)
+            curves[arm.name].append(score(arm.model, held)["ratio"])
+        log(f"[seed {seed}] cycle {cycle}: " + ", ".join(
+            f"{a.name} {curves[a.name][-1]['overall']:.3f} (learnable "
+            f"{curves[a.name][-1]['learnable']:.3f})" for a in arms) +
+            f" ({time.monotonic() - t_start:.0f} s)")
+    return seed_result(seed, world, held, arms, curves, scale, first, after_first, t_start)
 
 
-def cycle_dreams(run: SeedRun, cycle: int) -> tuple[ErrorMap, Dreams, dict]:
-    """The agent arm's error map and dreams from all its frames, with their timings."""
-    model, args = run.wm["agent"], run.args
-    frames = concat_datasets(run.data["agent"])
-    t0 = time.monotonic()
-    states = encode_frames(model, frames.frames)
-    emap = error_map_from_frames(model, states, frames.poses, frames.round_ids, SIM_RANGES,
-                                 run.scale, times=frames.times)
-    map_s = time.monotonic() - t0
-    dreams = dream_from_frames(model, frames.frames, frames.poses, SIM_RANGES,
-                               n_dreams=args.dreams, length=args.dream_length,
-                               seed=run.seed * 100 + cycle, batch=args.dream_batch,
-                               scale=run.scale, spec=run.spec, states=states, error_map=emap,
-                               move_times=move_times_from_steps(run.steps["agent"]))
-    dream_s = time.monotonic() - t0 - map_s
-    return emap, dreams, {"dream_s": round(dream_s, 1), "error_map_s": round(map_s, 1)}
-
-
-def oracle_dreams(world: SimWorld, dreams: Dreams) -> Dreams:
-    """Diagnostic only: the reward a perfect surprise head would give in a world whose only
-    unpredictable parts are its dynamic zones (the sim's ground truth at the dreamed pose). It
-    never feeds a world model."""
-    dz = [world.dynamic_zone_fraction(Pose(*p)) for p in
-          dreams.poses[:, 1:].reshape(-1, 3).tolist()]
-    return dataclasses.replace(dreams, surprise=torch.tensor(dz).reshape(
-        dreams.surprise.shape).float())
-
-
-def train_variant(run: SeedRun, variant: str, dreams: Dreams) -> tuple[AgentState, dict]:
-    """A fresh agent trained on `dreams` with one reward variant; (its state, training info)."""
-    args = run.args
-    reward, gamma, weight = variant_reward(variant, args.gamma, args.view_weight)
-    cfg = AgentConfig.preset("cpu").replace(reward="surprise" if reward == "oracle" else reward,
-                                            gamma=gamma, view_weight=weight, seed=run.seed,
-                                            updates=args.agent_updates, time_budget_s=None)
-    state = make_agent(cfg, dreams.obs_dim)
-    source = oracle_dreams(run.world, dreams) if reward == "oracle" else dreams
-    mem = replay_from_dreams(source, cfg)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a small MLP: one thread is fastest (measured)
-    try:
-        res = train(state, mem)
-    finally:
-        torch.set_num_threads(threads)
-    return state, {"updates": res.updates, "seconds": round(res.seconds, 1),
-                   "loss_first": round(float(np.mean(res.losses[:50])), 4),
-                   "loss_last": round(float(np.mean(res.losses[-50:])), 4)}
-
-
-def drive_policies(run: SeedRun, cycle: int, dreams: Dreams, emap: ErrorMap,
-                   info: dict) -> dict[str, Episodes]:
-    """Every policy's rounds of this cycle: one agent per reward variant (trained here, its
-    training info added to `info`) and the random policy from the same start poses, the sweep
-    policy from its own; all on one camera clock."""
-    args, model = run.args, run.wm["agent"]
-    common = {"round_offset": cycle * 1000, "holds": args.holds}
-    starts, sweep_starts = run.starts(args.nav_rounds), run.starts(args.nav_rounds)
-    info["view_check"] = view_check(model, run.checks, SIM_RANGES, emap)
-    info["dream_surprise_mean"] = float(dreams.surprise.mean())
-    eps = {}
-    for v in run.measured:
-        state, info[f"agent_{v}"] = train_variant(run, v, dreams)
-        nrng = np.random.default_rng(run.seed * 1000 + cycle)
-        eps[f"agent_{v}"] = drive(run.world, run.t, starts, args.moves,
-                                  agent_policy(model, state.policy, run.spec, SIM_RANGES,
-                                               args.epsilon, nrng), FRAME_SIZE, run.scale, **common)
-    eps["random"] = drive(run.world, run.t, starts, args.moves,
-                          random_policy(random.Random(run.seed * 7 + cycle)), FRAME_SIZE,
-                          run.scale, **common)
-    eps["sweep"] = drive(run.world, run.t, sweep_starts, args.moves,
-                         random_policy(random.Random(run.seed * 11 + cycle)), FRAME_SIZE,
-                         run.scale, **common)
-    return eps
-
-
-def log_cycle(run: SeedRun, cycle: int, info: dict, eps: dict[str, Episodes]) -> None:
-    em, vc, head = info["error_map"], info["view_check"], f"[seed {run.seed}] cycle {cycle}:"
-    log(f"{head} error map of {em['transitions']} transitions "
-        f"(atlas from {em['atlas_source']}, {em['holds']} holds) "
-        f"({em['observed_fraction']:.0%} of the sphere seen): vs true stay error "
-        f"{vc['spearman_map_view_vs_true_stay_error']:.2f}, vs dynamic fraction "
-        f"{vc['spearman_map_view_vs_dynamic_fraction']:.2f}")
-    log(f"{head} the map's top decile of check views: dynamic fraction "
-        f"{vc['map_top_decile_dynamic_fraction']:.2f} (all {vc['dynamic_fraction_mean']:.2f}), "
-        f"true stay error {vc['map_top_decile_true_stay_error']:.4f} "
-        f"(all {vc['true_stay_error_mean']:.4f})")
-    log(f"{head} view surprise vs true stay error "
-        f"{vc['spearman_view_surprise_vs_true_stay_error']:.2f}, vs dynamic fraction "
-        f"{vc['spearman_view_surprise_vs_dynamic_fraction']:.2f}")
-    log(f"{head} " + ", ".join(
-        f"{k} view err {info[k]['true_view_error']:.4f} move err {info[k]['true_error']:.4f} "
-        f"dwell {info[k]['dwell']:.2f} map {info[k]['map_view']:.4f}" for k in eps) +
-        f" ({time.monotonic() - run.t_start:.0f}s)")
-
-
-def run_cycle(run: SeedRun, cycle: int, per_policy: dict[str, list[dict]]) -> dict:
-    """Cycle 2..K: dream, train the agents, drive every policy and measure it on the agent
-    arm's WM (stats appended to `per_policy`), then each arm's WM learns from its own frames."""
-    emap, dreams, timings = cycle_dreams(run, cycle)
-    info: dict = {"cycle": cycle, **timings, "error_map": emap.summary()}
-    eps = drive_policies(run, cycle, dreams, emap, info)
-    run.t += CYCLE_S
-    for name, ep in eps.items():
-        st = transition_stats(run.wm["agent"], ep, run.world)
-        st["map_view"] = emap.view(st["poses"])  # the measured map's rating of its views
-        per_policy[name].append(st)
-        info[name] = summarise(st)
-    log_cycle(run, cycle, info, eps)
-    fed = {"agent": eps[f"agent_{run.args.rewards[0]}"], "random": eps["random"]}
-    for arm, ep in fed.items():
-        run.data[arm].append(ep.dataset(SIM_RANGES))
-        run.steps[arm].extend(ep.steps())
-    for arm in ARMS:
-        run.wm_log.append({"cycle": cycle, "arm": arm,
-                           **train_wm(run.wm[arm], concat_datasets(run.data[arm]),
-                                      run.args.wm_steps, run.seed + cycle)})
-    return info
-
-
-def seed_result(run: SeedRun, per_policy: dict[str, list[dict]], cycles: list[dict]) -> dict:
-    """One seed's ratios, learning gains, per-policy summaries and diagnostics."""
-    merged = {k: merge(v) for k, v in per_policy.items()}
-    summary = {k: summarise(v) for k, v in merged.items()}
-    held_dyn = np.array([run.world.dynamic_zone_fraction(Pose(*p)) for p in run.held.poses])
-    final = {arm: held_out_error(run.wm[arm], run.held, held_dyn) for arm in ARMS}
-    return {
-        "seed": run.seed,
-        **vs_random(summary, f"agent_{run.args.rewards[0]}"),
-        "learning_gain": final["agent"]["ratio"] / final["random"]["ratio"],
-        "learning_gain_raw": final["agent"]["error"] / final["random"]["error"],
-        "learning_gain_dynamic": region_gain(final["agent"], final["random"], "dynamic"),
-        "learning_gain_static": region_gain(final["agent"], final["random"], "static"),
-        "variants": {v: vs_random(summary, f"agent_{v}") for v in run.measured},
-        "sweep_vs_random": vs_random(summary, "sweep"),
-        "policies": summary,
-        "held_out": {"after_cycle_1": run.held_first, **final},
-        # Over every measured transition (all policies, the agent arm's WMs).
-        "diagnostics": diagnostics(merge(list(merged.values()))),
-        "cycles": cycles,
-        "world_model_training": run.wm_log,
-        "wall_s": round(time.monotonic() - run.t_start, 1),
-    }
-
-
-def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict:
-    run = start_seed(seed, args, scale, spec)
-    per_policy: dict[str, list[dict]] = {k: [] for k in [f"agent_{v}" for v in run.measured] +
-                                         ["random", "sweep"]}
-    cycles = [run_cycle(run, cycle, per_policy) for cycle in range(2, args.cycles + 1)]
-    out = seed_result(run, per_policy, cycles)
-    log(f"[seed {seed}] seeking {out['seeking_ratio']:.2f} (holding still "
-        f"{out['seeking_ratio_view']:.2f}) dwell {out['dwell_ratio']} "
-        f"gain {out['learning_gain']:.3f} ({out['wall_s']:.0f}s)")
-    return out
+def seed_result(seed: int, world: SimWorld, held: HeldOut, arms: list[Arm], curves: dict,
+                scale: ActionScale, first: dict, after_first: dict, t_start: float) -> dict:
+    finals = {a.name: score(a.model, held, scale=scale) for a in arms}
+    dwell = {a.name: dwell_by_kind(world, a.episodes) for a in arms}
+    rand = finals[RANDOM]["ratio"]
+    rewards = {}
+    for a in arms:
+        if a.name == RANDOM:
+            continue
+        mine = finals[a.name]["ratio"]
+        rewards[a.name] = {
+            "learning_gain": {k: (mine[k] / rand[k] if mine[k] is not None and rand[k] else None)
+                              for k in STRATA},
+            "dwell_ratio": dwell_ratios(dwell[a.name], dwell[RANDOM]),
+            "action_top1": finals[a.name]["action_top1"],
+            "cycles": a.log,
+        }
+    return {"seed": seed, "rewards": rewards, "dwell": dwell,
+            "curves": {"cycle": list(range(len(curves[RANDOM]))), "arms": curves},
+            "held_out": {"strata_transitions": held.strata_counts(),
+                         "action_top1_random_arm": finals[RANDOM]["action_top1"],
+                         "action_top1_after_cycle_1": after_first["action_top1"]},
+            "first_cycle": first, "random_arm_cycles": arms[-1].log,
+            "wall_s": round(time.monotonic() - t_start, 1)}
 
 
 def mean(values) -> float | None:
     vals = [v for v in values if v is not None]
     return float(np.mean(vals)) if vals else None
+
+
+def mean_curves(per_seed: list[dict]) -> dict:
+    arms = per_seed[0]["curves"]["arms"]
+    return {"cycle": per_seed[0]["curves"]["cycle"],
+            "arms": {a: {s: [mean(r["curves"]["arms"][a][c][s] for r in per_seed)
+                             for c in range(len(arms[a]))] for s in STRATA} for a in arms}}
+
+
+def summarise_seeds(per_seed: list[dict], args: argparse.Namespace, scale: ActionScale) -> dict:
+    rewards = {}
+    for name in args.rewards:
+        runs = [r["rewards"][name] for r in per_seed]
+        rewards[name] = {
+            "learning_gain": {k: mean(r["learning_gain"][k] for r in runs) for k in STRATA},
+            "learning_gain_per_seed": {k: [r["learning_gain"][k] for r in runs] for k in STRATA},
+            "dwell_ratio": {k: mean(r["dwell_ratio"][k] for r in runs) for k in runs[0]["dwell_ratio"]},
+            "dwell_ratio_per_seed": {k: [r["dwell_ratio"][k] for r in runs]
+                                     for k in ("noise", "learnable", "static")},
+            "action_top1": {k: mean(r["action_top1"][k] for r in runs) for k in STRATA},
+        }
+    primary = rewards[args.rewards[0]]
+    return {
+        "primary_reward": args.rewards[0],
+        "learning_gain": {k: primary["learning_gain"][k] for k in ("learnable", "overall", "static")},
+        "dwell_ratio": primary["dwell_ratio"],
+        "rewards": rewards,
+        "curves": mean_curves(per_seed),
+        "scene": Path(args.panorama).name if args.panorama else "default",
+        "targets": TARGETS,
+        "per_seed": per_seed,
+        "config": {k: v for k, v in vars(args).items() if k not in ("out", "cache_dir")} |
+                  {"action_scale": {"pan_tilt_deg": scale.pan_tilt_deg,
+                                    "zoom_log_step": scale.zoom_log_step},
+                   "ranges": str(SIM_RANGES), "world_model": "cpu", "agent": "cpu"},
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,109 +194,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--panorama", default=None, help="equirectangular image (2:1) to use")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--first-seed", type=int, default=0)
-    p.add_argument("--cycles", type=int, default=3, help="K: cycle 1 is the sweep")
+    p.add_argument("--cycles", type=int, default=5, help="K, cycle 1 being the sweep (>= 2)")
     p.add_argument("--sweep-rounds", type=int, default=8)
-    p.add_argument("--sweep-hold", type=float, default=0.0,
-                   help="probability that a move of the cycle-1 sweep holds still (no-op)")
-    p.add_argument("--nav-rounds", type=int, default=20,
-                   help="navigation rounds per cycle and policy (twice the system's 10 x 20: at 10 "
-                        "the ratios' noise floor is close to the targets, docs/agent.md)")
+    p.add_argument("--nav-rounds", type=int, default=20, help="rounds per cycle and arm")
     p.add_argument("--moves", type=int, default=20)
     p.add_argument("--holds", action=argparse.BooleanOptionalAction, default=True,
-                   help="grab every view a second time one no-op move later (the system's hold "
-                        "frames; the error map's atlas is then fitted on holds alone)")
-    p.add_argument("--held-rounds", type=int, default=40,
-                   help="held-out random rounds (at 40 about 80 of their 400 transitions end on a "
-                        "mostly dynamic view; 12 rounds hold only 3 - 27 of 120)")
-    p.add_argument("--held-moves", type=int, default=10)
-    p.add_argument("--wm-steps", type=int, default=60,
-                   help="WM optimiser steps per cycle and arm (about 40 s on an idle 2-core machine)")
-    p.add_argument("--wm-first-steps", type=int, default=None,
-                   help="WM steps of cycle 1 (shared by both arms); default --wm-steps")
-    p.add_argument("--view-checks", type=int, default=200,
-                   help="random views grabbed twice (holding still) to check the WM's view "
-                        "surprise against its true error, every cycle")
-    p.add_argument("--dreams", type=int, default=4096, help="per cycle (the system's default)")
+                   help="grab every view a second time one no-op move later (hold frames)")
+    p.add_argument("--held-rounds", type=int, default=80)
+    p.add_argument("--held-moves", type=int, default=5)
+    p.add_argument("--wm-steps", type=int, default=60, help="WM optimiser steps per cycle and arm")
+    p.add_argument("--max-rounds", type=int, default=60,
+                   help="newest rounds each training sees (the system's worldmodel.max_rounds)")
+    p.add_argument("--dreams", type=int, default=2048, help="per cycle and agent arm")
     p.add_argument("--dream-length", type=int, default=10)
     p.add_argument("--dream-batch", type=int, default=32)
+    p.add_argument("--error-map-transitions", type=int, default=2000)
     p.add_argument("--agent-updates", type=int, default=5000)
-    p.add_argument("--gamma", type=float, default=AgentConfig().gamma,
-                   help="the agents' discount, unless a variant says @GAMMA")
-    p.add_argument("--view-weight", type=float, default=AgentConfig().view_weight,
-                   help="measured_balanced's view weight, unless a variant says :WEIGHT")
+    p.add_argument("--gamma", type=float, default=AgentConfig().gamma)
+    p.add_argument("--view-weight", type=float, default=AgentConfig().view_weight)
     p.add_argument("--epsilon", type=float, default=0.05, help="run-time epsilon-greedy")
-    p.add_argument("--rewards", default="measured_balanced,measured_view",
+    p.add_argument("--rewards", default="progress,measured_balanced",
                    type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
-                   help="comma-separated reward variants (shared.dreams.REWARDS, or oracle) to "
-                        "train and measure every cycle, each REWARD[:VIEW_WEIGHT][@GAMMA] (e.g. "
-                        "measured_balanced:2@0.9; defaults --view-weight, --gamma); the first "
-                        "drives the agent arm's camera and feeds its world model")
-    p.add_argument("--pan-tilt-deg", type=float, default=4.0,
-                   help="degrees per raw action unit (the original: 2, a jump = 10 deg pan); 4 by "
-                        "default, as bench/worldmodel.py: at 2, 20 moves cannot cross the scene "
-                        "(docs/agent.md)")
+                   help="comma-separated reward variants, each REWARD[:VIEW_WEIGHT][@GAMMA]; one "
+                        "arm each; the first is the candidate whose gains are reported on top")
+    p.add_argument("--pan-tilt-deg", type=float, default=4.0)
     p.add_argument("--pool-grid", type=int, default=ObservationSpec().pool_grid)
-    p.add_argument("--oracle", action="store_true",
-                   help="also train and measure a diagnostic agent whose dream reward is the "
-                        "sim's ground-truth dynamic fraction (never feeds a WM)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache-dir", default=None)
     return p
 
 
-def check_rewards(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit with a usage error unless every --rewards variant parses and the agent accepts it."""
+    if args.cycles < 2:
+        p.error("--cycles must be at least 2 (cycle 1 is the sweep)")
     try:
         parsed = [variant_reward(v, args.gamma, args.view_weight) for v in args.rewards]
     except ValueError as exc:
         p.error(f"--rewards: a variant's :VIEW_WEIGHT or @GAMMA is not a number ({exc})")
-    unknown = [v for v, (r, _, _) in zip(args.rewards, parsed, strict=True)
-               if r not in (*REWARDS, "oracle")]
+    unknown = [v for v, (r, _, _) in zip(args.rewards, parsed, strict=True) if r not in REWARDS]
     if not args.rewards or unknown:
-        p.error(f"--rewards: unknown {unknown} (choose from {', '.join(REWARDS)}, oracle)")
-    for v, (_, gamma, weight) in zip(args.rewards, parsed, strict=True):
-        try:  # the agent's own checks of gamma and the view weight
-            AgentConfig(gamma=gamma, view_weight=weight)
+        p.error(f"--rewards: unknown {unknown} (choose from {', '.join(REWARDS)})")
+    for v, (reward, gamma, weight) in zip(args.rewards, parsed, strict=True):
+        try:  # the agent's own checks of the reward, gamma and the view weight
+            AgentConfig(reward=reward, gamma=gamma, view_weight=weight)
         except ValueError as exc:
             p.error(f"--rewards: {v}: {exc}")
-    if len(set(args.rewards)) != len(args.rewards):
+    if len(set(args.rewards)) != len(args.rewards) or RANDOM in args.rewards:
         p.error("--rewards: a variant is named twice")
-    if parsed[0][0] == "oracle":
-        p.error("--rewards: the first variant feeds a world model; the oracle never does")
 
 
-def summarise_seeds(per_seed: list[dict], args: argparse.Namespace, scale: ActionScale,
-                    spec: ObservationSpec) -> dict:
-    """Means over seeds of every ratio and diagnostic, with the per-seed results and config."""
-    variants = per_seed[0]["variants"].keys()
-    return {
-        "seeking_ratio": mean(r["seeking_ratio"] for r in per_seed),
-        "seeking_ratio_view": mean(r["seeking_ratio_view"] for r in per_seed),
-        "dwell_ratio": mean(r["dwell_ratio"] for r in per_seed),
-        "learning_gain": mean(r["learning_gain"] for r in per_seed),
-        "learning_gain_raw": mean(r["learning_gain_raw"] for r in per_seed),
-        "learning_gain_dynamic": mean(r["learning_gain_dynamic"] for r in per_seed),
-        "learning_gain_static": mean(r["learning_gain_static"] for r in per_seed),
-        "targets": {"seeking_ratio": ">= 1.5", "dwell_ratio": ">= 2", "learning_gain": "<= 0.9"},
-        "variants": {v: {k: mean(r["variants"][v][k] for r in per_seed) for k in RATIOS}
-                     for v in variants},
-        "sweep_vs_random": {k: mean(r["sweep_vs_random"][k] for r in per_seed) for k in RATIOS},
-        "diagnostics": {k: mean(r["diagnostics"][k] for r in per_seed)
-                        for k in per_seed[0]["diagnostics"]},
-        "per_seed": per_seed,
-        "config": {k: v for k, v in vars(args).items() if k not in ("out", "cache_dir")} |
-                  {"ranges": vars(SIM_RANGES) if hasattr(SIM_RANGES, "__dict__") else str(SIM_RANGES),
-                   "action_scale": {"pan_tilt_deg": scale.pan_tilt_deg,
-                                    "zoom_log_step": scale.zoom_log_step},
-                   "world_model": "cpu", "agent": "cpu", "observation_spec": spec.to_dict(),
-                   "primary_reward": args.rewards[0]},
-    }
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
-    args = parser.parse_args()
-    check_rewards(parser, args)
+    args = parser.parse_args(argv)
+    check_args(parser, args)
     torch.set_num_threads(args.threads)
     if args.cache_dir is None:
         args.cache_dir = str(Path(tempfile.gettempdir()) / "ptzjepa-panoramas")
@@ -463,10 +256,11 @@ def main() -> None:
     start, load_start = time.monotonic(), os.getloadavg()[0]
     per_seed = [run_seed(s, args, scale, spec) for s in range(args.first_seed,
                                                              args.first_seed + args.seeds)]
-    out = summarise_seeds(per_seed, args, scale, spec)
+    out = summarise_seeds(per_seed, args, scale)
     out["machine"] = machine(load_start)
     out["wall_s"] = round(time.monotonic() - start, 1)
     write_result(args.out, out, default=float)
+    return out
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""The camera policies bench/curiosity.py compares, and the sim camera loop that drives them."""
+"""The camera policies bench/curiosity.py compares, and the sim camera that they drive through
+the system's own episode runner (shared.episodes.run_round), so bench frames are the frames the
+camera service and navigation would store: JPEG-encoded by the service's encoder and decoded as
+navigation decodes them."""
 
 from __future__ import annotations
 
@@ -9,14 +12,21 @@ import numpy as np
 
 from services.agent.observe import observe
 from services.agent.policy import choose_action
+from services.camera.controller import CameraController
+from services.camera.drivers.sim import SimDriver
 from services.camera.sim.camera import SimCamera, SimCameraConfig
 from services.camera.sim.world import SimWorld
 from services.worldmodel.data import FrameDataset
+from shared.camera_client import ClientSnapshot
+from shared.config import CollectSettings
 from shared.dreams import ObservationSpec
-from shared.pose import N_ACTIONS, NOOP, ActionScale, Pose, PoseRanges, apply_action
+from shared.episodes import run_round
+from shared.pose import N_ACTIONS, NOOP, ActionScale, Pose, PoseRanges
+from shared.store import decode_image, encode_jpeg
 
 HOLD = -2  # Episodes.actions of a hold frame (not a policy's move; not measured as one)
 
+JPEG_QUALITY = CollectSettings().jpeg_quality  # the camera service's default
 Policy = Callable[[np.ndarray, Pose], int]
 
 
@@ -29,13 +39,16 @@ class Episodes:
         self.rounds: list[int] = []
         self.actions: list[int] = []  # -1 at a round's start frame, HOLD at a hold frame
         self.times: list[float] = []  # simulated capture times
+        self.kinds: list[dict[str, float]] = []  # the simulator's view share per zone kind
 
-    def add(self, frame, pose: Pose, round_id: int, action: int, t: float) -> None:
+    def add(self, frame, pose: Pose, round_id: int, action: int, t: float,
+            kinds: dict[str, float] | None = None) -> None:
         self.frames.append(frame)
         self.poses.append(pose.as_tuple())
         self.rounds.append(round_id)
         self.actions.append(action)
         self.times.append(t)
+        self.kinds.append(kinds or {})
 
     def dataset(self, ranges: PoseRanges) -> FrameDataset:
         return FrameDataset(np.stack(self.frames), np.array(self.poses), np.array(self.rounds),
@@ -52,31 +65,60 @@ class Episodes:
         return list(rounds.values())
 
 
+class SimServiceCamera:
+    """The simulator behind the camera service's own driver and controller, in process: the same
+    range checks, and the same `ClientSnapshot`s a CameraClient gets over HTTP (the rendered view
+    JPEG-encoded by the service's encoder, the simulator's ground truth alongside)."""
+
+    def __init__(self, camera: SimCamera, size: int, jpeg_quality: int = JPEG_QUALITY) -> None:
+        self.controller = CameraController(SimDriver(camera, size, size), "bench")
+        self.jpeg_quality = jpeg_quality
+
+    def move(self, mode: str, pan: float, tilt: float, zoom: float) -> Pose:
+        return self.controller.move(mode, pan, tilt, zoom)
+
+    def snapshot(self) -> ClientSnapshot:
+        snap = self.controller.snapshot()
+        return ClientSnapshot(jpeg=encode_jpeg(snap.image, self.jpeg_quality), pose=snap.pose,
+                              captured_at=snap.captured_at, sim_time=snap.sim_time,
+                              dynamic_fraction=snap.dynamic_fraction,
+                              kind_fractions=snap.kind_fractions)
+
+
+class _Recorded:
+    """A bench policy (frame, pose) -> action as the runner's policy; every frame it is shown is
+    decoded as navigation decodes a snapshot, and kept in `ep`."""
+
+    def __init__(self, policy: Policy, ep: Episodes, round_id: int) -> None:
+        self.policy, self.ep, self.round_id = policy, ep, round_id
+        self.frame: np.ndarray | None = None
+
+    def choose(self, snap: ClientSnapshot, step: int) -> int:
+        assert self.frame is not None, "a round's first frame is seen before any choice"
+        return self.policy(self.frame, snap.pose)
+
+    def seen(self, snap: ClientSnapshot, action: int | None, hold: bool) -> dict | None:
+        self.frame = decode_image(snap.jpeg, f"bench round {self.round_id}")
+        code = HOLD if hold else -1 if action is None else action
+        assert snap.sim_time is not None, "the simulator stamps every snapshot"
+        self.ep.add(self.frame, snap.pose, self.round_id, code, snap.sim_time,
+                    kinds=snap.kind_fractions)
+        return None
+
+
 def drive(world: SimWorld, t0: float, starts: list[Pose], moves: int, policy: Policy, size: int,
           scale: ActionScale, round_offset: int = 0, holds: bool = False) -> Episodes:
-    """A fresh sim camera whose clock starts at t0; per round, move to the start pose and grab a
+    """A fresh sim camera whose clock starts at t0, behind the camera service's driver
+    (SimServiceCamera); per round, shared.episodes.run_round: move to the start pose and grab a
     frame, then `moves` times: policy(frame, pose) -> action, move there (wrap/clamp), grab.
     With `holds`, every view is grabbed a second time one no-op move later (as the system's
     hold frames, `collect.hold_frames` / `agent.hold_frames`), before the policy moves on."""
-    cam = SimCamera(world, SimCameraConfig(start_time_s=t0))
+    camera = SimServiceCamera(SimCamera(world, SimCameraConfig(start_time_s=t0)), size)
     ep = Episodes()
-
-    def grab(round_id: int, action: int) -> tuple:
-        frame, pose, t = cam.snapshot(size, size)
-        ep.add(frame, pose, round_id, action, t)
-        if holds:
-            pose = cam.move_absolute(pose)
-            frame, pose, t = cam.snapshot(size, size)
-            ep.add(frame, pose, round_id, HOLD, t)
-        return frame, pose
-
     for r, start in enumerate(starts):
-        cam.move_absolute(start)
-        frame, pose = grab(round_offset + r, -1)
-        for _ in range(moves):
-            a = policy(frame, pose)
-            cam.move_absolute(apply_action(pose, a, world.ranges, scale))
-            frame, pose = grab(round_offset + r, a)
+        run_round(camera, _Recorded(policy, ep, round_offset + r), start=start, movements=moves,
+                  hold_frames=holds, ranges=world.ranges, scale=scale,
+                  on_grab=lambda snap, action, hold, extra: None)
     return ep
 
 

@@ -14,8 +14,8 @@ recognition, the surprise heads' Spearman with the actual error (all on the held
 the probes fitted on one probe sweep of the same site and scored on another (collapse guard,
 place recognition, inverse dynamics), for the model and for raw pixels
 (services/worldmodel/probes.py, docs/worldmodel.md "Probes"). Writes and prints JSON.
-`--all-surprise` also trains the disagreement and grad_norm heads (same predictor, about twice the
-cost per step).
+`--all-surprise` also trains the grad_norm head and a 4-head bootstrap ensemble (same predictor,
+about twice the cost per step; the ensemble never changes the world model's figures).
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="rounds of the kind set that start near each zone of the site")
     parser.add_argument("--zone-moves", type=int, default=4)
     parser.add_argument("--all-surprise", action="store_true",
-                        help="also train the disagreement and grad_norm surprise heads")
+                        help="also train the grad_norm head and the bootstrap ensemble")
     args = parser.parse_args(argv)
     if args.cycles < 1 or args.steps < 1:
         parser.error("--cycles and --steps must be at least 1")

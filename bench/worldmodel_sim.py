@@ -16,6 +16,7 @@ from services.camera.sim.world import SimWorld, SimWorldConfig
 from services.worldmodel.config import TrainConfig
 from services.worldmodel.data import FrameDataset
 from shared.models import SurpriseConfig, WorldModelConfig
+from shared.models.config import EnsembleConfig
 from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action, random_pose
 from shared.scene import ZONE_KINDS
 
@@ -126,7 +127,7 @@ def bench_configs(all_surprise: bool = False,
         wm.predictor, warp_hfov_deg=hfov_deg, warp_tilt_span_deg=r.tilt_max - r.tilt_min,
         warp_zoom_span=r.zoom_max / r.zoom_min))
     if all_surprise:
-        wm = wm.replace(surprise=SurpriseConfig(targets=("pred_error", "disagreement", "grad_norm"),
-                                                primary="pred_error", hidden=wm.surprise.hidden,
-                                                ensemble_size=4))
+        wm = wm.replace(surprise=SurpriseConfig(targets=("pred_error", "grad_norm"),
+                                                primary="pred_error", hidden=wm.surprise.hidden),
+                        ensemble=EnsembleConfig(heads=4, hidden=128))
     return wm, TrainConfig.preset("cpu")

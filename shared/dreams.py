@@ -35,6 +35,9 @@ half-written job (no index: the job did not finish). Each shard holds, for `coun
     measured_view  float32 (count, length + 1)         its view term at pose t (both present or
                                                        both absent: the map needs real
                                                        transitions, services.dreamer.error_map)
+    progress_move  float32 (count, length)             progress map's move term of a_t
+    progress_view  float32 (count, length + 1)         its view term at pose t (both or neither:
+                                                       services.dreamer.progress; format 5)
 
 and JSON metadata: format, format_version, slot, version, node, length, count, obs_dim, the
 observation spec, the action scale, the pose ranges and the move times the dream was made with
@@ -69,8 +72,8 @@ if TYPE_CHECKING:  # torch is heavy; only the model services load it
     from shared.store import Store
 
 FORMAT = "ptzjepa.dreams"
-FORMAT_VERSION = "4"
-READABLE_VERSIONS = ("4",)
+FORMAT_VERSION = "5"
+READABLE_VERSIONS = ("4", "5")  # 4: without the progress pair, which 5 may hold
 WITHOUT_DT = ("1", "2", "3")  # formats written before dreams advanced time: refused
 INDEX_NAME = "index.json"
 POSE_FEATURES = 4
@@ -175,8 +178,11 @@ TENSORS = {  # name -> (dtype name, shape as a function of (count, length, obs_d
     "view_surprise": ("float32", lambda count, length, obs_dim: (count, length + 1)),
     "measured_move": ("float32", lambda count, length, obs_dim: (count, length)),
     "measured_view": ("float32", lambda count, length, obs_dim: (count, length + 1)),
+    "progress_move": ("float32", lambda count, length, obs_dim: (count, length)),
+    "progress_view": ("float32", lambda count, length, obs_dim: (count, length + 1)),
 }
-MEASURED = frozenset({"measured_move", "measured_view"})
+PAIRS = (("measured_move", "measured_view"), ("progress_move", "progress_view"))
+MEASURED = frozenset(name for pair in PAIRS for name in pair)
 # None in memory when absent: dt and view_surprise from dreams built by hand (the written format
 # always holds them), the measured pair from dreams made without an error map.
 OPTIONAL = frozenset({"view_surprise", "dt"}) | MEASURED
@@ -191,6 +197,11 @@ OPTIONAL = frozenset({"view_surprise", "dt"}) | MEASURED
 # services.dreamer.error_map: no surprise head involved):
 #   measured       move[a_t] + view(pose_{t+1}), the error the move is expected to have;
 #   measured_view  view(pose_{t+1}) alone: where the model is weak, whatever the move;
+# and from the *drop* of that measured error between the previous model and this one (the
+# progress map of services.dreamer.progress: positive where the model learned, about zero
+# where it cannot learn, a noise zone included, and where it has nothing left to learn):
+#   progress       z(progress move) + view_weight x z(progress view), as measured_balanced;
+#   progress_view  the progress map's view term alone;
 #   measured_balanced  both terms standardised over the dreams, the view's times `view_weight`
 #                  (AgentConfig.view_weight), and summed: a jump's move term dwarfs the spread of
 #                  the view term (measured at 0.23 against about 0.01), so `measured` jumps everywhere;
@@ -198,8 +209,9 @@ OPTIONAL = frozenset({"view_surprise", "dt"}) | MEASURED
 #                  gains. `measured_view` is the limit of a large view_weight.
 # The agent's default is chosen by measurement (services.agent.config, docs/agent.md).
 REWARDS = ("surprise", "delta", "view", "surprise_view", "measured", "measured_view",
-           "measured_balanced")
+           "measured_balanced", "progress", "progress_view")
 MEASURED_REWARDS = ("measured", "measured_view", "measured_balanced")
+PROGRESS_REWARDS = ("progress", "progress_view")
 
 
 def _standardised(x: torch.Tensor) -> torch.Tensor:
@@ -221,6 +233,8 @@ class Dreams:
     view_surprise: torch.Tensor | None = None
     measured_move: torch.Tensor | None = None
     measured_view: torch.Tensor | None = None
+    progress_move: torch.Tensor | None = None
+    progress_view: torch.Tensor | None = None
     spec: ObservationSpec = field(default_factory=ObservationSpec)
     ranges: PoseRanges = field(default_factory=PoseRanges)
     scale: ActionScale = field(default_factory=ActionScale)
@@ -230,8 +244,9 @@ class Dreams:
     def __post_init__(self) -> None:
         c, l1, o = self.observations.shape
         _check_shapes(self._tensors(), c, l1 - 1, o, "dreams")
-        if (self.measured_move is None) != (self.measured_view is None):
-            raise ValueError("dreams: measured_move and measured_view come together (one error map)")
+        for move, view in PAIRS:
+            if (getattr(self, move) is None) != (getattr(self, view) is None):
+                raise ValueError(f"dreams: {move} and {view} come together (one map)")
 
     @property
     def count(self) -> int:
@@ -256,6 +271,15 @@ class Dreams:
             return self.surprise_delta
         if kind not in REWARDS:
             raise ValueError(f"unknown reward {kind!r}; choose from {REWARDS}")
+        if kind in PROGRESS_REWARDS:
+            if self.progress_view is None or self.progress_move is None:
+                raise ValueError(f"reward {kind!r} needs the progress map, which these dreams lack "
+                                 f"(dreamed without real transitions or by an older dreamer): "
+                                 f"generate new dreams")
+            pview = self.progress_view[:, 1:]
+            if kind == "progress_view":
+                return pview
+            return _standardised(self.progress_move) + view_weight * _standardised(pview)
         if kind in MEASURED_REWARDS:
             if self.measured_view is None or self.measured_move is None:
                 raise ValueError(f"reward {kind!r} needs the measured error map, which these dreams "
@@ -395,9 +419,12 @@ def read_shard(store: Store, rel: str, expected_sha256: str | None = None) -> Dr
         _check_shapes(tensors, count, length, obs_dim, rel, dtypes=True, optional=MEASURED)
     except ValueError as e:
         raise DreamShardError(str(e)) from None
-    if ("measured_move" in tensors) != ("measured_view" in tensors):
-        raise DreamShardError(f"{rel}: holds one of measured_move / measured_view without the "
-                              f"other (they come from one error map)")
+    for move, view in PAIRS:
+        if (move in tensors) != (view in tensors):
+            raise DreamShardError(f"{rel}: holds one of {move} / {view} without the other (they "
+                                  f"come from one map)")
+    if version == "4" and "progress_move" in tensors:
+        raise DreamShardError(f"{rel}: format 4 holds no progress terms")
     for name, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise DreamShardError(f"{rel}: tensor {name!r} holds NaN or infinite values")
@@ -413,7 +440,9 @@ def read_shard(store: Store, rel: str, expected_sha256: str | None = None) -> Dr
                   surprise_delta=tensors["surprise_delta"], dt=tensors["dt"],
                   view_surprise=tensors["view_surprise"],
                   measured_move=tensors.get("measured_move"),
-                  measured_view=tensors.get("measured_view"), spec=spec, ranges=ranges,
+                  measured_view=tensors.get("measured_view"),
+                  progress_move=tensors.get("progress_move"),
+                  progress_view=tensors.get("progress_view"), spec=spec, ranges=ranges,
                   scale=scale, move_times=move_times, meta=meta_out)
 
 

@@ -2,7 +2,8 @@
 as `navigate` rounds that feed the next cycle.
 
 Each round starts at a random pose (so runs cover the scene), then takes `movements` actions
-chosen from the agent's Q-values with the configured exploration. Frames are encoded by the very
+chosen from the agent's Q-values with the configured exploration, through the one episode runner
+the sweep and the benches use too (shared.episodes.run_round). Frames are encoded by the very
 world-model version the agent was trained with, into the observation space of its dreams. Every
 frame's manifest line records the action, the Q-values, the world model's predicted surprise for
 the move and the error it actually made (prediction vs the observed view's state). With
@@ -31,14 +32,15 @@ from services.agent.checkpoint import from_bytes
 from services.agent.observe import observe
 from services.agent.policy import choose_action
 from shared import versions
-from shared.camera_client import CameraClient
+from shared.camera_client import CameraClient, ClientSnapshot
 from shared.config import Settings
 from shared.devices import torch_device
+from shared.episodes import run_round
 from shared.keys import Keys
 from shared.metrics import SURPRISE
 from shared.models.checkpoint import model_from_bytes
 from shared.move_times import MoveTimes, node_move_times
-from shared.pose import NOOP, apply_action, random_pose
+from shared.pose import Pose, apply_action, random_pose
 from shared.progress import StopRequested
 from shared.recording import RoundRecorder, frames_per_run
 from shared.store import Store, decode_image
@@ -112,37 +114,61 @@ def navigate_camera(settings: Settings, store: Store, client: redis.Redis, camer
 def _round(model, net, spec, camera: CameraClient, recorder: RoundRecorder, ranges, rng,
            movements: int, epsilon: float, temperature: float | None, hold: bool,
            times: MoveTimes, result: NavigationResult, after_frame: Callable[[], None]) -> None:
-    camera.move("absolute", *ranges.apply(random_pose(rng, ranges)).as_tuple())
-    snap = camera.snapshot()
-    recorder.add(snap, action=None)
-    _count(result, snap)
-    after_frame()
-    obs, state = _observe(model, snap, recorder.round_id, ranges, spec)
-    for step in range(movements + 1):
-        if hold:  # the same view again, one no-op move later (not one of the agent's moves)
-            snap, obs, state, surprise, error = _move(model, camera, recorder.round_id, ranges,
-                                                      spec, snap.pose, state, NOOP, times)
-            recorder.add(snap, action=NOOP, extra={"hold": True, "predicted_surprise": surprise,
-                                                   "observed_error": error,
-                                                   "dt": times.seconds[NOOP]})
-            _count(result, snap)
-            after_frame()
-        if step == movements:
-            break
-        action, q = choose_action(net, obs[0], epsilon, temperature, rng)
-        snap, obs, state, surprise, error = _move(model, camera, recorder.round_id, ranges, spec,
-                                                  snap.pose, state, action, times)
-        recorder.add(snap, action=action,
-                     extra={"q_values": [round(float(v), 5) for v in q],
-                            "predicted_surprise": surprise, "observed_error": error,
-                            "dt": times.seconds[action]})
-        SURPRISE.labels(recorder.node, "navigate", "predicted").observe(surprise)
-        SURPRISE.labels(recorder.node, "navigate", "observed").observe(error)
-        result.actions.append(action)
-        result.observed_errors.append(error)
-        result.predicted_surprise.append(surprise)
+    policy = _AgentPolicy(model, net, spec, ranges, rng, epsilon, temperature, times,
+                          recorder.round_id)
+
+    def grab(snap: ClientSnapshot, action: int | None, is_hold: bool, extra: dict | None) -> None:
+        recorder.add(snap, action=action, extra=extra)
+        if action is not None and not is_hold and extra is not None:
+            surprise, error = extra["predicted_surprise"], extra["observed_error"]
+            SURPRISE.labels(recorder.node, "navigate", "predicted").observe(surprise)
+            SURPRISE.labels(recorder.node, "navigate", "observed").observe(error)
+            result.actions.append(action)
+            result.observed_errors.append(error)
+            result.predicted_surprise.append(surprise)
         _count(result, snap)
         after_frame()
+
+    run_round(camera, policy, start=random_pose(rng, ranges), movements=movements,
+              hold_frames=hold, ranges=ranges, on_grab=grab)
+
+
+class _AgentPolicy:
+    """The agent's moves from its Q-values; for every frame after the start, the world model's
+    predicted surprise of the move that reached it (for the seconds that move takes) and the error
+    its prediction actually made against the observed view's state, rounded for the manifest."""
+
+    def __init__(self, model, net, spec, ranges, rng, epsilon: float, temperature: float | None,
+                 times: MoveTimes, round_id: str) -> None:
+        self.model, self.net, self.spec, self.ranges, self.rng = model, net, spec, ranges, rng
+        self.epsilon, self.temperature, self.times, self.round_id = epsilon, temperature, times, round_id
+        self.obs: torch.Tensor | None = None
+        self.state: torch.Tensor | None = None
+        self.pose: Pose | None = None
+        self.q: list[float] = []
+
+    def choose(self, snap: ClientSnapshot, step: int) -> int:
+        assert self.obs is not None, "a round's first frame is seen before any choice"
+        action, q = choose_action(self.net, self.obs[0], self.epsilon, self.temperature, self.rng)
+        self.q = [round(float(v), 5) for v in q]
+        return action
+
+    def seen(self, snap: ClientSnapshot, action: int | None, hold: bool) -> dict | None:
+        obs, state = _observe(self.model, snap, self.round_id, self.ranges, self.spec)
+        extra: dict | None = None
+        if action is not None:
+            assert self.pose is not None, "a round's first frame has no action"
+            # the prediction depends only on the state, poses and seconds, not on when it is made
+            target = apply_action(self.pose, action, self.ranges)
+            dt = self.times.seconds[action]
+            predicted, surprise = self.model.predict(self.state, [self.pose.as_tuple()],
+                                                     [target.as_tuple()], self.ranges, dt=dt)
+            error = float(((predicted - state) ** 2).mean())
+            extra = {} if hold else {"q_values": self.q}
+            extra |= {"predicted_surprise": round(float(surprise[0]), 6),
+                      "observed_error": round(error, 6), "dt": dt}
+        self.obs, self.state, self.pose = obs, state, snap.pose
+        return extra
 
 
 def _observe(model, snap, round_id: str, ranges, spec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,21 +177,6 @@ def _observe(model, snap, round_id: str, ranges, spec) -> tuple[torch.Tensor, to
     obs = observe(model, decode_image(snap.jpeg, round_id), [snap.pose.as_tuple()], ranges, spec,
                   states_out=states)
     return obs, states[-1]
-
-
-def _move(model, camera: CameraClient, round_id: str, ranges, spec, pose, state, action: int,
-          times: MoveTimes):
-    """Make `action` from `pose` and grab the view: (snapshot, observation, state, the world
-    model's predicted surprise of the move for the seconds it takes, the error its prediction
-    actually made), the two figures rounded for the manifest."""
-    target = apply_action(pose, action, ranges)
-    predicted, surprise = model.predict(state, [pose.as_tuple()], [target.as_tuple()], ranges,
-                                        dt=times.seconds[action])
-    camera.move("absolute", *target.as_tuple())
-    snap = camera.snapshot()
-    obs, state = _observe(model, snap, round_id, ranges, spec)
-    error = float(((predicted - state) ** 2).mean())
-    return snap, obs, state, round(float(surprise[0]), 6), round(error, 6)
 
 
 def _count(result: NavigationResult, snap) -> None:

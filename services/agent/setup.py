@@ -6,7 +6,7 @@ from typing import Any
 
 from services.agent.config import AgentConfig
 from shared.config import ConfigError, Settings
-from shared.dreams import MEASURED_REWARDS
+from shared.dreams import MEASURED_REWARDS, PROGRESS_REWARDS
 
 
 def agent_config(settings: Settings) -> AgentConfig:
@@ -17,10 +17,12 @@ def agent_config(settings: Settings) -> AgentConfig:
         cfg = AgentConfig.preset(settings.preset).replace(**changes)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"agent.config: {exc}") from None
-    if cfg.reward in MEASURED_REWARDS and not settings.dreamer.error_map_transitions:
-        raise ConfigError(f"agent reward {cfg.reward!r} is the world model's measured error, which "
-                          f"dreams carry only when dreamer.error_map_transitions > 0 (set it, or "
-                          f"choose another agent.config.reward)")
+    if cfg.reward in (*MEASURED_REWARDS, *PROGRESS_REWARDS) and \
+            not settings.dreamer.error_map_transitions:
+        raise ConfigError(f"agent reward {cfg.reward!r} is measured on the node's real frames "
+                          f"(error or its progress), which dreams carry only when "
+                          f"dreamer.error_map_transitions > 0 (set it, or choose another "
+                          f"agent.config.reward)")
     return cfg
 
 

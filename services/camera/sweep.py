@@ -1,7 +1,8 @@
 """The random sweep of the first cycle.
 
 `iterations` rounds; each round moves to a random absolute pose and grabs a frame, then makes
-`movements` random moves from the 21 discrete actions, grabbing a frame after each. Moves are
+`movements` random moves from the 21 discrete actions, grabbing a frame after each, through the
+one episode runner (shared.episodes.run_round) that navigation and the benches use too. Moves are
 computed with shared.pose (wrap and clamp), so a round's consecutive frames are real camera moves
 that the world model learns from. With `hold_frames` (the default, `collect.hold_frames`) every
 view is grabbed a second time after a no-op move (action 0, `extra.hold`): those transitions
@@ -16,9 +17,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shared.camera_client import CameraClient
+from shared.camera_client import CameraClient, ClientSnapshot
 from shared.contact_sheet import contact_sheet
-from shared.pose import ACTIONS, NOOP, PoseRanges, apply_action, random_pose
+from shared.episodes import RandomPolicy, run_round
+from shared.pose import ACTIONS, PoseRanges, random_pose
 from shared.progress import StopRequested
 from shared.recording import RoundRecorder, frames_per_run, run_id
 from shared.store import Store, decode_image, report_path
@@ -92,10 +94,9 @@ def _run_round(client: CameraClient, store: Store, rng: random.Random, ranges: P
                on_frame: Callable[[int, int], None] | None) -> None:
     recorder = RoundRecorder(store, node=node, camera=camera, round_id=round_id, source="sweep")
 
-    def grab(action: int | None, hold: bool) -> None:
-        snap = client.snapshot()
+    def grab(snap: ClientSnapshot, action: int | None, hold: bool, extra: dict | None) -> None:
         image = decode_image(snap.jpeg, f"snapshot of {round_id} frame {len(recorder.records)}")
-        recorder.add(snap, action=action, extra={"hold": True} if hold else None)
+        recorder.add(snap, action=action, extra=extra)
         if snap.dynamic_fraction is not None:
             result.dynamic_fractions.append(snap.dynamic_fraction)
         if snap.kind_fractions is not None:
@@ -107,16 +108,8 @@ def _run_round(client: CameraClient, store: Store, rng: random.Random, ranges: P
             on_frame(result.frames, total)
 
     try:
-        pose = client.move("absolute", *ranges.apply(random_pose(rng, ranges)).as_tuple())
-        for step in range(movements + 1):
-            action = None
-            if step > 0:
-                action = rng.randrange(len(ACTIONS))
-                pose = client.move("absolute", *apply_action(pose, action, ranges).as_tuple())
-            grab(action, hold=False)
-            if hold_frames:
-                pose = client.move("absolute", *apply_action(pose, NOOP, ranges).as_tuple())
-                grab(NOOP, hold=True)
+        run_round(client, RandomPolicy(rng, len(ACTIONS)), start=random_pose(rng, ranges),
+                  movements=movements, hold_frames=hold_frames, ranges=ranges, on_grab=grab)
     finally:  # the frames of a round cut short are kept and listed
         if manifest := recorder.close():
             result.manifests.append(manifest)

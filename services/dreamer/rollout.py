@@ -67,7 +67,8 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
              scale: ActionScale = ActionScale(), spec: ObservationSpec = ObservationSpec(),
              actions: torch.Tensor | None = None, progress: Progress | None = None,
              error_map: ErrorMap | None = None, meta: dict | None = None,
-             move_times: MoveTimes | None = None) -> Dreams:
+             move_times: MoveTimes | None = None,
+             progress_map: ErrorMap | None = None) -> Dreams:
     """Roll `B` dreams of `length` steps forward together from real states.
 
     start_states: (B, N, D) target-space states (`model.encode_state(frames)`); start_poses: (B, 3)
@@ -113,20 +114,29 @@ def generate(model: WorldModel, start_states: torch.Tensor, start_poses, ranges:
     delta = torch.zeros_like(sur)
     delta[:, 1:] = sur[:, 1:] - sur[:, :-1]
     pose_seq = torch.stack(all_poses, dim=1)  # (B, L + 1, 3) float64
-    measured = {}
-    if error_map is not None:
-        # The move term of the move the camera made, not of the action asked for: a zoom-in at
-        # full zoom or a jump up at the tilt limit is clamped to less (or nothing), and rewarding
-        # it as a full move taught agents to press against the limits.
-        moves = error_map.move_between(pose_seq[:, :-1].reshape(-1, 3).numpy(),
-                                       pose_seq[:, 1:].reshape(-1, 3).numpy(), ranges, scale)
-        measured = {"measured_move": torch.from_numpy(moves).float().reshape(b, length),
-                    "measured_view": torch.from_numpy(
-                        error_map.view(pose_seq.reshape(-1, 3).numpy())).float().reshape(b, -1)}
+    measured = {**map_terms(error_map, "measured", pose_seq, ranges, scale),
+                **map_terms(progress_map, "progress", pose_seq, ranges, scale)}
     return Dreams(observations=torch.stack(obs, dim=1), poses=pose_seq.float(),
                   actions=actions, surprise=sur, surprise_delta=delta, dt=dt,
                   view_surprise=torch.stack(view, dim=1), spec=spec, ranges=ranges,
                   scale=scale, move_times=move_times, meta=dict(meta or {}), **measured)
+
+
+def map_terms(emap: ErrorMap | None, prefix: str, pose_seq: torch.Tensor, ranges: PoseRanges,
+              scale: ActionScale) -> dict[str, torch.Tensor]:
+    """`{prefix}_move` (B, L) and `{prefix}_view` (B, L + 1) of an error map (measured error or
+    progress) along the dreamed poses (B, L + 1, 3); {} without a map."""
+    if emap is None:
+        return {}
+    b, length = pose_seq.shape[0], pose_seq.shape[1] - 1
+    # The move term of the move the camera made, not of the action asked for: a zoom-in at
+    # full zoom or a jump up at the tilt limit is clamped to less (or nothing), and rewarding
+    # it as a full move taught agents to press against the limits.
+    moves = emap.move_between(pose_seq[:, :-1].reshape(-1, 3).numpy(),
+                              pose_seq[:, 1:].reshape(-1, 3).numpy(), ranges, scale)
+    return {f"{prefix}_move": torch.from_numpy(moves).float().reshape(b, length),
+            f"{prefix}_view": torch.from_numpy(
+                emap.view(pose_seq.reshape(-1, 3).numpy())).float().reshape(b, -1)}
 
 
 @torch.no_grad()
@@ -142,10 +152,12 @@ def dream_from_frames(model: WorldModel, frames, poses, ranges: PoseRanges, *, n
                       scale: ActionScale = ActionScale(), spec: ObservationSpec = ObservationSpec(),
                       states: torch.Tensor | None = None, error_map: ErrorMap | None = None,
                       progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-                      meta: dict | None = None, move_times: MoveTimes | None = None) -> Dreams:
+                      meta: dict | None = None, move_times: MoveTimes | None = None,
+                      progress_map: ErrorMap | None = None) -> Dreams:
     """`n_dreams` dreams starting from real frames drawn uniformly (with replacement), `batch`
     dreams advancing together. `states` may be given (precomputed encodings of `frames`);
-    `error_map` adds the measured move and view terms, `move_times` the seconds per action
+    `error_map` adds the measured move and view terms, `progress_map` the progress terms
+    (services.dreamer.progress), `move_times` the seconds per action
     (see `generate`).
     progress(done_dreams, n_dreams) after each batch; should_stop() is polled between batches
     and ends generation early (what is done is returned; at least one batch is made)."""
@@ -165,7 +177,8 @@ def dream_from_frames(model: WorldModel, frames, poses, ranges: PoseRanges, *, n
         else:
             s0 = states[idx]
         parts.append(generate(model, s0, poses[idx.numpy()], ranges, length, gen, scale=scale,
-                              spec=spec, error_map=error_map, move_times=move_times))
+                              spec=spec, error_map=error_map, move_times=move_times,
+                              progress_map=progress_map))
         done = min(i + batch, n_dreams)
         if progress is not None:
             progress(done, n_dreams)

@@ -4,6 +4,8 @@ the step's random generator; `training.train_step` composes them.
 Every function that draws random numbers draws them from the generator it is given, in a fixed
 order, so a step is reproducible from its seed. None of them changes the model: the surprise
 heads' running log-offsets are returned as `SurpriseLoss.log_targets` for the caller to track.
+The bootstrap ensemble draws its resample from a generator of its own (`ensemble_generator`), so
+that turning it on leaves every other draw of the step, and so the world model's training, as is.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from services.worldmodel.config import TrainConfig
-from shared.models.predictor import disagreement
 from shared.models.surprise import EPS, grad_norm_targets, per_transition_error
 from shared.models.world_model import WorldModel
 
@@ -167,23 +168,36 @@ def rollout_loss(model: WorldModel, tgt: torch.Tensor, flat_poses: torch.Tensor,
     return loss / horizon, steps
 
 
-def _disagreement_target(model: WorldModel, group: Transitions,
-                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the ensemble heads' bootstrap-weighted loss, the disagreement target) of one group."""
-    ens = model.predictor.ensemble_predictions(group.trunk.float(), group.pred.float(),
-                                               full=group.cells is None)
-    # Bootstrap weights per (head, transition) keep the heads from agreeing trivially.
-    keep = (torch.rand(ens.shape[:3], generator=generator) < 0.5).to(ens.device)
-    head_err = F.smooth_l1_loss(ens, group.true.expand_as(ens), reduction="none")
-    head_err = head_err.mean(dim=(-1, -2))
-    return (head_err * keep).sum() / keep.sum().clamp(min=1), disagreement(ens.detach())
+def ensemble_generator(seed: int, step: int) -> torch.Generator:
+    """The bootstrap ensemble's generator for lifetime step `step` of a run seeded `seed`: its own
+    stream (the step's main generator is not drawn from), the same on every rerun and resume."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2 ** 63))
 
 
-def surprise_loss(model: WorldModel, groups: list[Transitions], penultimate: torch.Tensor,
-                  generator: torch.Generator) -> SurpriseLoss:
-    """The surprise heads regress each transition's targets (own error, ensemble disagreement,
-    per-transition gradient magnitude at the target encoder's `penultimate` tokens), in fp32 and
-    from detached features, so they never bend the predictor."""
+def ensemble_loss(model: WorldModel, groups: list[Transitions], cfg: TrainConfig,
+                  generator: torch.Generator) -> torch.Tensor:
+    """The bootstrap ensemble's one-step loss, averaged over the transition groups: each head's
+    smooth-L1 against the same targets as the main prediction, weighted per transition by that
+    head's own Poisson draw (its bootstrap resample) and normalised by its weights' sum, then
+    summed over heads (each head learns as if trained alone). On detached features only."""
+    ens = model.ensemble
+    assert ens is not None
+    loss = torch.zeros((), device=groups[0].true.device)
+    for group in groups:
+        pred = model.ensemble_predictions(group.trunk.float(), group.pred.float(),
+                                          full=group.cells is None)
+        err = F.smooth_l1_loss(pred, group.true.expand_as(pred), reduction="none",
+                               beta=cfg.smooth_l1_beta).mean(dim=(-1, -2))
+        w = ens.bootstrap_weights(tuple(err.shape[1:]), generator, err.device)
+        loss = loss + ((err * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp(min=1.0)).sum()
+    return loss / len(groups)
+
+
+def surprise_loss(model: WorldModel, groups: list[Transitions],
+                  penultimate: torch.Tensor) -> SurpriseLoss:
+    """The surprise heads regress each transition's targets (own error, per-transition gradient
+    magnitude at the target encoder's `penultimate` tokens), in fp32 and from detached features,
+    so they never bend the predictor."""
     loss = torch.zeros((), device=penultimate.device)
     errors: list[torch.Tensor] = []
     log_targets: list[tuple[int, torch.Tensor]] = []
@@ -193,9 +207,6 @@ def surprise_loss(model: WorldModel, groups: list[Transitions], penultimate: tor
         for i, name in enumerate(model.cfg.surprise.targets):
             if name == "pred_error":
                 value = err
-            elif name == "disagreement":
-                ensemble_loss, value = _disagreement_target(model, group, generator)
-                loss = loss + ensemble_loss
             else:
                 cells_flat = None if group.cells is None else group.cells.flatten(0, 1)
                 value = grad_norm_targets(model.target_encoder,

@@ -60,12 +60,13 @@ def same_pose(a: np.ndarray, b: np.ndarray, tol: float = 1e-6) -> np.ndarray:
 @torch.no_grad()
 def action_recognition(model: Predicts, states: torch.Tensor, poses: np.ndarray, dts: np.ndarray,
                        src: np.ndarray, dst: np.ndarray, ranges: PoseRanges,
-                       scale: ActionScale, batch: int = 16) -> dict:
+                       scale: ActionScale, batch: int = 16, per_pair: bool = False) -> dict:
     """Top-1 action recognition on the pairs (src[i] -> dst[i]) of raw `poses` and `states`.
 
     Each pair's dt (seconds) is given to every candidate. A pick counts as a hit when its pose
     equals the observed target pose: candidates that clamp to the same pose cannot be told apart.
-    `chance_with_ties` is what guessing uniformly would score given those ties.
+    `chance_with_ties` is what guessing uniformly would score given those ties. With `per_pair`,
+    `hits` holds each pair's verdict (bool array), e.g. to score strata of the pairs.
     """
     poses = np.asarray(poses, dtype=np.float64)
     hits, tie_chance = [], []
@@ -84,9 +85,10 @@ def action_recognition(model: Predicts, states: torch.Tensor, poses: np.ndarray,
         hits.append(correct[np.arange(b), pick])
         tie_chance.append(correct.mean(axis=1))
     hit = np.concatenate(hits) if hits else np.zeros(0, bool)
-    return {"top1": float(hit.mean()) if len(hit) else float("nan"), "chance": 1.0 / N_ACTIONS,
-            "chance_with_ties": float(np.concatenate(tie_chance).mean()) if hits else float("nan"),
-            "pairs": len(hit)}
+    out = {"top1": float(hit.mean()) if len(hit) else float("nan"), "chance": 1.0 / N_ACTIONS,
+           "chance_with_ties": float(np.concatenate(tie_chance).mean()) if hits else float("nan"),
+           "pairs": len(hit)}
+    return {**out, "hits": hit} if per_pair else out
 
 
 def ridge_fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,

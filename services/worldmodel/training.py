@@ -7,8 +7,10 @@ What a step learns, per batch of windows (consecutive frames of one round):
 2. rollout: from the *target-space* state of a window's first frame (the state the agent sees at
    run time), predict the next frames along the window, feeding predictions back in. This is what
    dreams do, so dreams and run time share one state space and multi-step error is trained.
-3. surprise: small heads regress per-transition targets (own error, ensemble disagreement,
-   per-transition gradient magnitude) from detached predictor features.
+3. surprise: small heads regress per-transition targets (own error, per-transition gradient
+   magnitude) from detached predictor features.
+4. ensemble (when `ensemble.heads` > 0): the bootstrap heads learn the same one-step and rollout
+   targets from the detached predictor features, each on its own resample of the transitions.
 Loss: smooth-L1 (each term a function of services.worldmodel.losses), plus a variance floor
 against collapse. AdamW with warmup + cosine LR, cosine weight decay, EMA momentum ramp.
 """
@@ -22,7 +24,14 @@ from dataclasses import dataclass, field
 import torch
 
 from services.worldmodel.config import TrainConfig
-from services.worldmodel.losses import one_step_loss, rollout_loss, surprise_loss, variance_floor
+from services.worldmodel.losses import (
+    ensemble_generator,
+    ensemble_loss,
+    one_step_loss,
+    rollout_loss,
+    surprise_loss,
+    variance_floor,
+)
 from shared.models.world_model import WorldModel
 
 
@@ -109,12 +118,22 @@ def autocast(cfg: TrainConfig, device: torch.device):
     return contextlib.nullcontext()
 
 
+def clip_gradients(model: WorldModel, opt: torch.optim.Optimizer, max_norm: float) -> None:
+    """Clip the gradient norm of the optimised parameters, the bootstrap ensemble's apart: one
+    norm over both would let the ensemble's gradients rescale the world model's step."""
+    ens: set[int] = set() if model.ensemble is None else {id(p) for p in model.ensemble.parameters()}
+    params = [p for g in opt.param_groups for p in g["params"]]
+    torch.nn.utils.clip_grad_norm_([p for p in params if id(p) not in ens], max_norm)
+    if ens:
+        torch.nn.utils.clip_grad_norm_([p for p in params if id(p) in ens], max_norm)
+
+
 def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> dict:
     """One optimisation step on `batch` (from WindowSampler.sample). Mutates `state`; returns
     plain-float metrics: loss (the world-model loss: one-step + weighted rollout; the surprise
     heads' and variance losses are reported apart so they cannot mask a plateau), loss_one_step,
-    loss_rollout, loss_var, loss_stay, loss_surprise, lr, weight_decay, momentum, transitions,
-    mean_error."""
+    loss_rollout, loss_var, loss_stay, loss_surprise, ensemble_loss (the bootstrap heads'; 0 without
+    them), lr, weight_decay, momentum, transitions, mean_error."""
     model, opt = state.model, state.optimizer
     model.train()
     dev = next(model.parameters()).device
@@ -136,7 +155,9 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
         loss_roll, rollout_steps = rollout_loss(model, tgt, flat_poses, flat_times, w, cfg,
                                                 state.generator)
     groups = [one.transitions, *rollout_steps]
-    surprise = surprise_loss(model, groups, pen, state.generator)
+    surprise = surprise_loss(model, groups, pen)
+    loss_ens = (ensemble_loss(model, groups, cfg, ensemble_generator(cfg.seed, state.step))
+                if model.ensemble is not None else torch.zeros((), device=dev))
     for i, log_value in surprise.log_targets:
         model.surprise.track(i, log_value)
     model.surprise.mark_ready()
@@ -144,15 +165,14 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
                 else torch.zeros((), device=dev))
     loss_wm = one.loss + cfg.rollout_weight * loss_roll
     loss = (loss_wm + cfg.stay_weight * one.loss_stay + cfg.var_weight * loss_var
-            + cfg.surprise_weight * surprise.loss / len(groups))
+            + cfg.surprise_weight * surprise.loss / len(groups) + loss_ens)
 
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"loss is {loss.item()} at step {state.step}")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]],
-                                       cfg.grad_clip)
+        clip_gradients(model, opt, cfg.grad_clip)
     opt.step()
     model.update_target(mom)
     state.step += 1
@@ -160,5 +180,6 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
     return {"loss": loss_wm.item(), "loss_one_step": one.loss.item(),
             "loss_rollout": loss_roll.item(), "loss_var": loss_var.item(),
             "loss_stay": one.loss_stay.item(),
-            "loss_surprise": surprise.loss.item() / len(groups), "lr": lr, "weight_decay": wd,
+            "loss_surprise": surprise.loss.item() / len(groups),
+            "ensemble_loss": loss_ens.item(), "lr": lr, "weight_decay": wd,
             "momentum": mom, "transitions": int(all_err.numel()), "mean_error": float(all_err.mean())}

@@ -6,10 +6,10 @@ format, a config this version cannot build, missing or extra tensors, wrong shap
 CheckpointError with a message saying what is wrong; nothing is half-loaded.
 
 Kinds:
-- "share": what dreaming and acting need, the target encoder, predictor and surprise heads,
-  optionally in fp16 (the paper preset is ~55 MB in fp16). The context encoder is not stored:
-  training continued from a shared model starts its context encoder from the target encoder (the
-  EMA weights, the better of the two).
+- "share": what dreaming and acting need, the target encoder, predictor, surprise heads and the
+  bootstrap ensemble (when the config has one), optionally in fp16 (the paper preset is ~55 MB in
+  fp16). The context encoder is not stored: training continued from a shared model starts its
+  context encoder from the target encoder (the EMA weights, the better of the two).
 - "resume": every module in fp32; services/worldmodel/checkpoint.py adds the optimiser state.
 """
 
@@ -30,8 +30,9 @@ from shared.models.world_model import WorldModel
 
 FORMAT = "ptzjepa.world_model"
 FORMAT_VERSION = "1"
-SHARE_PARTS = ("target_encoder", "predictor", "surprise")
-ALL_PARTS = ("encoder", "target_encoder", "predictor", "surprise")
+# "ensemble" is None in a model without the bootstrap ensemble: such a model stores no tensors for it.
+SHARE_PARTS = ("target_encoder", "predictor", "surprise", "ensemble")
+ALL_PARTS = ("encoder", "target_encoder", "predictor", "surprise", "ensemble")
 
 
 class CheckpointError(ValueError):
@@ -40,13 +41,18 @@ class CheckpointError(ValueError):
 
 def model_tensors(model: WorldModel, parts=SHARE_PARTS, fp16: bool = False) -> dict[str, torch.Tensor]:
     out = {}
-    for part in parts:
+    for part in present_parts(model, parts):
         for k, v in getattr(model, part).state_dict().items():
             t = v.detach().cpu()
             if fp16 and t.is_floating_point():
                 t = t.to(torch.float16)
             out[f"{part}.{k}"] = t.contiguous()
     return out
+
+
+def present_parts(model: WorldModel, parts) -> list[str]:
+    """The parts of `parts` that `model` has (the ensemble only when its config has heads)."""
+    return [p for p in parts if getattr(model, p) is not None]
 
 
 def to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
@@ -125,7 +131,7 @@ def load_parts(model: WorldModel, tensors: dict[str, torch.Tensor], parts) -> No
                                   f"the config needs {tuple(ref.shape)}")
         if not torch.isfinite(tensors[k].float()).all():
             raise CheckpointError(f"tensor {k} holds NaN or infinite values")
-    for part in parts:
+    for part in present_parts(model, parts):
         sd = {k[len(part) + 1:]: v.to(ref_dtype(getattr(model, part), k[len(part) + 1:]))
               for k, v in tensors.items() if k.startswith(part + ".")}
         getattr(model, part).load_state_dict(sd, strict=True)

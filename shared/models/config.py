@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.presets import WORLD_MODEL as WORLD_MODEL_PRESETS
 
-SURPRISE_TARGETS = ("pred_error", "disagreement", "grad_norm")
+SURPRISE_TARGETS = ("pred_error", "grad_norm")
 # Predictor fields that files written before them lack, with the value that reproduces what those
 # files computed: stride 1 is one query per cell over the full memory, and 0 time features is a
 # predictor that never saw dt (it ignores it), so reading them this way is exact, not a guess.
@@ -115,14 +115,12 @@ class SurpriseConfig:
     """Per-transition surprise heads.
 
     targets: which signals get a head (each a small MLP regressing log(target)); `primary` is the one
-    `WorldModel.predict` returns. `ensemble_size` light linear heads on the predictor trunk provide
-    the disagreement signal (needed only when "disagreement" is a target).
+    `WorldModel.predict` returns.
     """
 
     targets: tuple[str, ...] = ("pred_error",)
     primary: str = "pred_error"
     hidden: int = 128
-    ensemble_size: int = 0
 
     def validate(self) -> None:
         if not self.targets:
@@ -134,10 +132,31 @@ class SurpriseConfig:
             raise ConfigError(f"surprise targets repeat: {self.targets}")
         if self.primary not in self.targets:
             raise ConfigError(f"surprise primary {self.primary!r} is not among targets {self.targets}")
-        if "disagreement" in self.targets and self.ensemble_size < 2:
-            raise ConfigError("surprise target 'disagreement' needs ensemble_size >= 2")
-        if self.hidden <= 0 or self.ensemble_size < 0:
-            raise ConfigError("surprise hidden must be positive and ensemble_size non-negative")
+        if self.hidden <= 0:
+            raise ConfigError("surprise hidden must be positive")
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """A bootstrap ensemble of predictor heads, whose disagreement is a surprise candidate.
+
+    `heads` small MLPs (width `hidden`) on the predictor's final per-query features, each emitting a
+    residual change on the main prediction's base token; 0: no ensemble. Each head weighs each
+    training transition by its own Poisson(`sample_rate`) draw: Poisson(1) is the online form of the
+    classic bootstrap (resampling n of n with replacement: a head skips ~37% of the transitions and
+    sees others twice or more), so the heads' spread estimates how much a fit on this data could
+    differ; Bernoulli(0.5) would hide half of every batch from every head for the same diversity.
+    """
+
+    heads: int = 0
+    hidden: int = 128
+    sample_rate: float = 1.0
+
+    def validate(self) -> None:
+        if self.heads < 0 or self.heads == 1:
+            raise ConfigError(f"ensemble heads must be 0 (off) or >= 2, got {self.heads}")
+        if self.hidden <= 0 or not self.sample_rate > 0:
+            raise ConfigError("ensemble hidden and sample_rate must be positive")
 
 
 @dataclass(frozen=True)
@@ -145,6 +164,7 @@ class WorldModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     surprise: SurpriseConfig = field(default_factory=SurpriseConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -152,7 +172,7 @@ class WorldModelConfig:
 
     def validate(self) -> None:
         for part, cls in ((self.encoder, EncoderConfig), (self.predictor, PredictorConfig),
-                          (self.surprise, SurpriseConfig)):
+                          (self.surprise, SurpriseConfig), (self.ensemble, EnsembleConfig)):
             if not isinstance(part, cls):
                 raise ConfigError(f"expected {cls.__name__}, got {type(part).__name__}")
             part.validate()
@@ -170,7 +190,9 @@ class WorldModelConfig:
         values = WORLD_MODEL_PRESETS[name]
         return WorldModelConfig(encoder=EncoderConfig(**values["encoder"]),
                                 predictor=PredictorConfig(**values["predictor"]),
-                                surprise=SurpriseConfig(**values["surprise"]), name=values["name"])
+                                surprise=SurpriseConfig(**values["surprise"]),
+                                ensemble=EnsembleConfig(**values.get("ensemble", {})),
+                                name=values["name"])
 
     def replace(self, **changes: Any) -> WorldModelConfig:
         return dataclasses.replace(self, **changes)
@@ -183,15 +205,22 @@ class WorldModelConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> WorldModelConfig:
+        # Files written before the bootstrap ensemble have no `ensemble` field: read as heads 0 (no
+        # ensemble), which is exactly what such files computed (`_without_light_heads` refuses the
+        # ones whose removed light heads held weights).
+        if isinstance(d, dict) and "ensemble" not in d:
+            d = {**d, "ensemble": dataclasses.asdict(EnsembleConfig())}
         exact_fields(d, WorldModelConfig, "world-model config")
         parts: dict[str, Any] = {}
         for key, cls in (("encoder", EncoderConfig), ("predictor", PredictorConfig),
-                         ("surprise", SurpriseConfig)):
+                         ("surprise", SurpriseConfig), ("ensemble", EnsembleConfig)):
             sub = d[key]
             if not isinstance(sub, dict):
                 raise ConfigError(f"config field {key!r} must be an object")
             if key == "predictor":
                 sub = {**ADDED_PREDICTOR_FIELDS, **sub}
+            if key == "surprise":
+                sub = _without_light_heads(sub)
             exact_fields(sub, cls, f"config.{key}")
             if key == "surprise":
                 sub = {**sub, "targets": tuple(sub["targets"])}
@@ -208,6 +237,25 @@ class WorldModelConfig:
             return WorldModelConfig.from_dict(d)
         except TypeError as e:  # wrong value types reaching a constructor
             raise ConfigError(f"bad world-model config: {e}") from e
+
+
+def _without_light_heads(sub: dict[str, Any]) -> dict[str, Any]:
+    """A stored surprise config without the removed light-head fields. `ensemble_size` 0 held no
+    weights and computed what no field computes now, so it is dropped; a model that had the heads
+    or trained the removed `disagreement` target cannot be rebuilt by this code and is refused."""
+    targets = sub.get("targets")
+    if isinstance(targets, (list, tuple)) and "disagreement" in targets:
+        raise ConfigError("config.surprise.targets names 'disagreement', a surprise target this "
+                          "version no longer has (the bootstrap ensemble, config.ensemble, "
+                          "replaces it); retrain the model")
+    if "ensemble_size" not in sub:
+        return sub
+    size = sub["ensemble_size"]
+    if size != 0:
+        raise ConfigError(f"config.surprise.ensemble_size is {size!r}: its light heads no longer "
+                          "exist (the bootstrap ensemble, config.ensemble, replaces them); "
+                          "retrain the model")
+    return {k: v for k, v in sub.items() if k != "ensemble_size"}
 
 
 def _check_width(name: str, dim: int, heads: int, depth: int) -> None:

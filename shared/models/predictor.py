@@ -59,7 +59,7 @@ class ActionConditionedPredictor(nn.Module):
     cell_order: torch.Tensor
     cell_xy: torch.Tensor
 
-    def __init__(self, enc: EncoderConfig, cfg: PredictorConfig, ensemble_size: int = 0):
+    def __init__(self, enc: EncoderConfig, cfg: PredictorConfig):
         super().__init__()
         cfg.validate()
         if enc.grid % cfg.query_stride or enc.grid % cfg.memory_stride:
@@ -92,10 +92,6 @@ class ActionConditionedPredictor(nn.Module):
         self.blocks = nn.ModuleList(PredictorBlock(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, self.cells_per_query * enc.dim)
-        # Light heads for ensemble disagreement; they read the trunk's (detached) features so they
-        # differ only by their own initialisation and data weighting, not by a shared trunk update.
-        self.ensemble = nn.ModuleList(nn.Linear(d, self.cells_per_query * enc.dim)
-                                      for _ in range(ensemble_size))
         self.apply(init_weights)
 
     def cells_of(self, query_index: torch.Tensor | None) -> torch.Tensor | None:
@@ -105,7 +101,7 @@ class ActionConditionedPredictor(nn.Module):
             return None
         return self.query_cells[query_index].flatten(-2)
 
-    def _to_cells(self, out: torch.Tensor, full: bool) -> torch.Tensor:
+    def to_cells(self, out: torch.Tensor, full: bool) -> torch.Tensor:
         """(S, T, K, cells_per_query * D) head output -> (S, T, K * cells_per_query, D), put back
         in row-major cell order when every query was asked (`full`)."""
         s, t, k, _ = out.shape
@@ -240,20 +236,12 @@ class ActionConditionedPredictor(nn.Module):
             pred = pred[:, :, self.cell_order]
         return pred, h.reshape(s, t, k, d)
 
-    def ensemble_predictions(self, trunk: torch.Tensor, pred: torch.Tensor,
-                             full: bool = False) -> torch.Tensor:
-        """(S, T, K, d) trunk features and the main prediction -> (E, S, T, cells, enc_dim);
-        `full`: the prediction covers every query (row-major cells).
-
-        Residual like the main head (source token + each head's own change): heads that had to
-        rebuild whole tokens disagreed about token content, not about motion, and their
-        disagreement ranked transitions backwards (Spearman -0.54 with the actual error).
-        """
-        if not len(self.ensemble):
-            raise RuntimeError("this predictor has no ensemble heads (surprise.ensemble_size == 0)")
-        h = trunk.detach()
-        base = (pred - self._to_cells(self.out(trunk), full)).detach()
-        return torch.stack([base + self._to_cells(head(h), full) for head in self.ensemble])
+    @torch.no_grad()
+    def residual_base(self, trunk: torch.Tensor, pred: torch.Tensor, full: bool) -> torch.Tensor:
+        """The base tokens under a prediction: `pred` (S, T, cells, enc_dim) from `forward` less
+        the output head's change at its trunk features (S, T, K, d); `full` as in `to_cells`.
+        Without gradients: what is built on it must not train the output head."""
+        return pred - self.to_cells(self.out(trunk), full)
 
 
 def time_features(dt: torch.Tensor, scale_s: float, n: int) -> torch.Tensor:
@@ -262,11 +250,6 @@ def time_features(dt: torch.Tensor, scale_s: float, n: int) -> torch.Tensor:
     tells the two directions apart (deterministic motion is as predictable backwards)."""
     x = dt / scale_s
     return torch.stack([x, torch.asinh(x)][:n], dim=-1)
-
-
-def disagreement(ens: torch.Tensor) -> torch.Tensor:
-    """(E, S, T, K, D) -> (S, T) mean variance across heads, per transition."""
-    return ens.var(dim=0, unbiased=False).mean(dim=(-1, -2))
 
 
 def layer_norm_tokens(x: torch.Tensor) -> torch.Tensor:

@@ -4,13 +4,16 @@ The original regressed one scalar per *batch* (the mean absolute gradient of the
 so every transition in a batch got the same reward target. Every target here is per transition:
 
 - "pred_error": the predictor's own error on that transition (mean smooth-L1 over its tokens);
-- "disagreement": the variance across light ensemble heads' predictions for that transition;
 - "grad_norm": the original's signal made per transition: the mean absolute gradient of that
   transition's prediction loss with respect to the target encoder's last block (per-sample gradients
   via torch.func, so no extra full backward pass through the target encoder).
 
 Heads regress log(target): the signals span orders of magnitude and only their order matters to a
 curious agent, so the log keeps the regression well conditioned.
+
+`BootstrapEnsemble` is a second kind of candidate: small predictor heads, each trained on its own
+bootstrap resample of the transitions, whose disagreement (variance across heads of the predicted
+tokens) is high where the data leave the prediction open.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from shared.models.config import SurpriseConfig
+from shared.models.config import EnsembleConfig, SurpriseConfig
 from shared.models.vit import ViTEncoder
 
 EPS = 1e-8
@@ -102,3 +105,46 @@ def grad_norm_targets(encoder: ViTEncoder, penultimate: torch.Tensor, pred: torc
                                                                  pred.detach(), query_index)
     total = sum(g.abs().flatten(1).sum(dim=1) for g in grads.values())
     return total / n_params
+
+
+class BootstrapEnsemble(nn.Module):
+    """`heads` small MLPs, (S, T, K, d) trunk features -> (E, S, T, K, out_dim) token changes.
+
+    The heads' weights are stacked, so all heads run as two batched matmuls (the ensemble is
+    evaluated on thousands of transitions). Initialised like the rest of the model (truncated
+    normal, std 0.02, zero biases), each head from its own draw.
+    """
+
+    def __init__(self, cfg: EnsembleConfig, trunk_dim: int, out_dim: int):
+        super().__init__()
+        e, h = cfg.heads, cfg.hidden
+        self.sample_rate = cfg.sample_rate
+        self.w1 = nn.Parameter(nn.init.trunc_normal_(torch.empty(e, trunk_dim, h), std=0.02))
+        self.b1 = nn.Parameter(torch.zeros(e, 1, h))
+        self.w2 = nn.Parameter(nn.init.trunc_normal_(torch.empty(e, h, out_dim), std=0.02))
+        self.b2 = nn.Parameter(torch.zeros(e, 1, out_dim))
+
+    @property
+    def heads(self) -> int:
+        return self.w1.shape[0]
+
+    def forward(self, trunk: torch.Tensor) -> torch.Tensor:
+        lead = trunk.shape[:-1]
+        x = trunk.reshape(1, -1, trunk.shape[-1])
+        x = F.gelu(torch.baddbmm(self.b1, x.expand(self.heads, -1, -1), self.w1))
+        out = torch.baddbmm(self.b2, x, self.w2)
+        return out.reshape(self.heads, *lead, out.shape[-1])
+
+    def bootstrap_weights(self, shape: tuple[int, ...], generator: torch.Generator,
+                          device: torch.device) -> torch.Tensor:
+        """(heads, *shape) Poisson(sample_rate) weights, one per head and transition, drawn from
+        `generator` (CPU) so that a step's resample depends on its seed alone."""
+        rate = torch.full((self.heads, *shape), self.sample_rate)
+        return torch.poisson(rate, generator=generator).to(device)
+
+
+def disagreement(ens: torch.Tensor) -> torch.Tensor:
+    """(E, ..., K, D) heads' predicted tokens -> (..., K) per-token variance across heads (mean
+    over D); average it over K for a transition's disagreement."""
+    return ens.var(dim=0, unbiased=False).mean(dim=-1)
+

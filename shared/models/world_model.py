@@ -19,7 +19,7 @@ from torch import nn
 
 from shared.models.config import WorldModelConfig
 from shared.models.predictor import ActionConditionedPredictor, layer_norm_tokens
-from shared.models.surprise import SurpriseHeads
+from shared.models.surprise import BootstrapEnsemble, SurpriseHeads, disagreement
 from shared.models.vit import ViTEncoder, prepare_frames
 from shared.pose import PoseRanges, normalise_batch
 
@@ -47,13 +47,19 @@ class WorldModel(nn.Module):
         self.encoder = ViTEncoder(cfg.encoder)
         self.target_encoder = copy.deepcopy(self.encoder)
         self.target_encoder.requires_grad_(False)
-        self.predictor = ActionConditionedPredictor(cfg.encoder, cfg.predictor,
-                                                    cfg.surprise.ensemble_size)
+        self.predictor = ActionConditionedPredictor(cfg.encoder, cfg.predictor)
         # With the warp, the heads also see its geometry (how much of the target view is new
         # content, how far content moves, the zoom step): the main driver of prediction error.
         n_geo = self.predictor.N_WARP_FEATURES if cfg.predictor.warp else 0
         self.surprise = SurpriseHeads(cfg.surprise, cfg.predictor.dim,
                                       self.predictor.cond_dim + n_geo)
+        # Built last, so that the other modules' initialisation (and with it every figure of the
+        # world model) is the same whether the ensemble is on or off; None when off, so that a
+        # model without it holds (and its files store) exactly the tensors they did before it.
+        self.ensemble: BootstrapEnsemble | None = None
+        if cfg.ensemble.heads:
+            self.ensemble = BootstrapEnsemble(cfg.ensemble, cfg.predictor.dim,
+                                              self.predictor.cells_per_query * cfg.encoder.dim)
 
     # ----- encoders -------------------------------------------------------------------------
     def encode_context(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,6 +173,45 @@ class WorldModel(nn.Module):
         pt = normalise_poses(pose_to, ranges).to(dev)[:, None]
         _, _, log_s = self.forward_predictor(state.to(dev).float(), pf, pt, self._dts(state, dt))
         return {name: log_s[:, 0, i].exp() for i, name in enumerate(self.surprise.targets)}
+
+    def ensemble_predictions(self, trunk: torch.Tensor, pred: torch.Tensor,
+                             full: bool) -> torch.Tensor:
+        """The ensemble heads' predicted tokens (E, S, T, cells, D) for trunk features (S, T, K, d)
+        and the main prediction `pred` (S, T, cells, D) of one predictor call; `full`: the call
+        asked every query (cells in row-major order).
+
+        Each head adds its own change to the main prediction's base token (the warp base), as the
+        main output head does. Both inputs are detached: the heads learn on the world model's
+        features but never bend them, so the world model trains (and measures) the same with the
+        ensemble on or off.
+        """
+        ens = self._ensemble()
+        h = trunk.detach()
+        base = self.predictor.residual_base(h, pred.detach(), full)
+        change = ens(h)
+        e, s = change.shape[:2]
+        cells = self.predictor.to_cells(change.flatten(0, 1), full)
+        return base + cells.reshape(e, s, *cells.shape[1:])
+
+    @torch.no_grad()
+    def ensemble_disagreement(self, state: torch.Tensor, pose_from, pose_to,
+                              ranges: PoseRanges | None = None, *, dt) -> torch.Tensor:
+        """(B, N) per-cell disagreement of the ensemble about each transition (state (B, N, D),
+        poses (B, 3) raw or (B, 4) normalised, dt a float or (B,) seconds): the variance across
+        heads of the predicted tokens, mean over D; `.mean(-1)` is the transition's. One predictor
+        call for the batch (the main prediction, for the base) plus the heads' two batched matmuls.
+        """
+        self._ensemble()
+        self._check_state(state)
+        pf, pt = self._poses(state, pose_from, ranges), self._poses(state, pose_to, ranges)
+        pred, trunk = self.predictor(state.to(self._device()).float(), pf, pt, self._dts(state, dt))
+        return disagreement(self.ensemble_predictions(trunk, pred, full=True))[:, 0]
+
+    def _ensemble(self) -> BootstrapEnsemble:
+        if self.ensemble is None:
+            raise RuntimeError("this world model has no bootstrap ensemble (ensemble.heads == 0); "
+                               "train one with ensemble.heads >= 2")
+        return self.ensemble
 
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:

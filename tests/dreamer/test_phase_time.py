@@ -66,3 +66,25 @@ def test_dreams_take_the_seconds_this_nodes_rounds_measured(tmp_path, redis_url,
     torch.testing.assert_close(back.dt, torch.from_numpy(want.of(back.actions)))
     # the error map measured the real transitions of these rounds (12 moves, 12 holds)
     assert summary["error_map"]["transitions"] == 24
+    # the first version of a slot measures its progress against a fresh model of its config
+    assert summary["progress_against"] == "initialisation"
+    assert summary["progress_map"]["transitions"] == 24 and back.progress_view is not None
+
+
+def test_a_later_version_measures_progress_against_its_parent(tmp_path, redis_url, redis_client,
+                                                              tiny_wm):
+    settings = make_settings(tmp_path, redis_url, dreamer={"dreams": 4, "length": 2, "batch": 4,
+                                                           "shard_dreams": 4, "seed": 1})
+    store = Store(settings.resolved_store_url())
+    write_round(store, settings.node, "r0", 0.0, {a: 0.5 for a in range(N_ACTIONS)},
+                [1, 2, 1, 2, 1, 2])
+    first = versions.write_version(store, "wm_00", share_bytes(tiny_wm), b"resume",
+                                   {"parent": None})
+    second = versions.write_version(store, "wm_00", share_bytes(tiny_wm), b"resume2",
+                                    {"parent": {"slot": "wm_00", "version": first.version}})
+    summary = dream(settings, store, redis_client, slot="wm_00", version=second.version,
+                    job_id="job-progress")
+    assert summary["progress_against"] == first.version
+    # the same weights: nothing was learnt between the two versions
+    back = read_dreams(store, summary["folder"])
+    assert back.progress_view.abs().max() < 1e-6 and back.progress_move.abs().max() < 1e-6

@@ -134,7 +134,7 @@ def test_shards_without_dt_are_refused_not_misread(tmp_path, dreams):
     store = Store(str(tmp_path))
     index = write_shards(store, "ok", dreams, shard_size=10)
     tensors, meta = store.read_tensors(index["shards"][0]["path"])
-    assert meta["format_version"] == "4"
+    assert meta["format_version"] == "5"
     old = {k: v for k, v in tensors.items() if k != "dt"}
     old_meta = {k: v for k, v in meta.items() if k != "move_times"}
     for version in ("1", "2", "3"):
@@ -209,3 +209,14 @@ def test_measured_terms_round_trip_and_are_checked(tmp_path, measured_dreams, dr
     # A mix of parts with and without the map has no map as a whole.
     mixed = Dreams.concat([back, plain])
     assert mixed.measured_move is None and mixed.measured_view is None
+
+
+def test_format_4_shards_still_read_without_progress(tmp_path, dreams):
+    """A format-4 shard (before the progress pair) reads, with no progress terms."""
+    store = Store(str(tmp_path))
+    index = write_shards(store, "ok", dreams, shard_size=10)
+    tensors, meta = store.read_tensors(index["shards"][0]["path"])
+    plain = {k: v for k, v in tensors.items() if not k.startswith("progress_")}
+    _bad(store, "x/v4.safetensors", plain, {**meta, "format_version": "4"})
+    back = read_shard(store, "x/v4.safetensors")
+    assert back.progress_move is None and back.progress_view is None

@@ -21,7 +21,7 @@ from tests.support.tiny_models import tiny_config
 
 
 def tiny() -> WorldModelConfig:
-    return tiny_config(encoder_depth=2, predictor_depth=2, targets=("pred_error", "disagreement"),
+    return tiny_config(encoder_depth=2, predictor_depth=2, targets=("pred_error", "grad_norm"),
                        ensemble=2)
 
 

@@ -18,8 +18,8 @@ from shared.models import (
     build_world_model,
     normalise_poses,
 )
-from shared.models.predictor import disagreement
-from shared.models.surprise import grad_norm_targets, per_transition_error
+from shared.models.config import EnsembleConfig
+from shared.models.surprise import disagreement, grad_norm_targets, per_transition_error
 from shared.models.vit import ViTEncoder, sincos_2d
 from shared.pose import PoseRanges
 from tests.support.tiny_models import tiny_config
@@ -92,14 +92,14 @@ def test_pose_normalisation_wraps():
 
 def test_surprise_is_per_transition():
     torch.manual_seed(0)
-    m = build_world_model(tiny(targets=("pred_error", "disagreement", "grad_norm"), ensemble=3))
+    m = build_world_model(tiny(targets=("pred_error", "grad_norm"), ensemble=3))
     x = torch.randn(2, 3, 32, 32)
     state, pen = m.encode_target(x, return_penultimate=True)
     pf, pt = torch.randn(2, 1, 4), torch.randn(2, 1, 4)
     pred, trunk, log_s = m.forward_predictor(state, pf, pt, torch.ones(pf.shape[:2]))
     tgt = state.flip(0)[:, None]
     err = per_transition_error(pred, tgt)
-    dis = disagreement(m.predictor.ensemble_predictions(trunk, pred))
+    dis = disagreement(m.ensemble_predictions(trunk, pred, full=True)).mean(-1)
     gn = grad_norm_targets(m.target_encoder, pen.flip(0), pred[:, 0], None)
     for v in (err.flatten(), dis.flatten(), gn, log_s[..., 0].flatten()):
         assert v.shape == (2,)
@@ -231,8 +231,8 @@ def test_coarse_queries_cover_every_cell(query_stride, memory_stride):
         encoder=EncoderConfig(img_size=64, patch_size=8, dim=32, depth=1, heads=2),
         predictor=PredictorConfig(dim=32, depth=2, heads=2, query_self_attn=False, warp=True,
                                   query_stride=query_stride, memory_stride=memory_stride),
-        surprise=SurpriseConfig(targets=("pred_error", "disagreement"), primary="pred_error",
-                                hidden=16, ensemble_size=2), name="strided")
+        surprise=SurpriseConfig(targets=("pred_error",), primary="pred_error", hidden=16),
+        ensemble=EnsembleConfig(heads=2, hidden=16), name="strided")
     m = build_world_model(cfg).eval()
     pred_mod = m.predictor
     assert pred_mod.n_queries == (8 // query_stride) ** 2
@@ -252,8 +252,14 @@ def test_coarse_queries_cover_every_cell(query_stride, memory_stride):
     # Cells of one block get different predictions (the head emits one token per cell).
     block = pred_mod.query_cells[0]
     assert (full[0, 0, block[0]] - full[0, 0, block[1]]).abs().max() > 1e-4
-    ens = pred_mod.ensemble_predictions(trunk, full, full=True)
+    ens = m.ensemble_predictions(trunk, full, full=True)
     assert ens.shape == (2, 2, 3, 64, 32)
+    # The heads' predictions cover the same cells as a queried subset's, in the same order.
+    with torch.no_grad():
+        part_trunk = pred_mod(state, pf, pt, dt, qi)[1]
+        ens_part = m.ensemble_predictions(part_trunk, part, full=False)
+    assert torch.allclose(ens_part, torch.gather(
+        ens, 3, cells[None, ..., None].expand(2, *cells.shape, 32)), atol=1e-5)
     nxt, surprise = m.predict(state, [[0, 0, 1], [90, 10, 2]], [[10, 0, 1], [90, 10, 4]], dt=1.0)
     assert nxt.shape == (2, 64, 32) and surprise.shape == (2,)
 

@@ -1,0 +1,60 @@
+"""bench/curiosity.py end to end on a tiny budget: the JSON holds what issue 20 asks for, every arm
+made the same camera steps and optimiser steps, and bad arguments are refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import curiosity
+
+TINY = ["--seeds", "1", "--cycles", "3", "--sweep-rounds", "4", "--nav-rounds", "2",
+        "--moves", "8", "--held-rounds", "6", "--held-moves", "3", "--wm-steps", "2",
+        "--dreams", "16", "--dream-batch", "16", "--agent-updates", "20", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("curiosity") / "curiosity.json"
+    curiosity.main(["--out", str(out), *TINY, "--rewards", "progress,measured_balanced"])
+    return json.loads(out.read_text())
+
+
+def test_output_has_the_issue_keys(result):
+    assert set(result["learning_gain"]) == {"learnable", "overall", "static"}
+    assert {"noise", "learnable", "static", "periodic", "movers", "detail"} <= set(
+        result["dwell_ratio"])
+    assert set(result["rewards"]) == {"progress", "measured_balanced"}
+    assert result["primary_reward"] == "progress"
+    assert len(result["per_seed"]) == 1
+
+
+def test_curves_cover_every_cycle_and_arm(result):
+    curves = result["curves"]
+    assert curves["cycle"] == [0, 1, 2, 3]  # the untrained model, the sweep's, two agent cycles
+    assert set(curves["arms"]) == {"progress", "measured_balanced", "random"}
+    for arm in curves["arms"].values():
+        assert all(len(values) == 4 for values in arm.values())
+        assert all(v is None or v > 0 for v in arm["overall"])
+    # before the arms split, every arm has the same model
+    firsts = {arm["overall"][1] for arm in curves["arms"].values()}
+    assert len(firsts) == 1
+
+
+def test_arms_get_the_same_steps(result):
+    seed = result["per_seed"][0]
+    moves = {name: d["moves"] for name, d in seed["dwell"].items()}
+    assert len(set(moves.values())) == 1 and moves["random"] == 2 * 2 * 8  # 2 cycles x 2 rounds
+    trained = [c["train"]["steps"] for r in seed["rewards"].values() for c in r["cycles"]]
+    trained += [c["train"]["steps"] for c in seed["random_arm_cycles"]]
+    assert trained == [2] * len(trained)
+    for r in seed["rewards"].values():
+        assert all("progress_map" in c["dreams"] for c in r["cycles"])
+
+
+def test_bad_rewards_are_refused(tmp_path, capsys):
+    for bad in ("nonsense", "progress:x", "progress,progress", "random"):
+        with pytest.raises(SystemExit):
+            curiosity.main(["--out", str(tmp_path / "x.json"), *TINY, "--rewards", bad])
+    assert "--rewards" in capsys.readouterr().err
