@@ -38,6 +38,8 @@ def _print_report(result: dict[str, Any], out: Path) -> None:
     console.print(f"[green]report written[/green]: {plain(str(Path(out).resolve() / 'index.html'))} "
                   f"({len(result['figures'])} plots; {s['cycles']} cycles, {s['frames']} frames, "
                   f"{s['versions']} world-model versions, {s['agents']} agents, {result['seconds']} s)")
+    for bench in result.get("learning_curves", []):
+        console.print(f"  learning curves of {plain(bench['file'])}: {bench['figure']}")
     if result.get("published"):
         console.print(f"  stored as {result['published']} (shown on the status page)")
     for note in result["notes"]:
@@ -52,9 +54,13 @@ def report(config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
                                     help="folder for index.html and the PNGs"),
            publish: bool = typer.Option(True, help="also store the report, for the status page"),
            max_frames: int = typer.Option(1500, min=10, help="newest frames measured (whole rounds)"),
-           tsne: bool = typer.Option(True, help="t-SNE projection too (needs scikit-learn)")) -> None:
+           tsne: bool = typer.Option(True, help="t-SNE projection too (needs scikit-learn)"),
+           curiosity: list[Path] | None = typer.Option(
+               None, "--curiosity", help="a bench/curiosity.py result (JSON): plot its learning "
+                                         "curves too (repeatable)")) -> None:
     """Write an HTML report with plots: losses, where the camera pointed, episodes, embeddings,
-    world-model error per region over cycles (reads the store, and Redis where it can)."""
+    world-model error per region over cycles (reads the store, and Redis where it can), and the
+    learning curves of curiosity benchmark results given with --curiosity."""
     from services.coordinator.report import ReportError, build_report
     from services.coordinator.report.redis_access import open_redis
 
@@ -66,7 +72,8 @@ def report(config: Path | None = ConfigOpt, data_dir: Path | None = DataDirOpt,
     try:
         result = build_report(settings, out, scene=report_scene(settings, node), node=node,
                               cycles=cycles, redis_client=client, redis_problem=problem,
-                              max_frames=max_frames, tsne=tsne, publish=publish)
+                              max_frames=max_frames, tsne=tsne, publish=publish,
+                              curiosity=curiosity or [])
     except (ReportError, ValueError) as exc:
         console.print(f"[red]no report:[/red] {plain(str(exc))}")
         raise typer.Exit(1) from None

@@ -3,8 +3,10 @@
 See docs/analysis.md. The report reads the store (frames, world-model versions, agents) and, where
 Redis is reachable, the cycle records; it measures the world models on the recorded frames itself
 (analysis.py), draws the figures (sections.py, plots.py) and writes `index.html`, the PNGs and
-`report.json` into the output folder. With `publish`, the same files are also written to the store
-under `reports/<node>/analysis-<time>/`, where the coordinator's status page shows the latest plots.
+`report.json` into the output folder. Given curiosity benchmark results (bench/curiosity.py JSON),
+it also plots their learning curves (curves.py); these need no node data. With `publish`, the
+same files are also written to the store under `reports/<node>/analysis-<time>/`, where the
+coordinator's status page shows the latest plots.
 The caller describes the scene (shared.scene): the camera package builds a simulated one.
 """
 
@@ -16,11 +18,13 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from services.coordinator.report import analysis, sections, tables
+from services.coordinator.report import analysis, curves, sections, tables
 from services.coordinator.report.data import ReportData, gather, read_versions, summary
+from services.coordinator.report.errors import ReportError
 from services.coordinator.report.html import render
 from shared.config import Settings
 from shared.scene import Scene
@@ -30,10 +34,6 @@ from shared.store import Store, StoreError, report_path
 log = logging.getLogger(__name__)
 
 REPORT_PREFIX = "analysis-"
-
-
-class ReportError(RuntimeError):
-    pass
 
 
 def _limit_rounds(data: ReportData, max_frames: int) -> tuple[list[list[FrameRecord]], int]:
@@ -99,7 +99,7 @@ def _measure_newest(run: sections.ReportRun) -> None:
 
 
 def _report_json(run: sections.ReportRun, cycles: str | None, regions: sections.RegionErrors,
-                 started: float) -> dict[str, Any]:
+                 learning_curves: list[dict], started: float) -> dict[str, Any]:
     first = min((c.index for c in run.data.cycles), default=0)
     last = max((c.index for c in run.data.cycles), default=0)
     return {
@@ -108,17 +108,17 @@ def _report_json(run: sections.ReportRun, cycles: str | None, regions: sections.
         "store": run.store.url, "cycles_selected": cycles or f"{first}:{last}",
         "summary": summary(run.data), "model": run.model_info, "scene": run.scene.kind,
         "figures": [{"file": n, "title": t} for n, t, _ in run.figures], "notes": run.notes,
-        "region_error": regions.as_json(),
+        "region_error": regions.as_json(), "learning_curves": learning_curves,
         "seconds": round(time.time() - started, 3),
     }
 
 
-def _write(run: sections.ReportRun, report: dict[str, Any], regions: sections.RegionErrors,
+def _write(run: sections.ReportRun, report: dict[str, Any], tables_after: dict,
            cycle_of_version: dict[str, int], cycle_of_agent: dict[str, int]) -> list[str]:
     """index.html and report.json into the output folder; returns every file of the report."""
     page = render(report, run.figures, tables.cycle_rows(run.data),
                   tables.version_rows(run.data, cycle_of_version),
-                  tables.agent_rows(run.data, cycle_of_agent), regions.html_rows(), regions.html_headers())
+                  tables.agent_rows(run.data, cycle_of_agent), tables_after)
     (run.out_dir / "index.html").write_text(page, encoding="utf-8")
     (run.out_dir / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     return ["index.html", "report.json", *[n for n, _, _ in run.figures]]
@@ -127,13 +127,16 @@ def _write(run: sections.ReportRun, report: dict[str, Any], regions: sections.Re
 def build_report(settings: Settings, out_dir: Path, *, scene: Scene | None = None,
                  node: str | None = None, cycles: str | None = None, store: Store | None = None,
                  redis_client=None, redis_problem: str | None = None, max_frames: int = 1500,
-                 max_eval_cycles: int = 12, tsne: bool = True, publish: bool = False) -> dict:
+                 max_eval_cycles: int = 12, tsne: bool = True, publish: bool = False,
+                 curiosity: Sequence[Path] = ()) -> dict:
     """Write the report into `out_dir`; returns report.json's content (plus `files`).
 
     `scene` describes what the camera looks at (default: the generic scene of the configured
-    camera's ranges: scatter maps, pan sectors as regions)."""
+    camera's ranges: scatter maps, pan sectors as regions). `curiosity`: bench/curiosity.py
+    result files whose learning curves are added (a ReportError names a file that is unusable)."""
     if importlib.util.find_spec("matplotlib") is None:
         raise ReportError("the report needs matplotlib: pip install 'matplotlib>=3.8'")
+    benches = [curves.load_curves(Path(p)) for p in curiosity]  # before the slow part
     started = time.time()
     store = store or Store(settings.resolved_store_url())
     node = node or settings.node
@@ -153,8 +156,10 @@ def build_report(settings: Settings, out_dir: Path, *, scene: Scene | None = Non
     sections.embedding_section(run, tsne)
     regions = sections.measure_region_errors(run, max_eval_cycles)
     sections.region_section(run, regions)
-    report = _report_json(run, cycles, regions, started)
-    files = _write(run, report, regions, cycle_of_version, cycle_of_agent)
+    learning_curves, curve_tables = curves.curves_section(run, benches)
+    report = _report_json(run, cycles, regions, learning_curves, started)
+    tables_after = {"region_error.png": (regions.html_headers(), regions.html_rows()), **curve_tables}
+    files = _write(run, report, tables_after, cycle_of_version, cycle_of_agent)
     report["files"] = files
     if publish:
         report["published"] = publish_report(store, node, out_dir, files)

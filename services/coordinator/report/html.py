@@ -33,9 +33,10 @@ def _table(headers: list[str], rows: list[list]) -> str:
 
 
 def render(report: dict, figures: list[tuple[str, str, str]], cycles_rows: list[list],
-           version_rows: list[list], agent_rows: list[list], region_rows: list[list],
-           region_headers: list[str]) -> str:
-    """`figures`: (file name, title, caption) of each PNG written; every other value is text."""
+           version_rows: list[list], agent_rows: list[list],
+           tables_after: dict[str, tuple[list[str], list[list]]]) -> str:
+    """`figures`: (file name, title, caption) of each PNG written; `tables_after`: the (headers,
+    rows) of a table shown below the figure of that file name; every other value is text."""
     s = report["summary"]
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>ptzjepa report: {escape(s['node'])}</title><style>{CSS}</style></head><body>",
@@ -58,8 +59,9 @@ def render(report: dict, figures: list[tuple[str, str, str]], cycles_rows: list[
     for name, title, caption in figures:
         parts.append(f"<h2>{escape(title)}</h2><figure><img src='{escape(name)}' alt='{escape(title)}'>"
                      f"<figcaption>{escape(caption)}</figcaption></figure>")
-        if name == "region_error.png" and region_rows:
-            parts.append(_table(region_headers, region_rows))
+        headers, rows = tables_after.get(name, ([], []))
+        if rows:
+            parts.append(_table(headers, rows))
     parts.append("<h2>Cycles</h2>")
     parts.append(_table(["cycle", "id", "status", "started", "phases", "rounds", "WM versions", "agents"],
                         cycles_rows) if cycles_rows else "<p>no cycles</p>")

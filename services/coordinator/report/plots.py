@@ -317,3 +317,59 @@ def plot_region_error(out_dir: Path, regions: list[str], labels: list[str], tabl
     ax_l.legend(fontsize=7)
     ax_l.set_title("the same, as curves", fontsize=10)
     return _save(fig, out_dir, "region_error.png")
+
+
+# ---- learning curves of the curiosity benchmark ---------------------------------------------------
+def _curve(series: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in series], dtype=float)
+
+
+def _curve_panel(ax, stratum: str, cycles: list[int], mean: dict[str, dict[str, list]],
+                 seeds: list[dict[str, dict[str, list]]]) -> None:
+    """One stratum: a line per arm (mean over seeds) and a thin one per seed; random dashed."""
+    drawn = False
+    for k, (arm, strata) in enumerate(mean.items()):
+        random_arm = arm == "random"
+        colour = "0.25" if random_arm else SLOT_COLOURS[k % len(SLOT_COLOURS)]
+        ls = "--" if random_arm else "-"
+        for seed in seeds if len(seeds) > 1 else []:
+            ys = _curve(seed.get(arm, {}).get(stratum, []))
+            if ys.size == len(cycles) and np.isfinite(ys).any():
+                ax.plot(cycles, ys, color=colour, ls=ls, lw=0.7, alpha=0.35)
+        ys = _curve(strata.get(stratum, [None] * len(cycles)))
+        if np.isfinite(ys).any():
+            ax.plot(cycles, ys, color=colour, ls=ls, lw=2.0, marker="o", ms=3, label=arm)
+            drawn = True
+    ax.set_title(stratum, fontsize=10)
+    if not drawn:
+        _empty(ax, "no held-out transition")
+        return
+    ax.axhline(1.0, color="0.6", ls=":", lw=0.8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_learning_curves(out_dir: Path, name: str, cycles: list[int], strata: list[str],
+                         mean: dict[str, dict[str, list]], seeds: list[dict[str, dict[str, list]]]) -> str:
+    """Small multiples, one panel per stratum: x cycle, y held-out ratio vs the copy baseline.
+    `mean` and every item of `seeds`: arm -> stratum -> one value (or None) per cycle."""
+    ncols = min(4, len(strata))
+    nrows = math.ceil(len(strata) / ncols)
+    fig = _figure(3.3 * ncols + 0.6, 2.7 * nrows + 0.4)
+    axes = np.asarray(fig.subplots(nrows, ncols, squeeze=False))
+    for i, ax in enumerate(axes.flat):
+        if i >= len(strata):
+            ax.set_axis_off()
+            continue
+        _curve_panel(ax, strata[i], cycles, mean, seeds)
+        if i // ncols == nrows - 1 or i + ncols >= len(strata):
+            ax.set_xlabel("cycle")
+        if i % ncols == 0:
+            ax.set_ylabel("held-out ratio vs copy")
+    for ax in axes.flat:  # one legend, in the first panel that has lines
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            ax.legend(handles, labels, fontsize=7, title="arm", title_fontsize=7)
+            break
+    return _save(fig, out_dir, name)
