@@ -37,6 +37,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,10 @@ def first_cycle(world: SimWorld, rng: random.Random, args, scale: ActionScale,
     return arms, {"steps": res.steps, "seconds": round(res.seconds, 1)}
 
 
-def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict:
+def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec,
+             on_cycle: Callable[[dict], None] | None = None) -> dict:
+    """One seed's arms through every cycle; `on_cycle` gets the seed's result so far after each
+    agent cycle (so that a run cut short still leaves its figures)."""
     t_start = time.monotonic()
     torch.manual_seed(seed)
     world = SimWorld(SimWorldConfig(seed=seed, panorama_path=args.panorama, ranges=SIM_RANGES,
@@ -118,6 +122,9 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec) -> dict
             f"{a.name} {curves[a.name][-1]['overall']:.3f} (learnable "
             f"{curves[a.name][-1]['learnable']:.3f})" for a in arms) +
             f" ({time.monotonic() - t_start:.0f} s)")
+        if on_cycle is not None and cycle < args.cycles:
+            on_cycle(seed_result(seed, world, held, arms, curves, scale, first, after_first,
+                                 t_start))
     return seed_result(seed, world, held, arms, curves, scale, first, after_first, t_start)
 
 
@@ -205,11 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wm-steps", type=int, default=60, help="WM optimiser steps per cycle and arm")
     p.add_argument("--max-rounds", type=int, default=60,
                    help="newest rounds each training sees (the system's worldmodel.max_rounds)")
-    p.add_argument("--dreams", type=int, default=2048, help="per cycle and agent arm")
+    p.add_argument("--dreams", type=int, default=1024, help="per cycle and agent arm")
     p.add_argument("--dream-length", type=int, default=10)
     p.add_argument("--dream-batch", type=int, default=32)
     p.add_argument("--error-map-transitions", type=int, default=2000)
-    p.add_argument("--agent-updates", type=int, default=5000)
+    p.add_argument("--agent-updates", type=int, default=3000)
     p.add_argument("--gamma", type=float, default=AgentConfig().gamma)
     p.add_argument("--view-weight", type=float, default=AgentConfig().view_weight)
     p.add_argument("--epsilon", type=float, default=0.05, help="run-time epsilon-greedy")
@@ -254,13 +261,28 @@ def main(argv: list[str] | None = None) -> dict:
     scale = ActionScale(pan_tilt_deg=args.pan_tilt_deg, zoom_log_step=ActionScale().zoom_log_step)
     spec = ObservationSpec(pool_grid=args.pool_grid)
     start, load_start = time.monotonic(), os.getloadavg()[0]
-    per_seed = [run_seed(s, args, scale, spec) for s in range(args.first_seed,
-                                                             args.first_seed + args.seeds)]
-    out = summarise_seeds(per_seed, args, scale)
-    out["machine"] = machine(load_start)
-    out["wall_s"] = round(time.monotonic() - start, 1)
-    write_result(args.out, out, default=float)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    per_seed: list[dict] = []
+    for s in seeds:
+        per_seed.append(run_seed(s, args, scale, spec,
+                                 on_cycle=lambda r: write_partial(args.out, r)))
+        out = summarise_seeds(per_seed, args, scale)
+        out["seeds_done"] = [r["seed"] for r in per_seed]
+        out["machine"] = machine(load_start)
+        out["wall_s"] = round(time.monotonic() - start, 1)
+        # rewritten after every seed, so that a run stopped early keeps the seeds it finished
+        write_result(args.out, out, default=float, echo=s == seeds[-1])
+    partial_path(args.out).unlink(missing_ok=True)
     return out
+
+
+def partial_path(out: str) -> Path:
+    return Path(out).with_suffix(".partial.json")
+
+
+def write_partial(out: str, seed_so_far: dict) -> None:
+    """The running seed's figures after its latest cycle, beside `out`."""
+    write_result(partial_path(out), {"partial": True, **seed_so_far}, default=float, echo=False)
 
 
 if __name__ == "__main__":

@@ -69,8 +69,11 @@ class Budget:
     epsilon: float
 
     def train_config(self, seed: int) -> TrainConfig:
+        """The `cpu` preset's training with this budget, on the bench's torch threads (the
+        preset takes every core, which oversubscribes a machine running seeds side by side)."""
         return TrainConfig.preset("cpu").replace(steps=self.wm_steps, epochs=None,
-                                                 schedule_steps=self.schedule_steps, seed=seed)
+                                                 schedule_steps=self.schedule_steps, seed=seed,
+                                                 threads=torch.get_num_threads())
 
 
 @dataclass
@@ -89,13 +92,17 @@ class Arm:
 
     def recent(self, max_rounds: int) -> FrameDataset:
         """Its newest `max_rounds` rounds, as the training phase loads them."""
-        frames = np.concatenate([d.frames for d in self.data])
-        poses = np.concatenate([d.poses for d in self.data])
-        rounds = np.concatenate([d.round_ids for d in self.data])
-        times = np.concatenate([d.times for d in self.data])
-        keep = np.isin(rounds, list(dict.fromkeys(rounds.tolist()))[-max_rounds:])
-        return FrameDataset(frames[keep], poses[keep], rounds[keep], times[keep],
-                            self.data[0].ranges)
+        return newest_rounds(self.data, max_rounds)
+
+
+def newest_rounds(data: list[FrameDataset], max_rounds: int) -> FrameDataset:
+    """The newest `max_rounds` rounds of `data` (oldest first), as one data set."""
+    frames = np.concatenate([d.frames for d in data])
+    poses = np.concatenate([d.poses for d in data])
+    rounds = np.concatenate([d.round_ids for d in data])
+    times = np.concatenate([d.times for d in data])
+    keep = np.isin(rounds, list(dict.fromkeys(rounds.tolist()))[-max_rounds:])
+    return FrameDataset(frames[keep], poses[keep], rounds[keep], times[keep], data[0].ranges)
 
 
 def train_arm(arm: Arm, budget: Budget, seed: int) -> dict:

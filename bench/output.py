@@ -24,11 +24,16 @@ def machine(load_start: float | None = None) -> dict[str, Any]:
     return info
 
 
-def write_result(out: str | os.PathLike, result: dict[str, Any], **json_options: Any) -> str:
-    """Write `result` as indented JSON to `out` and print it; returns the text."""
+def write_result(out: str | os.PathLike, result: dict[str, Any], *, echo: bool = True,
+                 **json_options: Any) -> str:
+    """Write `result` as indented JSON to `out` (whole or not at all: through a temporary file
+    and a rename) and, with `echo`, print it; returns the text."""
     text = json.dumps(result, indent=2, **json_options)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text + "\n")
-    print(text)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text + "\n")
+    tmp.replace(path)
+    if echo:
+        print(text)
     return text

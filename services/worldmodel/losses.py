@@ -4,8 +4,9 @@ the step's random generator; `training.train_step` composes them.
 Every function that draws random numbers draws them from the generator it is given, in a fixed
 order, so a step is reproducible from its seed. None of them changes the model: the surprise
 heads' running log-offsets are returned as `SurpriseLoss.log_targets` for the caller to track.
-The bootstrap ensemble draws its resample from a generator of its own (`ensemble_generator`), so
-that turning it on leaves every other draw of the step, and so the world model's training, as is.
+The bootstrap ensemble's resample is no draw at all but a hash of each transition's frames (fixed
+per transition, as a bootstrap of the data), so turning it on leaves every draw of the step, and
+so the world model's training, as is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from services.worldmodel.config import TrainConfig
-from shared.models.surprise import EPS, grad_norm_targets, per_transition_error
+from shared.models.surprise import EPS, grad_norm_targets, per_transition_error, transition_keys
 from shared.models.world_model import WorldModel
 
 # Added to the variance before its square root, so a collapsed dimension keeps a gradient.
@@ -33,6 +34,7 @@ class Transitions:
     true: torch.Tensor                # (S, T, K, D) target tokens at the same cells
     target_frames: torch.Tensor       # (S, T) flat batch index of each transition's target frame
     cells: torch.Tensor | None        # (S, T, K) cell indices; None: every cell, row-major
+    source_frames: torch.Tensor       # (S, T) flat batch index of the frame it starts from
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,9 @@ def one_step_loss(model: WorldModel, ctx: torch.Tensor, tgt: torch.Tensor,
                                            true[:, :-1], table[:, :-1])
         cells = None if cells is None else cells[:, :-1]
     loss = F.smooth_l1_loss(pred.float(), true, beta=cfg.smooth_l1_beta)
-    return OneStepLoss(loss, loss_stay, Transitions(pred, trunk, log_s, true, table, cells))
+    sources = torch.arange(n_frames, device=device)[:, None].expand_as(table)
+    return OneStepLoss(loss, loss_stay,
+                       Transitions(pred, trunk, log_s, true, table, cells, sources))
 
 
 def _chain_frames(n_chains: int, window_len: int, generator: torch.Generator,
@@ -157,7 +161,8 @@ def rollout_loss(model: WorldModel, tgt: torch.Tensor, flat_poses: torch.Tensor,
         cells = model.predictor.cells_of(queries)
         true = gather_cells(tgt[frames[:, h]][:, None], cells)
         loss = loss + F.smooth_l1_loss(pred.float(), true, beta=cfg.smooth_l1_beta)
-        steps.append(Transitions(pred, trunk, log_s, true, frames[:, h:h + 1], cells))
+        steps.append(Transitions(pred, trunk, log_s, true, frames[:, h:h + 1], cells,
+                                 frames[:, :1]))
         if h == horizon:
             break
         if queries is not None:
@@ -168,18 +173,13 @@ def rollout_loss(model: WorldModel, tgt: torch.Tensor, flat_poses: torch.Tensor,
     return loss / horizon, steps
 
 
-def ensemble_generator(seed: int, step: int) -> torch.Generator:
-    """The bootstrap ensemble's generator for lifetime step `step` of a run seeded `seed`: its own
-    stream (the step's main generator is not drawn from), the same on every rerun and resume."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2 ** 63))
-
-
-def ensemble_loss(model: WorldModel, groups: list[Transitions], cfg: TrainConfig,
-                  generator: torch.Generator) -> torch.Tensor:
+def ensemble_loss(model: WorldModel, groups: list[Transitions], flat_times: torch.Tensor,
+                  seed: int, cfg: TrainConfig) -> torch.Tensor:
     """The bootstrap ensemble's one-step loss, averaged over the transition groups: each head's
     smooth-L1 against the same targets as the main prediction, weighted per transition by that
-    head's own Poisson draw (its bootstrap resample) and normalised by its weights' sum, then
-    summed over heads (each head learns as if trained alone). On detached features only."""
+    head's own Poisson draw (its bootstrap resample, fixed per transition under `seed`: a
+    function of the two frames' capture times `flat_times`) and normalised by its weights' sum,
+    then summed over heads (each head learns as if trained alone). On detached features only."""
     ens = model.ensemble
     assert ens is not None
     loss = torch.zeros((), device=groups[0].true.device)
@@ -188,7 +188,8 @@ def ensemble_loss(model: WorldModel, groups: list[Transitions], cfg: TrainConfig
                                           full=group.cells is None)
         err = F.smooth_l1_loss(pred, group.true.expand_as(pred), reduction="none",
                                beta=cfg.smooth_l1_beta).mean(dim=(-1, -2))
-        w = ens.bootstrap_weights(tuple(err.shape[1:]), generator, err.device)
+        keys = transition_keys(flat_times, group.source_frames, group.target_frames)
+        w = ens.bootstrap_weights(keys, seed).to(err.device)
         loss = loss + ((err * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp(min=1.0)).sum()
     return loss / len(groups)
 

@@ -25,7 +25,6 @@ import torch
 
 from services.worldmodel.config import TrainConfig
 from services.worldmodel.losses import (
-    ensemble_generator,
     ensemble_loss,
     one_step_loss,
     rollout_loss,
@@ -156,7 +155,7 @@ def train_step(state: TrainState, batch: dict[str, torch.Tensor], cfg: TrainConf
                                                 state.generator)
     groups = [one.transitions, *rollout_steps]
     surprise = surprise_loss(model, groups, pen)
-    loss_ens = (ensemble_loss(model, groups, cfg, ensemble_generator(cfg.seed, state.step))
+    loss_ens = (ensemble_loss(model, groups, flat_times, cfg.seed, cfg)
                 if model.ensemble is not None else torch.zeros((), device=dev))
     for i, log_value in surprise.log_targets:
         model.surprise.track(i, log_value)

@@ -18,6 +18,7 @@ tokens) is high where the data leave the prediction open.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -135,12 +136,51 @@ class BootstrapEnsemble(nn.Module):
         out = torch.baddbmm(self.b2, x, self.w2)
         return out.reshape(self.heads, *lead, out.shape[-1])
 
-    def bootstrap_weights(self, shape: tuple[int, ...], generator: torch.Generator,
-                          device: torch.device) -> torch.Tensor:
-        """(heads, *shape) Poisson(sample_rate) weights, one per head and transition, drawn from
-        `generator` (CPU) so that a step's resample depends on its seed alone."""
-        rate = torch.full((self.heads, *shape), self.sample_rate)
-        return torch.poisson(rate, generator=generator).to(device)
+    def bootstrap_weights(self, keys: torch.Tensor, seed: int) -> torch.Tensor:
+        """(heads, *keys.shape) Poisson(sample_rate) weights, one per head and transition, each
+        a function of the seed, the head and the transition's key alone (`transition_keys`): a
+        head's resample is fixed per transition, so a transition it skipped is skipped on every
+        step it is drawn, as in a bootstrap of the data rather than of the steps."""
+        flat = keys.detach().cpu().numpy().astype(np.uint64).reshape(-1)
+        heads = np.arange(self.heads, dtype=np.uint64)[:, None]
+        with np.errstate(over="ignore"):
+            mixed = _splitmix(_splitmix(flat[None, :] ^ _splitmix(heads + np.uint64(seed) *
+                                                                 np.uint64(0x9E3779B1))))
+        uniform = (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+        counts = np.searchsorted(_poisson_cdf(self.sample_rate), uniform, side="right")
+        out = torch.from_numpy(counts.astype(np.float32)).to(keys.device)
+        return out.reshape(self.heads, *keys.shape)
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on uint64 (wrapping): a cheap, well-mixed hash of each element."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _poisson_cdf(rate: float) -> np.ndarray:
+    """P(X <= k) for k = 0..K-1 of Poisson(rate), up to where the tail is below 1e-12 (K is
+    then the largest count a weight can take)."""
+    pmf, cdf, k = np.exp(-rate), [], 0
+    total = 0.0
+    while total < 1.0 - 1e-12 and k < 1000:
+        total += pmf
+        cdf.append(total)
+        k += 1
+        pmf *= rate / k
+    return np.asarray(cdf)
+
+
+def transition_keys(times: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """int64 keys naming transitions by their frames' capture times (POSIX seconds, to the
+    microsecond): the same two frames give the same key in every batch they are drawn into."""
+    us = torch.round(times.double() * 1e6).to(torch.int64).cpu().numpy().astype(np.uint64)
+    src, tgt = us[source.cpu().numpy()], us[target.cpu().numpy()]
+    with np.errstate(over="ignore"):
+        key = _splitmix(src) ^ (_splitmix(tgt) * np.uint64(3))
+    return torch.from_numpy(key.view(np.int64).copy()).to(source.device)
 
 
 def disagreement(ens: torch.Tensor) -> torch.Tensor:

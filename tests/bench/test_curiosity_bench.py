@@ -14,11 +14,32 @@ TINY = ["--seeds", "1", "--cycles", "3", "--sweep-rounds", "4", "--nav-rounds", 
         "--dreams", "16", "--dream-batch", "16", "--agent-updates", "20", "--threads", "1"]
 
 
+PARTIALS: list[dict] = []  # what the run left beside its output after each cycle but the last
+
+
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("curiosity") / "curiosity.json"
-    curiosity.main(["--out", str(out), *TINY, "--rewards", "progress,measured_balanced"])
+    write_partial = curiosity.write_partial
+
+    def keep(path, seed_so_far):
+        write_partial(path, seed_so_far)
+        PARTIALS.append(json.loads(curiosity.partial_path(path).read_text()))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(curiosity, "write_partial", keep)
+        curiosity.main(["--out", str(out), *TINY, "--rewards", "progress,measured_balanced"])
+    assert not curiosity.partial_path(str(out)).exists()  # removed once the run is whole
     return json.loads(out.read_text())
+
+
+def test_a_run_cut_short_keeps_its_figures(result):
+    assert result["seeds_done"] == [0]
+    assert len(PARTIALS) == 1  # after cycle 2 of 3
+    partial = PARTIALS[0]
+    assert partial["partial"] is True and partial["seed"] == 0
+    assert all(len(per_cycle) == 3 for per_cycle in partial["curves"]["arms"].values())
+    assert set(partial["rewards"]) == {"progress", "measured_balanced"}
 
 
 def test_output_has_the_issue_keys(result):
@@ -58,3 +79,21 @@ def test_bad_rewards_are_refused(tmp_path, capsys):
         with pytest.raises(SystemExit):
             curiosity.main(["--out", str(tmp_path / "x.json"), *TINY, "--rewards", bad])
     assert "--rewards" in capsys.readouterr().err
+
+
+def test_training_runs_on_the_bench_threads():
+    """The `cpu` preset trains on every core; the bench's seeds run side by side, each on its
+    own `--threads`."""
+    import torch
+
+    from bench.curiosity_arms import Budget
+
+    budget = Budget(wm_steps=3, schedule_steps=9, max_rounds=5, dreams=1, dream_length=1,
+                    dream_batch=1, error_map_transitions=1, agent_updates=1, gamma=0.9,
+                    view_weight=1.0, epsilon=0.0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert budget.train_config(0).threads == 1
+    finally:
+        torch.set_num_threads(before)

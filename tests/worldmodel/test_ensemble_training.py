@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from services.worldmodel.data import WindowSampler
-from services.worldmodel.losses import ensemble_generator, ensemble_loss, one_step_loss
+from services.worldmodel.losses import ensemble_loss, one_step_loss
 from services.worldmodel.training import make_train_state, train_step
 from shared.models import build_world_model
 from tests.support.tiny_models import one_thread  # noqa: F401  (an autouse fixture)
@@ -43,9 +43,10 @@ def test_the_ensemble_loss_trains_the_heads_alone_and_repeats_under_its_seed():
     tgt = model.encode_target(x)
     one = one_step_loss(model, ctx, tgt, batch["poses"].reshape(-1, 4), batch["times"].reshape(-1),
                         TINY_TRAIN.window_len, TINY_TRAIN, torch.Generator().manual_seed(0))
-    loss = ensemble_loss(model, [one.transitions], TINY_TRAIN, ensemble_generator(0, 5))
-    again = ensemble_loss(model, [one.transitions], TINY_TRAIN, ensemble_generator(0, 5))
-    other = ensemble_loss(model, [one.transitions], TINY_TRAIN, ensemble_generator(0, 6))
+    times = batch["times"].reshape(-1)
+    loss = ensemble_loss(model, [one.transitions], times, 0, TINY_TRAIN)
+    again = ensemble_loss(model, [one.transitions], times, 0, TINY_TRAIN)
+    other = ensemble_loss(model, [one.transitions], times, 1, TINY_TRAIN)
     assert torch.equal(loss, again) and not torch.equal(loss, other)
     loss.backward()
     trained = {name.split(".")[0] for name, p in model.named_parameters() if p.grad is not None}

@@ -12,6 +12,7 @@ import torch
 from shared.models import ConfigError, WorldModelConfig, build_world_model
 from shared.models.checkpoint import CheckpointError, model_from_bytes, read_header, share_bytes, to_bytes
 from shared.models.config import EnsembleConfig
+from shared.models.surprise import transition_keys
 from tests.support.tiny_models import one_thread, tiny_config  # noqa: F401  (an autouse fixture)
 
 POSES = ([[0, 0, 1], [90, 10, 2], [200, -5, 3]], [[10, 0, 1], [90, 10, 4], [180, 0, 3]])
@@ -73,20 +74,28 @@ def test_the_ensemble_leaves_the_rest_of_the_model_as_it_was():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
-def test_bootstrap_weights_differ_per_head_and_repeat_under_a_seed():
+def test_bootstrap_weights_are_fixed_per_transition_and_differ_per_head():
     torch.manual_seed(0)
     ens = build_world_model(tiny_config(ensemble=4)).ensemble
     assert ens is not None
-
-    def draw(seed):
-        return ens.bootstrap_weights((6, 2), torch.Generator().manual_seed(seed), torch.device("cpu"))
-
-    w = draw(7)
+    times = torch.tensor([1.7e9 + 0.25 * i for i in range(6)], dtype=torch.float64)
+    source = torch.tensor([[0, 0], [1, 1], [2, 3], [4, 5], [5, 4], [3, 2]])
+    target = torch.tensor([[1, 2], [0, 2], [3, 2], [5, 4], [4, 5], [2, 3]])
+    keys = transition_keys(times, source, target)
+    w = ens.bootstrap_weights(keys, seed=7)
     assert w.shape == (4, 6, 2)
-    assert torch.equal(w, draw(7)) and not torch.equal(w, draw(8))
+    assert torch.equal(w, ens.bootstrap_weights(keys, seed=7))
+    assert not torch.equal(w, ens.bootstrap_weights(keys, seed=8))
     assert all(not torch.equal(w[i], w[j]) for i in range(4) for j in range(i + 1, 4))
+    # the same two frames drawn into another batch, at other places: the same weight per head
+    perm = torch.tensor([5, 3, 0, 4, 1, 2])
+    moved = transition_keys(times[perm], torch.argsort(perm)[source], torch.argsort(perm)[target])
+    assert torch.equal(moved, keys)
+    # the same pair twice in a batch shares its weight; its reverse is another transition
+    assert keys[2, 0] == keys[5, 1] and keys[2, 0] != keys[5, 0]
     # Poisson(1): whole non-negative counts around one (the classic n-out-of-n resample).
-    big = ens.bootstrap_weights((20_000,), torch.Generator().manual_seed(0), torch.device("cpu"))
+    many = torch.arange(20_000, dtype=torch.int64)
+    big = ens.bootstrap_weights(many, seed=0)
     assert torch.equal(big, big.round()) and big.min() >= 0
     assert abs(float(big.mean()) - 1.0) < 0.02 and abs(float((big == 0).float().mean()) - np.exp(-1)) < 0.02
 
