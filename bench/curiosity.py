@@ -25,7 +25,10 @@ zoom 1..10; 4 deg per action unit, `--pan-tilt-deg`), through the system's own p
 Writes JSON: `learning_gain` {learnable, overall, static} (the first reward's arm / the random
 arm, held-out ratios after the last cycle), `dwell_ratio` {kind..., learnable}, `rewards`
 {reward: the same figures and action recognition}, `curves` {cycle, arms: {arm: {stratum:
-[...]}}} (means over seeds), `per_seed` [...], `targets`, `config`, `machine`, `wall_s`.
+[...]}}} (means over seeds), `per_seed` [...], `seeds_done`, `targets`, `config`, `machine`,
+`wall_s`. The file is rewritten after every seed (the seeds done so far); the running seed's
+figures after each of its cycles go to FILE's `.partial.json` sibling, removed once the seed is
+done, so a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
         out["wall_s"] = round(time.monotonic() - start, 1)
         # rewritten after every seed, so that a run stopped early keeps the seeds it finished
         write_result(args.out, out, default=float, echo=s == seeds[-1])
-    partial_path(args.out).unlink(missing_ok=True)
+        partial_path(args.out).unlink(missing_ok=True)  # that seed is in `out` now, whole
     return out
 
 

@@ -69,8 +69,7 @@ def held_signals(new, old, held: HeldOut, scale: ActionScale) -> dict[str, np.nd
                                 max_transitions=None, times=d.times)
     m_old = measure_transitions(old, encode_frames(old, d.frames), d.poses, d.round_ids,
                                 d.ranges, scale, max_transitions=None, times=d.times)
-    ids = np.asarray(d.round_ids)
-    src = np.flatnonzero(ids[:-1] == ids[1:])  # the transitions measure_transitions measured
+    src = m_new["sources"]
     poses = np.asarray(d.poses, dtype=np.float64)
     with torch.no_grad():
         dis = torch.cat([new.ensemble_disagreement(

@@ -156,8 +156,9 @@ def measure_transitions(model: WorldModel, states: torch.Tensor, poses, round_id
     """The model's actual error on every consecutive pair of frames of a round (the most recent
     `max_transitions` when capped). states: (N, T, D) target-space states of the frames in
     capture order; poses (N, 3) raw; round_ids (N,); times (N,) capture seconds (each pair is
-    predicted for the seconds between its frames). Returns source_poses, dest_poses, actions,
-    dt, errors (M,) (mean smooth-L1 over the tokens: the WM's own loss) and token_errors (M, T)."""
+    predicted for the seconds between its frames). Returns sources (M,) (each pair's first
+    frame; the second is the next), source_poses, dest_poses, actions, dt, errors (M,) (mean
+    smooth-L1 over the tokens: the WM's own loss) and token_errors (M, T)."""
     poses = np.asarray(poses, dtype=np.float64)
     ids = np.asarray(round_ids)
     times = np.asarray(times, dtype=np.float64)
@@ -181,7 +182,7 @@ def measure_transitions(model: WorldModel, states: torch.Tensor, poses, round_id
         tokens.append(F.smooth_l1_loss(pred.float(), states[d].float().to(pred.device),
                                        reduction="none").mean(-1).double().cpu())
     token_errors = torch.cat(tokens).numpy()
-    return {"source_poses": poses[src], "dest_poses": poses[dst],
+    return {"sources": src, "source_poses": poses[src], "dest_poses": poses[dst],
             "actions": infer_actions(poses[src], poses[dst], ranges, scale), "dt": dt,
             "errors": token_errors.mean(1), "token_errors": token_errors}
 
