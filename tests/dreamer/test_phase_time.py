@@ -80,8 +80,12 @@ def test_a_later_version_measures_progress_against_its_parent(tmp_path, redis_ur
                 [1, 2, 1, 2, 1, 2])
     first = versions.write_version(store, "wm_00", share_bytes(tiny_wm), b"resume",
                                    {"parent": None})
-    second = versions.write_version(store, "wm_00", share_bytes(tiny_wm), b"resume2",
+    # the same weights under another name: a version is named by its file's hash, so the file
+    # must differ (here in its metadata alone) for the slot to hold two versions
+    second = versions.write_version(store, "wm_00", share_bytes(tiny_wm, extra={"copy": "2"}),
+                                    b"resume2",
                                     {"parent": {"slot": "wm_00", "version": first.version}})
+    assert second.version != first.version
     summary = dream(settings, store, redis_client, slot="wm_00", version=second.version,
                     job_id="job-progress")
     assert summary["progress_against"] == first.version
