@@ -12,8 +12,10 @@ rounds. After each cycle, on every held-out transition (consecutive frames of a 
 
 - `error`: the model's measured error (services.dreamer.error_map.measure_transitions, what the
   `measured*` rewards pay);
-- `progress`: the previous cycle's model's error minus this one's on the same transitions (what
-  services.dreamer.progress fits, what the `progress*` rewards pay);
+- `progress`, `progress_global`, `progress_transition`: the previous cycle's model's error minus
+  this one's on the same transitions (services.dreamer.progress.token_progress, what the
+  progress map fits and the `progress*` rewards pay), raw, with the old error brought to the new
+  model's scale by the two models' summed copy-baseline errors, or by each transition's;
 - `disagreement`: the ensemble's variance across heads (WorldModel.ensemble_disagreement).
 
 Each signal's mean per kind is fraction-weighted (a transition counts for every kind in its
@@ -49,6 +51,7 @@ from bench.curiosity_heldout import LEARNABLE, HeldOut, make_held_out
 from bench.output import machine, write_result
 from services.camera.sim.world import SimWorld, SimWorldConfig
 from services.dreamer.error_map import measure_transitions
+from services.dreamer.progress import token_progress
 from services.dreamer.rollout import encode_frames
 from services.worldmodel.config import TrainConfig
 from services.worldmodel.trainer import fit
@@ -58,7 +61,7 @@ from shared.models.world_model import normalise_poses
 from shared.pose import ActionScale, random_pose
 from shared.scene import ZONE_KINDS
 
-SIGNALS = ("error", "progress", "disagreement")
+SIGNALS = ("error", "progress", "progress_global", "progress_transition", "disagreement")
 
 
 def held_signals(new, old, held: HeldOut, scale: ActionScale) -> dict[str, np.ndarray]:
@@ -76,7 +79,10 @@ def held_signals(new, old, held: HeldOut, scale: ActionScale) -> dict[str, np.nd
             states[s], normalise_poses(poses[s], d.ranges), normalise_poses(poses[s + 1], d.ranges),
             dt=m_new["dt"][i:i + len(s)]).mean(-1).cpu()
             for i, s in ((i, src[i:i + 64]) for i in range(0, len(src), 64))]).numpy()
-    return {"error": m_new["errors"], "progress": m_old["errors"] - m_new["errors"],
+    return {"error": m_new["errors"],
+            **{name: token_progress(m_old, m_new, rescale).mean(1) for name, rescale in
+               (("progress", "none"), ("progress_global", "global"),
+                ("progress_transition", "transition"))},
             "disagreement": dis, "dst": src + 1}
 
 

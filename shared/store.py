@@ -23,6 +23,7 @@ import fsspec
 import numpy as np
 
 from shared.schemas import FrameRecord
+from shared.tensorfile import canonical_header
 
 if TYPE_CHECKING:  # torch is heavy; only the model services load it
     import torch
@@ -198,7 +199,8 @@ class Store:
         """Write a safetensors file; returns its sha256 (hex) for content addressing."""
         from safetensors.torch import save
 
-        data = save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
+        data = canonical_header(save({k: v.contiguous() for k, v in tensors.items()},
+                                     metadata=metadata))
         self.write_bytes(rel, data)
         return hashlib.sha256(data).hexdigest()
 

@@ -18,6 +18,7 @@ from services.agent.config import AgentConfig
 from services.agent.qnet import QNetwork
 from shared.dreams import ObservationSpec
 from shared.models.checkpoint import read_metadata
+from shared.tensorfile import canonical_header
 
 FORMAT = "ptzjepa.agent"
 FORMAT_VERSION = "1"
@@ -36,7 +37,7 @@ def to_bytes(q_net: QNetwork, cfg: AgentConfig, spec: ObservationSpec = Observat
             "n_actions": str(q_net.n_actions), "observation_spec": json.dumps(spec.to_dict()),
             "reward_scale": repr(float(reward_scale))}
     tensors = {k: v.detach().cpu().contiguous() for k, v in q_net.state_dict().items()}
-    return st_save(tensors, metadata=meta)
+    return canonical_header(st_save(tensors, metadata=meta))
 
 
 def from_bytes(data: bytes) -> tuple[QNetwork, AgentConfig, dict]:

@@ -38,6 +38,7 @@ from services.coordinator.report.data import read_rounds, read_versions
 from shared.config import Settings
 from shared.schemas import FrameRecord
 from shared.store import Store
+from shared.tensorfile import canonical_header
 
 FORMAT = "ptzjepa.embeddings"
 FORMAT_VERSION = "1"
@@ -170,8 +171,8 @@ def _write_safetensors(out: Path, table: dict[str, np.ndarray], strings: dict[st
                                                                "description": COLUMNS[k]}
                                                            for k, v in table.items()},
             "columns": strings, "notes": notes}
-    data = save({k: np.ascontiguousarray(v) for k, v in table.items()},
-                metadata={k: str(v) for k, v in meta.items()})
+    data = canonical_header(save({k: np.ascontiguousarray(v) for k, v in table.items()},
+                                 metadata={k: str(v) for k, v in meta.items()}))
     _atomic_write(sidecar, json.dumps(side, indent=1).encode())
     _atomic_write(out, data)
     return [out, sidecar]

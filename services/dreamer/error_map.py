@@ -158,7 +158,9 @@ def measure_transitions(model: WorldModel, states: torch.Tensor, poses, round_id
     capture order; poses (N, 3) raw; round_ids (N,); times (N,) capture seconds (each pair is
     predicted for the seconds between its frames). Returns sources (M,) (each pair's first
     frame; the second is the next), source_poses, dest_poses, actions, dt, errors (M,) (mean
-    smooth-L1 over the tokens: the WM's own loss) and token_errors (M, T)."""
+    smooth-L1 over the tokens: the WM's own loss), token_errors (M, T) and copy_errors (M,)
+    (the same loss of the copy baseline, "nothing changes": the scale of this model's space at
+    each transition)."""
     poses = np.asarray(poses, dtype=np.float64)
     ids = np.asarray(round_ids)
     times = np.asarray(times, dtype=np.float64)
@@ -174,17 +176,21 @@ def measure_transitions(model: WorldModel, states: torch.Tensor, poses, round_id
     dst = src + 1
     dt = times[dst] - times[src]
     model.eval()
-    tokens = []
+    tokens, copies = [], []
     for i in range(0, len(src), batch):
         s, d = src[i:i + batch], dst[i:i + batch]
         pred, _ = model.predict(states[s], normalise_poses(poses[s], ranges),
                                 normalise_poses(poses[d], ranges), dt=dt[i:i + batch])
-        tokens.append(F.smooth_l1_loss(pred.float(), states[d].float().to(pred.device),
+        target = states[d].float().to(pred.device)
+        tokens.append(F.smooth_l1_loss(pred.float(), target,
                                        reduction="none").mean(-1).double().cpu())
+        copies.append(F.smooth_l1_loss(states[s].float().to(pred.device), target,
+                                       reduction="none").mean((-1, -2)).double().cpu())
     token_errors = torch.cat(tokens).numpy()
     return {"sources": src, "source_poses": poses[src], "dest_poses": poses[dst],
             "actions": infer_actions(poses[src], poses[dst], ranges, scale), "dt": dt,
-            "errors": token_errors.mean(1), "token_errors": token_errors}
+            "errors": token_errors.mean(1), "token_errors": token_errors,
+            "copy_errors": torch.cat(copies).numpy()}
 
 
 def error_map_from_frames(model: WorldModel, states: torch.Tensor, poses, round_ids,

@@ -46,14 +46,46 @@ def fresh_model_like(model: WorldModel) -> WorldModel:
     return fresh.to(next(model.parameters()).device).eval()
 
 
+RESCALES = ("none", "global", "transition")
+# A transition whose copy error is below this fraction of the mean is not rescaled by its own
+# (near-zero) copy error: a frame that hardly changed gives no scale worth dividing by.
+COPY_FLOOR_FRAC = 0.05
+
+
+def token_progress(m_old: dict, m_new: dict, rescale: str = "transition") -> np.ndarray:
+    """(M, T) per-token progress from the old and new model's `measure_transitions` of the same
+    transitions: the old error minus the new, with the old error first brought to the new model's
+    scale. Each model is measured in its own state space, and training moves that space: a space
+    that spreads views further apart raises every error in it, learnt or not (measured: each
+    version's raw error rose while its ratio to its own copy baseline fell). `rescale`: "none"
+    (raw difference), "global" (old errors times the ratio of the two models' summed copy errors)
+    or "transition" (each transition's own copy-error ratio, the drop of the error-to-copy ratio
+    in the new model's units). The dreamer pays the raw difference: the rescaled ones remove the
+    negative drift but pay the noise screen no less than the learnable zones (measured,
+    docs/experiments.md), and no agent has been measured on them yet."""
+    old, new = m_old["token_errors"], m_new["token_errors"]
+    if rescale == "none":
+        return old - new
+    c_old = np.asarray(m_old["copy_errors"], dtype=np.float64)
+    c_new = np.asarray(m_new["copy_errors"], dtype=np.float64)
+    if rescale == "global":
+        return old * (c_new.sum() / max(c_old.sum(), 1e-12)) - new
+    if rescale != "transition":
+        raise ValueError(f"rescale must be one of {RESCALES}, got {rescale!r}")
+    floor = COPY_FLOOR_FRAC * max(c_old.mean(), 1e-12)
+    ratio = np.maximum(c_new, floor) / np.maximum(c_old, floor)
+    return old * ratio[:, None] - new
+
+
 def progress_map(old: WorldModel, new: WorldModel, frames, poses, round_ids, times,
                  ranges: PoseRanges, scale: ActionScale, *, new_states: torch.Tensor | None = None,
                  new_measured: dict | None = None,
-                 max_transitions: int | None = 2000) -> ErrorMap:
+                 max_transitions: int | None = 2000, rescale: str = "none") -> ErrorMap:
     """The error map of (old model's measured error - new model's) on the real transitions of
     `frames` (uint8 (N, H, W, 3)) with raw `poses`, `round_ids` and capture `times`;
     `new_measured` may be the new model's measurements of them (`measure_transitions`, with the
-    same `max_transitions`), `new_states` its encodings, already computed. Raises ErrorMapError
+    same `max_transitions`), `new_states` its encodings, already computed; `rescale` as in
+    `token_progress`. Raises ErrorMapError
     as the error map does when no transition can be measured."""
     m_new = new_measured
     if m_new is None:
@@ -64,6 +96,6 @@ def progress_map(old: WorldModel, new: WorldModel, frames, poses, round_ids, tim
     old_states = encode_frames(old, frames)
     m_old = measure_transitions(old, old_states, poses, round_ids, ranges, scale,
                                 max_transitions=max_transitions, times=times)
-    drop = m_old["token_errors"] - m_new["token_errors"]
+    drop = token_progress(m_old, m_new, rescale)
     return fit_error_map(m_new["source_poses"], m_new["dest_poses"], m_new["actions"],
                          np.mean(drop, axis=1), drop, new.cfg.predictor.warp_hfov_deg)

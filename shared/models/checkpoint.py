@@ -27,6 +27,7 @@ from safetensors.torch import save as st_save
 
 from shared.models.config import ConfigError, WorldModelConfig
 from shared.models.world_model import WorldModel
+from shared.tensorfile import canonical_header
 
 FORMAT = "ptzjepa.world_model"
 FORMAT_VERSION = "1"
@@ -56,7 +57,9 @@ def present_parts(model: WorldModel, parts) -> list[str]:
 
 
 def to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
-    return st_save(tensors, metadata={k: str(v) for k, v in metadata.items()})
+    """A safetensors file of `tensors` with `metadata`, byte for byte the same for the same input
+    (see `canonical_header`), so that a file's content hash names its content."""
+    return canonical_header(st_save(tensors, metadata={k: str(v) for k, v in metadata.items()}))
 
 
 def read_header(data: bytes, error: type[Exception] = CheckpointError) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.dreamer.progress import fresh_model_like, progress_map
+from services.dreamer.progress import fresh_model_like, progress_map, token_progress
 from services.dreamer.rollout import dream_from_frames
 from services.worldmodel.data import FrameDataset
 from services.worldmodel.trainer import fit
@@ -120,3 +120,32 @@ def test_progress_rewards_need_the_terms(models):
     with pytest.raises(ValueError, match="progress_move and progress_view come together"):
         Dreams(**{**{f.name: getattr(dreams, f.name) for f in dataclasses.fields(dreams)},
                   "progress_move": torch.zeros(2, 2)})
+
+
+def _measured(token_errors, copy_errors) -> dict:
+    return {"token_errors": np.asarray(token_errors, dtype=np.float64),
+            "copy_errors": np.asarray(copy_errors, dtype=np.float64)}
+
+
+def test_progress_is_measured_in_the_new_models_scale():
+    """A model whose space only spread out (every error and the copy baseline doubled) has made
+    no progress, though its raw error rose; one whose error halved against an unchanged baseline
+    has. The raw difference reads the first as a loss of 0.1 per token."""
+    new = _measured([[0.2, 0.2], [0.4, 0.4]], [1.0, 2.0])
+    spread = _measured([[0.1, 0.1], [0.2, 0.2]], [0.5, 1.0])   # the old model, half the scale
+    for rescale in ("global", "transition"):
+        assert np.allclose(token_progress(spread, new, rescale), 0.0)
+    assert np.allclose(token_progress(spread, new, "none"), [[-0.1, -0.1], [-0.2, -0.2]])
+    better = _measured([[0.4, 0.2], [0.8, 0.8]], [1.0, 2.0])   # the same scale, twice the error
+    assert np.allclose(token_progress(better, new, "transition"), [[0.2, 0.0], [0.4, 0.4]])
+    with pytest.raises(ValueError, match="rescale"):
+        token_progress(better, new, "ratio")
+
+
+def test_a_transition_that_hardly_changed_is_not_rescaled_by_its_own_copy_error():
+    """A near-still transition's copy error is no scale: it is floored at a fraction of the
+    mean, so that its progress stays finite and of the size of its errors."""
+    new = _measured([[0.01], [0.3]], [1e-9, 1.0])
+    old = _measured([[0.02], [0.3]], [1e-12, 1.0])
+    drop = token_progress(old, new, "transition")
+    assert np.isfinite(drop).all() and abs(drop[0, 0]) < 0.05
