@@ -52,7 +52,7 @@ RESCALES = ("none", "global", "transition")
 COPY_FLOOR_FRAC = 0.05
 
 
-def token_progress(m_old: dict, m_new: dict, rescale: str = "transition") -> np.ndarray:
+def token_progress(m_old: dict, m_new: dict, rescale: str = "none") -> np.ndarray:
     """(M, T) per-token progress from the old and new model's `measure_transitions` of the same
     transitions: the old error minus the new, with the old error first brought to the new model's
     scale. Each model is measured in its own state space, and training moves that space: a space
