@@ -54,8 +54,8 @@ COPY_FLOOR_FRAC = 0.05
 
 def token_progress(m_old: dict, m_new: dict, rescale: str = "none") -> np.ndarray:
     """(M, T) per-token progress from the old and new model's `measure_transitions` of the same
-    transitions: the old error minus the new, with the old error first brought to the new model's
-    scale. Each model is measured in its own state space, and training moves that space: a space
+    transitions: the old error minus the new, optionally with the old error first brought to the
+    new model's scale. Each model is measured in its own state space, and training moves that space: a space
     that spreads views further apart raises every error in it, learnt or not (measured: each
     version's raw error rose while its ratio to its own copy baseline fell). `rescale`: "none"
     (raw difference), "global" (old errors times the ratio of the two models' summed copy errors)
@@ -80,12 +80,12 @@ def token_progress(m_old: dict, m_new: dict, rescale: str = "none") -> np.ndarra
 def progress_map(old: WorldModel, new: WorldModel, frames, poses, round_ids, times,
                  ranges: PoseRanges, scale: ActionScale, *, new_states: torch.Tensor | None = None,
                  new_measured: dict | None = None,
-                 max_transitions: int | None = 2000, rescale: str = "none") -> ErrorMap:
+                 max_transitions: int | None = 2000) -> ErrorMap:
     """The error map of (old model's measured error - new model's) on the real transitions of
     `frames` (uint8 (N, H, W, 3)) with raw `poses`, `round_ids` and capture `times`;
     `new_measured` may be the new model's measurements of them (`measure_transitions`, with the
-    same `max_transitions`), `new_states` its encodings, already computed; `rescale` as in
-    `token_progress`. Raises ErrorMapError
+    same `max_transitions`), `new_states` its encodings, already computed; the drop is
+    `token_progress`'s raw one. Raises ErrorMapError
     as the error map does when no transition can be measured."""
     m_new = new_measured
     if m_new is None:
@@ -96,6 +96,6 @@ def progress_map(old: WorldModel, new: WorldModel, frames, poses, round_ids, tim
     old_states = encode_frames(old, frames)
     m_old = measure_transitions(old, old_states, poses, round_ids, ranges, scale,
                                 max_transitions=max_transitions, times=times)
-    drop = token_progress(m_old, m_new, rescale)
+    drop = token_progress(m_old, m_new)
     return fit_error_map(m_new["source_poses"], m_new["dest_poses"], m_new["actions"],
                          np.mean(drop, axis=1), drop, new.cfg.predictor.warp_hfov_deg)
