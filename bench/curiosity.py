@@ -17,8 +17,9 @@ zoom 1..10; 4 deg per action unit, `--pan-tilt-deg`), through the system's own p
   steps, and its world model then trains the same optimiser steps (`--wm-steps`) on its own
   newest rounds, continuing one lifelong schedule;
 - after every cycle, each arm's held-out one-step ratio against its own copy baseline, overall,
-  on the learnable kinds and per kind (the learning curves); action recognition per stratum
-  after cycle 1 and the last cycle;
+  on the learnable kinds and per kind (the learning curves), and per state cell (each arm's
+  cycle log's `ratio_cells`; `learning_gain_cells` after the last cycle); action recognition per
+  stratum after cycle 1 and the last cycle;
 - dwell: the share of each view that each kind covers, over the moves of each policy, against
   the random policy's.
 
@@ -120,7 +121,9 @@ def run_seed(seed: int, args, scale: ActionScale, spec: ObservationSpec,
                           spec=spec, budget=budget, seed=seed, holds=args.holds)
         for arm in arms:
             arm.log[-1]["train"] = train_arm(arm, budget, seed + cycle)
-            curves[arm.name].append(score(arm.model, held)["ratio"])
+            scored = score(arm.model, held)
+            curves[arm.name].append(scored["ratio"])
+            arm.log[-1]["ratio_cells"] = scored.get("ratio_cells")
         log(f"[seed {seed}] cycle {cycle}: " + ", ".join(
             f"{a.name} {curves[a.name][-1]['overall']:.3f} (learnable "
             f"{curves[a.name][-1]['learnable']:.3f})" for a in arms) +
@@ -141,9 +144,12 @@ def seed_result(seed: int, world: SimWorld, held: HeldOut, arms: list[Arm], curv
         if a.name == RANDOM:
             continue
         mine = finals[a.name]["ratio"]
+        mine_cells, rand_cells = finals[a.name].get("ratio_cells", {}), finals[RANDOM].get("ratio_cells", {})
         rewards[a.name] = {
             "learning_gain": {k: (mine[k] / rand[k] if mine[k] is not None and rand[k] else None)
                               for k in STRATA},
+            "learning_gain_cells": {k: (v / rand_cells[k] if v is not None and rand_cells.get(k)
+                                        else None) for k, v in mine_cells.items()},
             "dwell_ratio": dwell_ratios(dwell[a.name], dwell[RANDOM]),
             "action_top1": finals[a.name]["action_top1"],
             "cycles": a.log,
@@ -176,6 +182,8 @@ def summarise_seeds(per_seed: list[dict], args: argparse.Namespace, scale: Actio
         rewards[name] = {
             "learning_gain": {k: mean(r["learning_gain"][k] for r in runs) for k in STRATA},
             "learning_gain_per_seed": {k: [r["learning_gain"][k] for r in runs] for k in STRATA},
+            "learning_gain_cells_per_seed": {k: [r["learning_gain_cells"].get(k) for r in runs]
+                                             for k in runs[0]["learning_gain_cells"]},
             "dwell_ratio": {k: mean(r["dwell_ratio"][k] for r in runs) for k in runs[0]["dwell_ratio"]},
             "dwell_ratio_per_seed": {k: [r["dwell_ratio"][k] for r in runs]
                                      for k in ("noise", "learnable", "static")},

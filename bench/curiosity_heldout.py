@@ -10,7 +10,9 @@ the noise screen or the dial). Rounds are short random walks, so they stay near 
 Scores use the system's own evaluation (services.worldmodel.evaluate.kind_figures and
 services.worldmodel.probes.action_recognition), per kind against each model's own copy baseline
 (fraction-weighted: a transition counts for every kind in its target view, in proportion), plus
-`learnable` (periodic + movers + detail weighted together). Action recognition per stratum (the
+`learnable` (periodic + movers + detail weighted together); and again per state cell
+(`ratio_cells`: each cell's error with the share of that cell the kind covers, so a stratum holds
+the kind's own cells, not the static scenery around a small zone). Action recognition per stratum (the
 kind that covers most of the target view) is a check that a change of representation cannot fake:
 a model that merely shrank its copy baseline does not recognise moves better.
 """
@@ -23,10 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.curiosity_drive import drive, random_policy
+from bench.worldmodel_sim import cell_kinds
 from services.camera.sim.world import SimWorld
 from services.worldmodel.data import FrameDataset
 from services.worldmodel.evaluate import encode_dataset, kind_figures, transitions
 from services.worldmodel.probes import action_recognition
+from shared.models import WorldModelConfig
 from shared.pose import ActionScale, Pose, PoseRanges, random_pose
 from shared.scene import ZONE_KINDS
 
@@ -38,6 +42,7 @@ STRATA = ("overall", "learnable", *ZONE_KINDS)
 class HeldOut:
     data: FrameDataset
     kinds: dict[str, np.ndarray]  # per frame, the share of its view covered by each kind
+    cells: dict[str, np.ndarray] | None = None  # per frame and state cell, the same
 
     def strata_counts(self) -> dict[str, int]:
         """Transitions per stratum (the kind covering most of the target view)."""
@@ -72,7 +77,9 @@ def make_held_out(world: SimWorld, ranges: PoseRanges, scale: ActionScale, *, se
         starts.append(world.ranges.apply(ranges.apply(pose)))
     ep = drive(world, t0, starts, moves, random_policy(rng), size, scale)
     data = ep.dataset(ranges)
-    return HeldOut(data, frame_kinds(world, data.poses))
+    enc = WorldModelConfig.preset("cpu").encoder
+    return HeldOut(data, frame_kinds(world, data.poses),
+                   cell_kinds(world, data, enc.img_size // enc.patch_size))
 
 
 def score(model, held: HeldOut, *, scale: ActionScale | None = None) -> dict:
@@ -85,6 +92,8 @@ def score(model, held: HeldOut, *, scale: ActionScale | None = None) -> dict:
     ratios["learnable"] = kind_figures(model, held.data, learnable,
                                        states=states)["ratio_by_kind"]["learnable"]
     out: dict = {"ratio": {k: ratios.get(k) for k in STRATA}}
+    if held.cells is not None:
+        out["ratio_cells"] = strata_ratios(model, held.data, held.cells, states)
     if scale is not None:
         src, dst = transitions(held.data)
         poses = np.asarray(held.data.poses, dtype=np.float64)
@@ -100,6 +109,14 @@ def score(model, held: HeldOut, *, scale: ActionScale | None = None) -> dict:
         acc["learnable"] = float(np.mean(hits[mask])) if mask.any() else None
         out["action_top1"] = acc
     return out
+
+
+def strata_ratios(model, data: FrameDataset, cells: dict[str, np.ndarray],
+                  states) -> dict[str, float | None]:
+    """Per-cell ratios of every kind and of `learnable` (the kinds' cells together)."""
+    both = {**cells, "learnable": sum(cells[k] for k in LEARNABLE)}
+    by_kind = kind_figures(model, data, both, states=states)["ratio_by_kind"]
+    return {k: by_kind[k] for k in STRATA if k != "overall"}
 
 
 def dwell_by_kind(world: SimWorld, episodes: list) -> dict[str, float]:

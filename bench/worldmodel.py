@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ from bench.worldmodel_sim import (
     BENCH_SCALE,
     Sweep,
     bench_configs,
+    cell_kinds,
     concat_sweeps,
     frame_kinds,
     make_world,
@@ -59,11 +61,13 @@ from services.worldmodel.trainer import Progress, fit
 from services.worldmodel.training import TrainState
 from shared.models import build_world_model
 from shared.models.world_model import WorldModel
+from shared.pose import random_pose
 
 # Default steps per cycle, so that `--cycles 5` on one seed ends within 8 minutes on an idle 2-core
 # machine: at the cpu preset's 0.55 - 0.7 s per uncontended step, 5 x 100 steps train in 280 - 350 s,
 # and the sweeps, the evaluation after every cycle and the final probes take about 70 s more.
 DEFAULT_STEPS = 100
+LEARNABLE_KINDS = ("periodic", "movers", "detail")
 CYCLE_SPAN_S = 4000.0     # simulated seconds from one cycle's sweep to the next (a sweep: ~2,850)
 HELD_OUT_T0 = 100_000.0   # the held-out, kind and probe sets come after the sweeps of 25 cycles
 PROBE_FIT_T0, PROBE_TEST_T0, ZONE_T0 = 200_000.0, 300_000.0, 150_000.0
@@ -73,25 +77,52 @@ def cycle_sweep_seed(seed: int, cycle: int) -> int:
     return 1_000_000 + 1000 * seed + cycle
 
 
+def kind_entry(model: WorldModel, held: Sweep, kinds: dict[str, np.ndarray],
+               cells: dict[str, np.ndarray] | None) -> dict:
+    """The one-step ratio and the per-kind ratios on `held`: by view fractions (`kinds`) and, with
+    `cells`, by each state cell's own kind fractions ("ratio_by_kind_cells")."""
+    states = encode_dataset(model, held.data)
+    fig = kind_figures(model, held.data, kinds, states=states)
+    out = {"one_step_ratio": fig["one_step_ratio"], "ratio_by_kind": fig["ratio_by_kind"]}
+    if cells is not None:
+        out["ratio_by_kind_cells"] = kind_figures(model, held.data, cells, states=states)["ratio_by_kind"]
+    return out
+
+
+def cycle_sweep(world: SimWorld, rounds: int, moves: int, *, seed: int, cycle: int, size: int,
+                zone_share: float = 0.0) -> Sweep:
+    """Cycle `cycle`'s training sweep: `rounds` rounds from random poses, of which a share
+    `zone_share` start near the site's learnable zones instead (periodic, movers, detail: what a
+    camera that seeks them, and not the noise, would see; 0 is the random camera)."""
+    s = cycle_sweep_seed(seed, cycle)
+    t0 = (cycle - 1) * CYCLE_SPAN_S
+    near = round(zone_share * rounds)
+    if not near:
+        return simulate_sweep(world, rounds, moves, seed=s, size=size, t0=t0)
+    rng = random.Random(s)
+    zones = zone_starts(world, near, s, kinds=LEARNABLE_KINDS)
+    starts = rng.sample(zones, near) + [random_pose(rng, BENCH_RANGES) for _ in range(rounds - near)]
+    rng.shuffle(starts)
+    return simulate_sweep(world, 0, moves, seed=s, size=size, t0=t0, starts=starts)
+
+
 def run_cycles(model: WorldModel, world: SimWorld, cfg: TrainConfig, held: Sweep,
-               kinds: dict[str, np.ndarray], *, cycles: int, rounds: int, moves: int, seed: int,
-               max_rounds: int = 60, progress: Progress | None = None
+               kinds: dict[str, np.ndarray], *, cells: dict[str, np.ndarray] | None = None,
+               cycles: int, rounds: int, moves: int, seed: int,
+               max_rounds: int = 60, progress: Progress | None = None, zone_share: float = 0.0
                ) -> tuple[TrainState | None, list[dict], list[dict]]:
     """K cycles of (a new sweep, `cfg.steps` steps resuming one TrainState on the newest
     `max_rounds` rounds of every sweep so far, as the training phase loads its frames; then
     per-kind ratios on `held`, whose frames' kind fractions are `kinds`). Returns (the state,
-    learnability entries, per-cycle training summaries); the learnability list starts with cycle
-    0, the untrained model (the warp alone)."""
+    learnability entries (`kind_entry`), per-cycle training summaries); the learnability list
+    starts with cycle 0, the untrained model (the warp alone)."""
     size = model.cfg.encoder.img_size
     state: TrainState | None = None
-    fig = kind_figures(model, held.data, kinds)
-    learn = [{"cycle": 0, "lifetime_steps": 0, "one_step_ratio": fig["one_step_ratio"],
-              "ratio_by_kind": fig["ratio_by_kind"]}]
+    learn = [{"cycle": 0, "lifetime_steps": 0, **kind_entry(model, held, kinds, cells)}]
     fits = []
     seen: Sweep | None = None
     for c in range(1, cycles + 1):
-        sweep = simulate_sweep(world, rounds, moves, seed=cycle_sweep_seed(seed, c), size=size,
-                               t0=(c - 1) * CYCLE_SPAN_S)
+        sweep = cycle_sweep(world, rounds, moves, seed=seed, cycle=c, size=size, zone_share=zone_share)
         seen = recent_rounds(sweep if seen is None else concat_sweeps(seen, sweep), max_rounds)
         result = fit(model, seen.data, cfg, state=state, progress=progress)
         state = result.state
@@ -100,11 +131,9 @@ def run_cycles(model: WorldModel, world: SimWorld, cfg: TrainConfig, held: Sweep
                      "seconds": round(result.seconds, 1),
                      "transitions_per_s": round(result.transitions_per_s, 1),
                      "final_loss": result.final_loss})
-        fig = kind_figures(model, held.data, kinds)
-        learn.append({"cycle": c, "lifetime_steps": state.step,
-                      "one_step_ratio": fig["one_step_ratio"], "ratio_by_kind": fig["ratio_by_kind"]})
+        learn.append({"cycle": c, "lifetime_steps": state.step, **kind_entry(model, held, kinds, cells)})
         print(f"cycle {c}: {result.steps} steps in {result.seconds:.0f} s, one-step ratio "
-              f"{fig['one_step_ratio']:.3f}", file=sys.stderr, flush=True)
+              f"{learn[-1]['one_step_ratio']:.3f}", file=sys.stderr, flush=True)
     return state, learn, fits
 
 
@@ -131,11 +160,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--zone-rounds", type=int, default=4,
                         help="rounds of the kind set that start near each zone of the site")
     parser.add_argument("--zone-moves", type=int, default=4)
+    parser.add_argument("--ema-start", type=float, default=None,
+                        help="target-encoder EMA momentum at lifetime step 0 (default: the preset's)")
+    parser.add_argument("--ema-end", type=float, default=None,
+                        help="EMA momentum at the schedule's end (default: the preset's)")
+    parser.add_argument("--time-features", type=int, default=None,
+                        help="predictor dt features (0: no time input, the ablation; default: preset)")
+    parser.add_argument("--zone-share", type=float, default=0.0,
+                        help="share of each cycle's rounds that start near a learnable zone (0..1; "
+                             "0: a random camera, the learnability check)")
     parser.add_argument("--all-surprise", action="store_true",
                         help="also train the grad_norm head and the bootstrap ensemble")
     args = parser.parse_args(argv)
     if args.cycles < 1 or args.steps < 1:
         parser.error("--cycles and --steps must be at least 1")
+    if not 0.0 <= args.zone_share <= 1.0:
+        parser.error("--zone-share must be within 0..1")
     return args
 
 
@@ -146,6 +186,7 @@ def headline(metrics: dict, by_kind: dict, learn: list[dict]) -> dict:
         "one_step_ratio": metrics["one_step_ratio"],
         "rollout_ratio": {h: metrics["rollout_ratio"].get(h) for h in ("1", "5", "10")},
         "ratio_by_kind": by_kind["ratio_by_kind"],
+        "ratio_by_kind_cells": learn[-1].get("ratio_by_kind_cells"),
         "action_top1": metrics["action"]["top1"],
         "inverse_r2": metrics["inverse"]["r2"],
         "collapse_r2": {k: metrics["collapse_r2"][k] for k in ("tilt", "log_zoom")},
@@ -172,11 +213,17 @@ def main(argv: list[str] | None = None) -> dict:
     load_start = os.getloadavg()[0]
     world = make_world(args.seed, args.panorama)
     wm_cfg, tr_cfg = bench_configs(args.all_surprise, world.config.base_hfov_deg)
+    if args.time_features is not None:
+        wm_cfg = wm_cfg.replace(predictor=dataclasses.replace(wm_cfg.predictor,
+                                                              time_features=args.time_features))
     # Steps bound each cycle; the wall-clock cap is a safety limit only (a busy machine must not
     # change the figures), reported in "caps_fired" when it cuts a cycle short.
     tr_cfg = tr_cfg.replace(steps=args.steps,
                             schedule_steps=args.schedule_steps or args.cycles * args.steps,
                             time_budget_s=args.cycle_cap_s, threads=args.threads or tr_cfg.threads)
+    if args.ema_start is not None or args.ema_end is not None:
+        tr_cfg = tr_cfg.replace(ema_start=tr_cfg.ema_start if args.ema_start is None else args.ema_start,
+                                ema_end=tr_cfg.ema_end if args.ema_end is None else args.ema_end)
     size = wm_cfg.encoder.img_size
     held = simulate_sweep(world, args.rounds, args.moves, seed=2000 + args.seed, size=size,
                           t0=HELD_OUT_T0)
@@ -184,15 +231,18 @@ def main(argv: list[str] | None = None) -> dict:
                            t0=ZONE_T0, starts=zone_starts(world, args.zone_rounds, 5000 + args.seed))
     kind_set = concat_sweeps(held, zones)
     kinds = frame_kinds(world, kind_set.data)
+    grid = wm_cfg.encoder.img_size // wm_cfg.encoder.patch_size
+    cells = cell_kinds(world, kind_set.data, grid)
     probe_fit = simulate_sweep(world, args.probe_rounds, args.probe_moves, seed=3000 + args.seed,
                                size=size, t0=PROBE_FIT_T0)
     probe_test = simulate_sweep(world, args.probe_rounds, args.probe_moves, seed=4000 + args.seed,
                                 size=size, t0=PROBE_TEST_T0)
     model = build_world_model(wm_cfg)
     top1_at_init = action_top1(model, held)
-    state, learn, fits = run_cycles(model, world, tr_cfg, kind_set, kinds, cycles=args.cycles,
+    state, learn, fits = run_cycles(model, world, tr_cfg, kind_set, kinds, cells=cells,
+                                    cycles=args.cycles,
                                     rounds=args.rounds, moves=args.moves, seed=args.seed,
-                                    max_rounds=args.max_rounds)
+                                    max_rounds=args.max_rounds, zone_share=args.zone_share)
     eval_start = time.monotonic()
     metrics = evaluate(model, held.data, probe_fit=probe_fit.data, probe_test=probe_test.data,
                        action_scale=BENCH_SCALE)
@@ -223,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
            "config": {"world_model": wm_cfg.to_dict(), "train": tr_cfg.to_dict(),
                       "action_scale": dataclasses.asdict(BENCH_SCALE),
                       "ranges": dataclasses.asdict(BENCH_RANGES),
-                      "rounds": args.rounds, "moves": args.moves, "panorama": args.panorama},
+                      "rounds": args.rounds, "moves": args.moves, "panorama": args.panorama,
+                      "zone_share": args.zone_share},
            "machine": machine(load_start),
            "seconds": {"evaluation": round(time.monotonic() - eval_start, 1),
                        "training": round(sum(f["seconds"] for f in fits), 1),

@@ -73,14 +73,17 @@ def simulate_sweep(world: SimWorld, rounds: int, moves: int, seed: int, size: in
 
 
 def zone_starts(world: SimWorld, per_zone: int, seed: int,
-                ranges: PoseRanges = BENCH_RANGES) -> list[Pose]:
-    """`per_zone` poses near the centre of every zone of the site (pan and tilt jittered by up to
-    a tenth of the view, zoom log-uniform over the upper half of the range): rounds that start
-    there cover every zone kind, which random views of the site rarely show."""
+                ranges: PoseRanges = BENCH_RANGES, kinds: tuple[str, ...] | None = None) -> list[Pose]:
+    """`per_zone` poses near the centre of every zone of the site (of `kinds` only, if given; pan
+    and tilt jittered by up to a tenth of the view, zoom log-uniform over the upper half of the
+    range): rounds that start there cover every zone kind, which random views rarely show."""
     rng = random.Random(seed)
     lo = math.sqrt(ranges.zoom_min * ranges.zoom_max)
     out = []
-    for centre in world.zone_poses().values():
+    kind_of = world.zone_kinds()
+    for name, centre in world.zone_poses().items():
+        if kinds is not None and kind_of[name] not in kinds:
+            continue
         for _ in range(per_zone):
             zoom = math.exp(rng.uniform(math.log(lo), math.log(ranges.zoom_max)))
             j = 0.1 * world.config.base_hfov_deg / zoom
@@ -116,6 +119,20 @@ def frame_kinds(world: SimWorld, data: FrameDataset) -> dict[str, np.ndarray]:
     keys `shared.scene.ZONE_KINDS`)."""
     per_frame = [world.kind_fractions(Pose(*p)) for p in np.asarray(data.poses, dtype=np.float64)]
     return {k: np.array([f[k] for f in per_frame], dtype=np.float64) for k in ZONE_KINDS}
+
+
+def cell_kinds(world: SimWorld, data: FrameDataset, grid: int, px: int = 64) -> dict[str, np.ndarray]:
+    """{kind: (N, grid * grid) fraction of each state cell that shows the kind}, cells in the
+    encoder's token order (row-major from the top left), from `SimWorld.kind_mask` at `px` px."""
+    if px % grid:
+        raise ValueError(f"the mask size {px} must be a multiple of the grid {grid}")
+    b = px // grid
+    out = {k: np.empty((len(data), grid * grid)) for k in ZONE_KINDS}
+    for i, p in enumerate(np.asarray(data.poses, dtype=np.float64)):
+        mask = world.kind_mask(Pose(*p), px, px).reshape(grid, b, grid, b)
+        for j, kind in enumerate(ZONE_KINDS):
+            out[kind][i] = (mask == j).mean(axis=(1, 3)).ravel()
+    return out
 
 
 def bench_configs(all_surprise: bool = False,

@@ -36,8 +36,9 @@ from shared.models.surprise import per_transition_error
 from shared.models.world_model import WorldModel, normalise_poses
 from shared.pose import ActionScale
 
-__all__ = ["encode_dataset", "evaluate", "kind_figures", "one_step_errors", "pixel_probe_figures",
-           "pooled_features", "probe_figures", "rollout_errors", "spearman", "transitions"]
+__all__ = ["cell_errors", "encode_dataset", "evaluate", "kind_figures", "one_step_errors",
+           "pixel_probe_figures", "pooled_features", "probe_figures", "rollout_errors", "spearman",
+           "transitions"]
 
 
 @torch.no_grad()
@@ -110,16 +111,33 @@ def one_step_errors(model: WorldModel, states: torch.Tensor, poses: torch.Tensor
 
 def kind_figures(model: WorldModel, held_out: FrameDataset, frame_kinds: dict[str, np.ndarray],
                  states: torch.Tensor | None = None) -> dict:
-    """{"one_step_ratio", "ratio_by_kind", "kind_weight"} on the held-out one-step transitions;
-    `frame_kinds` gives each held-out frame's fraction of each kind ({kind: (N,)}), a transition's
-    weight is its target frame's, `kind_weight` the summed weights (views' worth per kind)."""
+    """{"one_step_ratio", "ratio_by_kind", "kind_weight"} on the held-out one-step transitions.
+
+    `frame_kinds` gives, per kind, each held-out frame's fraction of the view that shows it, as
+    (N,) for whole views (a transition's weight is its target frame's, so its whole error counts
+    in proportion) or (N, cells) per state cell in token order (each cell's own error counts with
+    its own fraction: the stratum then holds only the cells showing the kind, not the static
+    scenery around them). `kind_weight` sums the weights (views' or cells' worth per kind)."""
     s = encode_dataset(model, held_out) if states is None else states
     p = normalise_poses(np.asarray(held_out.poses, dtype=np.float64), held_out.ranges)
     src, dst = transitions(held_out)
-    _, m, c = one_step_errors(model, s, p, held_out.times, src, dst)
+    pred, m, c = one_step_errors(model, s, p, held_out.times, src, dst)
     weights = {k: np.asarray(v, dtype=np.float64)[dst] for k, v in frame_kinds.items()}
-    return {"one_step_ratio": float(m.mean() / c.mean()), "ratio_by_kind": ratio_by_kind(m, c, weights),
+    by_kind_m, by_kind_c = m, c
+    if any(w.ndim == 2 for w in weights.values()):
+        cells = pred.shape[1]
+        if any(w.shape != (len(dst), cells) for w in weights.values()):
+            raise ValueError(f"per-cell kind fractions must be (frames, {cells}) for this model")
+        by_kind_m = cell_errors(pred, s[dst])
+        by_kind_c = cell_errors(s[src], s[dst])
+    return {"one_step_ratio": float(m.mean() / c.mean()),
+            "ratio_by_kind": ratio_by_kind(by_kind_m, by_kind_c, weights),
             "kind_weight": {k: round(float(w.sum()), 2) for k, w in weights.items()}}
+
+
+def cell_errors(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """(B, N, D) pairs -> (B, N) squared error of each cell, mean over channels."""
+    return (a - b).pow(2).mean(dim=-1).numpy().astype(np.float64)
 
 
 def spearman(a, b) -> float:

@@ -202,7 +202,8 @@ def ratio_by_kind(model_err: np.ndarray, copy_err: np.ndarray,
                   fractions: dict[str, np.ndarray]) -> dict[str, float | None]:
     """Per kind: sum(w * model error) / sum(w * copy error), w the fraction of each transition's
     target view that shows the kind (fraction-weighted, so every transition counts for every kind
-    in its view, in proportion). A kind with no weight gets None."""
+    in its view, in proportion). The errors and weights may also be per cell ((M, N) each): then
+    every cell counts with its own fraction. A kind with no weight gets None."""
     m, c = np.asarray(model_err, np.float64), np.asarray(copy_err, np.float64)
     out: dict[str, float | None] = {}
     for kind, w in fractions.items():

@@ -63,6 +63,17 @@ def test_curves_cover_every_cycle_and_arm(result):
     assert len(firsts) == 1
 
 
+def test_each_cycle_scores_the_kinds_own_cells_too(result):
+    seed = result["per_seed"][0]
+    logs = [c for r in seed["rewards"].values() for c in r["cycles"]] + seed["random_arm_cycles"]
+    assert logs and all(set(c["ratio_cells"]) == {"learnable", "noise", "periodic", "movers", "detail",
+                                                  "static"} for c in logs)
+    assert all(v is None or v > 0 for c in logs for v in c["ratio_cells"].values())
+    gains = seed["rewards"]["progress"]["learning_gain_cells"]
+    assert gains["static"] is not None and gains["static"] > 0
+    assert result["rewards"]["progress"]["learning_gain_cells_per_seed"]["static"] == [gains["static"]]
+
+
 def test_arms_get_the_same_steps(result):
     seed = result["per_seed"][0]
     moves = {name: d["moves"] for name, d in seed["dwell"].items()}

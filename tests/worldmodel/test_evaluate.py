@@ -103,6 +103,32 @@ def test_kind_figures_score_the_copy_baseline_at_one_and_a_broken_model_badly(mo
     assert all(v > 1.5 for k, v in broken["ratio_by_kind"].items() if k != "none"), broken
 
 
+class HalfZeroModel(CopyModel):
+    """Copies the first half of the cells and zeroes the rest: wrong only where it zeroes."""
+
+    def predict(self, state, pose_from, pose_to, ranges=None, *, dt):
+        pred = state.clone()
+        pred[:, state.shape[1] // 2:] = 0.0
+        return pred, torch.zeros(len(state))
+
+
+def test_per_cell_kind_fractions_score_only_the_cells_that_show_the_kind(model, sweeps):
+    held = sweeps[0].data
+    cells = (model.cfg.encoder.img_size // model.cfg.encoder.patch_size) ** 2
+    first = np.zeros((len(held), cells))
+    first[:, :cells // 2] = 1.0
+    kinds = {"first": first, "second": 1.0 - first}
+    out = kind_figures(HalfZeroModel(model), held, kinds)
+    assert out["ratio_by_kind"]["first"] == pytest.approx(1.0)
+    assert out["ratio_by_kind"]["second"] > 1.5
+    assert out["kind_weight"]["first"] == pytest.approx(len(transitions(held)[0]) * cells / 2)
+    # Whole views mix the two halves of the cells: no stratum of views scores as the copy.
+    views = kind_figures(HalfZeroModel(model), held, halves(len(held)))
+    assert views["ratio_by_kind"]["first"] > 1.05 and views["ratio_by_kind"]["second"] > 1.05
+    with pytest.raises(ValueError, match="per-cell"):
+        kind_figures(model, held, {"bad": np.ones((len(held), cells + 1))})
+
+
 class DtRecorder(CopyModel):
     def __init__(self, model):
         super().__init__(model)

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.worldmodel import headline, run_cycles
+from bench.worldmodel import LEARNABLE_KINDS, cycle_sweep, headline, run_cycles
 from bench.worldmodel_sim import (
     BENCH_RANGES,
     BENCH_SCALE,
     NO_ACTION,
     ROUND_GAP_S,
+    cell_kinds,
     concat_sweeps,
     frame_kinds,
     recent_rounds,
@@ -70,6 +71,20 @@ def test_frame_kinds_follow_the_simulator(world):
     assert kinds["static"][i] == world.kind_fractions(Pose(*data.poses[i]))["static"]
 
 
+def test_cell_kinds_split_each_view_into_the_encoders_cells(world):
+    pose = world.zone_poses(zoom=4.0)["dial"]
+    data = simulate_sweep(world, 0, 2, seed=5, size=SIZE, starts=[pose]).data
+    cells = cell_kinds(world, data, grid=4)
+    views = frame_kinds(world, data)
+    assert cells["periodic"].shape == (len(data), 16)
+    np.testing.assert_allclose(sum(cells.values()), np.ones((len(data), 16)), atol=1e-6)
+    for kind in ZONE_KINDS:  # a view's fraction is the mean of its cells'
+        np.testing.assert_allclose(cells[kind].mean(axis=1), views[kind], atol=1e-6)
+    assert cells["periodic"][0].max() > cells["periodic"][0].min()  # the dial fills some cells
+    with pytest.raises(ValueError, match="multiple"):
+        cell_kinds(world, data, grid=5)
+
+
 def test_cycles_resume_one_state_and_score_the_held_out_set_after_each(world):
     torch.manual_seed(0)
     model = build_world_model(tiny_config(img_size=SIZE))
@@ -77,19 +92,22 @@ def test_cycles_resume_one_state_and_score_the_held_out_set_after_each(world):
                       train_queries=None, rollout_chains=1, threads=1)
     held = simulate_sweep(world, 2, 4, seed=9, size=SIZE, t0=9000.0)
     kinds = {"all": np.ones(len(held.data))}
-    state, learn, fits = run_cycles(model, world, cfg, held, kinds, cycles=2, rounds=2, moves=4,
-                                    seed=0)
+    cells = {"all": np.ones((len(held.data), (SIZE // 8) ** 2))}
+    state, learn, fits = run_cycles(model, world, cfg, held, kinds, cells=cells, cycles=2, rounds=2,
+                                    moves=4, seed=0)
     assert state is not None and state.step == 4
     assert [e["cycle"] for e in learn] == [0, 1, 2]
     assert [e["lifetime_steps"] for e in learn] == [0, 2, 4]
     assert [f["steps"] for f in fits] == [2, 2]
     assert learn[2]["ratio_by_kind"]["all"] == pytest.approx(learn[2]["one_step_ratio"], rel=1e-5)
+    assert learn[2]["ratio_by_kind_cells"]["all"] == pytest.approx(learn[2]["one_step_ratio"], rel=1e-5)
     fit_set = simulate_sweep(world, 6, 2, seed=10, size=SIZE, t0=20_000.0)
     test_set = simulate_sweep(world, 6, 2, seed=11, size=SIZE, t0=30_000.0)
     metrics = evaluate(model, held.data, probe_fit=fit_set.data, probe_test=test_set.data,
                        action_scale=BENCH_SCALE)
     out = headline(metrics, kind_figures(model, held.data, kinds), learn)
-    assert set(out) == {"one_step_ratio", "rollout_ratio", "ratio_by_kind", "action_top1",
+    assert set(out) == {"one_step_ratio", "rollout_ratio", "ratio_by_kind", "ratio_by_kind_cells",
+                        "action_top1",
                         "inverse_r2", "collapse_r2", "place_pan_err_deg", "learnability",
                         "surprise_spearman"}
     assert set(out["rollout_ratio"]) == {"1", "5", "10"} and out["rollout_ratio"]["10"] is None
@@ -110,6 +128,30 @@ def test_the_kind_set_starts_near_every_zone_and_joins_the_held_out_rounds(world
     assert len(both.data.rounds()) == 2 + len(starts)
     assert np.array_equal(both.data.frames[len(held.data):], zones.data.frames)
     assert np.array_equal(both.actions[:len(held.data)], held.actions)
+
+
+def test_zone_starts_can_keep_to_some_kinds(world):
+    kinds = world.zone_kinds()
+    periodic = [n for n, k in kinds.items() if k == "periodic"]
+    starts = zone_starts(world, per_zone=3, seed=2, kinds=("periodic",))
+    assert len(starts) == 3 * len(periodic)
+    assert all(world.kind_fractions(p)["periodic"] > 0 for p in starts)
+
+
+def test_a_cycle_sweep_can_start_rounds_near_the_learnable_zones(world):
+    plain = cycle_sweep(world, 4, 2, seed=0, cycle=1, size=SIZE)
+    same = simulate_sweep(world, 4, 2, seed=1_000_001, size=SIZE, t0=0.0)
+    assert np.array_equal(plain.data.poses, same.data.poses)  # share 0: the random camera
+    near = cycle_sweep(world, 4, 2, seed=0, cycle=2, size=SIZE, zone_share=1.0)
+    firsts = [r[0] for r in near.data.rounds()]
+    shown = frame_kinds(world, near.data)
+    assert len(firsts) == 4 and near.data.times.min() >= 4000.0  # cycle 2 comes later
+    for i in firsts:
+        assert sum(shown[k][i] for k in LEARNABLE_KINDS) > 0 and shown["noise"][i] < 0.5
+    half = cycle_sweep(world, 4, 2, seed=0, cycle=1, size=SIZE, zone_share=0.5)
+    learnable = [sum(frame_kinds(world, half.data)[k][i] for k in LEARNABLE_KINDS)
+                 for i in (r[0] for r in half.data.rounds())]
+    assert sum(v > 0 for v in learnable) >= 2
 
 
 def test_each_cycle_trains_on_the_newest_rounds_of_every_sweep_so_far(world):
