@@ -32,9 +32,9 @@ from services.worldmodel.evaluate import encode_dataset, kind_figures, transitio
 from services.worldmodel.probes import action_recognition
 from shared.models import WorldModelConfig
 from shared.pose import ActionScale, Pose, PoseRanges, random_pose
-from shared.scene import ZONE_KINDS
+from shared.scene import LEARNABLE_KINDS, ZONE_KINDS
 
-LEARNABLE = ("periodic", "movers", "detail")
+LEARNABLE = LEARNABLE_KINDS
 STRATA = ("overall", "learnable", *ZONE_KINDS)
 
 

@@ -62,12 +62,12 @@ from services.worldmodel.training import TrainState
 from shared.models import build_world_model
 from shared.models.world_model import WorldModel
 from shared.pose import random_pose
+from shared.scene import LEARNABLE_KINDS
 
 # Default steps per cycle, so that `--cycles 5` on one seed ends within 8 minutes on an idle 2-core
 # machine: at the cpu preset's 0.55 - 0.7 s per uncontended step, 5 x 100 steps train in 280 - 350 s,
 # and the sweeps, the evaluation after every cycle and the final probes take about 70 s more.
 DEFAULT_STEPS = 100
-LEARNABLE_KINDS = ("periodic", "movers", "detail")
 CYCLE_SPAN_S = 4000.0     # simulated seconds from one cycle's sweep to the next (a sweep: ~2,850)
 HELD_OUT_T0 = 100_000.0   # the held-out, kind and probe sets come after the sweeps of 25 cycles
 PROBE_FIT_T0, PROBE_TEST_T0, ZONE_T0 = 200_000.0, 300_000.0, 150_000.0

@@ -26,6 +26,8 @@ SECTORS = 8
 # "detail": static fine structure that resolves only at high zoom (learnable by memorising the site);
 # "static": everything else.
 ZONE_KINDS: tuple[str, ...] = ("noise", "periodic", "movers", "detail", "static")
+# The kinds a world model can learn (what a curiosity should seek, and the benches score together).
+LEARNABLE_KINDS: tuple[str, ...] = ("periodic", "movers", "detail")
 
 
 @dataclass

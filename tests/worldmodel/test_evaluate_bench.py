@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.worldmodel import LEARNABLE_KINDS, cycle_sweep, headline, run_cycles
+from bench.worldmodel import cycle_sweep, headline, run_cycles
 from bench.worldmodel_sim import (
     BENCH_RANGES,
     BENCH_SCALE,
@@ -27,7 +27,7 @@ from services.worldmodel.config import TrainConfig
 from services.worldmodel.evaluate import evaluate, kind_figures
 from shared.models import build_world_model
 from shared.pose import Pose, apply_action
-from shared.scene import ZONE_KINDS
+from shared.scene import LEARNABLE_KINDS, ZONE_KINDS
 from tests.support.tiny_models import one_thread, tiny_config  # noqa: F401  (fixture)
 
 SIZE = 32
