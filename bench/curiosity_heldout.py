@@ -86,14 +86,12 @@ def score(model, held: HeldOut, *, scale: ActionScale | None = None) -> dict:
     """The model's held-out one-step ratio vs its copy baseline, overall, learnable and per kind;
     with `scale` also action-recognition top-1 per stratum (21 predictions per transition)."""
     states = encode_dataset(model, held.data)
-    fig = kind_figures(model, held.data, held.kinds, states=states)
+    fig = kind_figures(model, held.data, with_learnable(held.kinds), states=states)
     ratios = {"overall": fig["one_step_ratio"], **fig["ratio_by_kind"]}
-    learnable = {"learnable": sum(held.kinds[k] for k in LEARNABLE)}
-    ratios["learnable"] = kind_figures(model, held.data, learnable,
-                                       states=states)["ratio_by_kind"]["learnable"]
     out: dict = {"ratio": {k: ratios.get(k) for k in STRATA}}
     if held.cells is not None:
-        out["ratio_cells"] = strata_ratios(model, held.data, held.cells, states)
+        by_cell = kind_figures(model, held.data, with_learnable(held.cells), states=states)
+        out["ratio_cells"] = {k: by_cell["ratio_by_kind"][k] for k in STRATA if k != "overall"}
     if scale is not None:
         src, dst = transitions(held.data)
         poses = np.asarray(held.data.poses, dtype=np.float64)
@@ -111,12 +109,9 @@ def score(model, held: HeldOut, *, scale: ActionScale | None = None) -> dict:
     return out
 
 
-def strata_ratios(model, data: FrameDataset, cells: dict[str, np.ndarray],
-                  states) -> dict[str, float | None]:
-    """Per-cell ratios of every kind and of `learnable` (the kinds' cells together)."""
-    both = {**cells, "learnable": sum(cells[k] for k in LEARNABLE)}
-    by_kind = kind_figures(model, data, both, states=states)["ratio_by_kind"]
-    return {k: by_kind[k] for k in STRATA if k != "overall"}
+def with_learnable(kinds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The kinds' fractions plus `learnable`, the learnable kinds' together (views or cells)."""
+    return {**kinds, "learnable": sum(kinds[k] for k in LEARNABLE)}
 
 
 def dwell_by_kind(world: SimWorld, episodes: list) -> dict[str, float]:
