@@ -43,6 +43,7 @@ from bench.worldmodel_sim import (
     concat_sweeps,
     frame_kinds,
     make_world,
+    override_config,
     recent_rounds,
     simulate_sweep,
     zone_starts,
@@ -60,6 +61,7 @@ from services.worldmodel.probes import action_recognition
 from services.worldmodel.trainer import Progress, fit
 from services.worldmodel.training import TrainState
 from shared.models import build_world_model
+from shared.models.config import WorldModelConfig
 from shared.models.world_model import WorldModel
 from shared.pose import random_pose
 from shared.scene import LEARNABLE_KINDS
@@ -166,6 +168,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="EMA momentum at the schedule's end (default: the preset's)")
     parser.add_argument("--time-features", type=int, default=None,
                         help="predictor dt features (0: no time input, the ablation; default: preset)")
+    parser.add_argument("--wm-set", action="append", default=[], metavar="PART.FIELD=VALUE",
+                        help="override a world-model config field (repeatable), e.g. "
+                             "encoder.img_size=96 or predictor.depth=6: capacity experiments")
     parser.add_argument("--zone-share", type=float, default=0.0,
                         help="share of each cycle's rounds that start near a learnable zone (0..1; "
                              "0: a random camera, the learnability check)")
@@ -176,6 +181,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--cycles and --steps must be at least 1")
     if not 0.0 <= args.zone_share <= 1.0:
         parser.error("--zone-share must be within 0..1")
+    try:
+        override_config(bench_configs()[0], args.wm_set)
+    except ValueError as exc:  # ConfigError included
+        parser.error(f"--wm-set: {exc}")
     return args
 
 
@@ -206,16 +215,13 @@ def action_top1(model: WorldModel, held: Sweep) -> float:
                               data.ranges, BENCH_SCALE)["top1"]
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    torch.manual_seed(args.seed)
-    start = time.monotonic()
-    load_start = os.getloadavg()[0]
-    world = make_world(args.seed, args.panorama)
-    wm_cfg, tr_cfg = bench_configs(args.all_surprise, world.config.base_hfov_deg)
+def run_configs(args: argparse.Namespace, hfov_deg: float) -> tuple[WorldModelConfig, TrainConfig]:
+    """The bench's configs with the command line's overrides applied."""
+    wm_cfg, tr_cfg = bench_configs(args.all_surprise, hfov_deg)
     if args.time_features is not None:
         wm_cfg = wm_cfg.replace(predictor=dataclasses.replace(wm_cfg.predictor,
                                                               time_features=args.time_features))
+    wm_cfg = override_config(wm_cfg, args.wm_set)
     # Steps bound each cycle; the wall-clock cap is a safety limit only (a busy machine must not
     # change the figures), reported in "caps_fired" when it cuts a cycle short.
     tr_cfg = tr_cfg.replace(steps=args.steps,
@@ -224,6 +230,16 @@ def main(argv: list[str] | None = None) -> dict:
     if args.ema_start is not None or args.ema_end is not None:
         tr_cfg = tr_cfg.replace(ema_start=tr_cfg.ema_start if args.ema_start is None else args.ema_start,
                                 ema_end=tr_cfg.ema_end if args.ema_end is None else args.ema_end)
+    return wm_cfg, tr_cfg
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    start = time.monotonic()
+    load_start = os.getloadavg()[0]
+    world = make_world(args.seed, args.panorama)
+    wm_cfg, tr_cfg = run_configs(args, world.config.base_hfov_deg)
     size = wm_cfg.encoder.img_size
     held = simulate_sweep(world, args.rounds, args.moves, seed=2000 + args.seed, size=size,
                           t0=HELD_OUT_T0)

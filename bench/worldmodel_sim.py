@@ -121,9 +121,12 @@ def frame_kinds(world: SimWorld, data: FrameDataset) -> dict[str, np.ndarray]:
     return {k: np.array([f[k] for f in per_frame], dtype=np.float64) for k in ZONE_KINDS}
 
 
-def cell_kinds(world: SimWorld, data: FrameDataset, grid: int, px: int = 64) -> dict[str, np.ndarray]:
+def cell_kinds(world: SimWorld, data: FrameDataset, grid: int,
+               px: int | None = None) -> dict[str, np.ndarray]:
     """{kind: (N, grid * grid) fraction of each state cell that shows the kind}, cells in the
-    encoder's token order (row-major from the top left), from `SimWorld.kind_mask` at `px` px."""
+    encoder's token order (row-major from the top left), from `SimWorld.kind_mask` at `px` px
+    (default: the smallest multiple of the grid from 64 up, so that every cell has whole pixels)."""
+    px = px if px is not None else grid * -(-64 // grid)
     if px % grid:
         raise ValueError(f"the mask size {px} must be a multiple of the grid {grid}")
     b = px // grid
@@ -148,3 +151,31 @@ def bench_configs(all_surprise: bool = False,
                                                 primary="pred_error", hidden=wm.surprise.hidden),
                         ensemble=EnsembleConfig(heads=4, hidden=128))
     return wm, TrainConfig.preset("cpu")
+
+
+def override_config(cfg: WorldModelConfig, assignments: list[str]) -> WorldModelConfig:
+    """`cfg` with each "part.field=value" of `assignments` applied (part: encoder, predictor,
+    surprise or ensemble), for capacity experiments such as "encoder.img_size=96"; the value is
+    parsed as the field's current type, and the result is validated like any config."""
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        part_name, dot, field_name = key.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"expected part.field=value, got {item!r}")
+        part = getattr(cfg, part_name, None)
+        if not dataclasses.is_dataclass(part) or isinstance(part, type):
+            raise ValueError(f"unknown config part {part_name!r} in {item!r}")
+        if field_name not in {f.name for f in dataclasses.fields(part)}:
+            raise ValueError(f"{part_name} has no field {field_name!r}")
+        current = getattr(part, field_name)
+        value: object
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{key} takes true or false, got {raw!r}")
+            value = raw.lower() in ("true", "1")
+        elif isinstance(current, (int, float)):
+            value = type(current)(raw)
+        else:
+            raise ValueError(f"{key} is not a number or a flag; it cannot be set here")
+        cfg = cfg.replace(**{part_name: dataclasses.replace(part, **{field_name: value})})
+    return cfg

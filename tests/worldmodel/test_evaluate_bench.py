@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.worldmodel import cycle_sweep, headline, run_cycles
+from bench.worldmodel import cycle_sweep, headline, parse_args, run_configs, run_cycles
 from bench.worldmodel_sim import (
     BENCH_RANGES,
     BENCH_SCALE,
@@ -18,6 +18,7 @@ from bench.worldmodel_sim import (
     cell_kinds,
     concat_sweeps,
     frame_kinds,
+    override_config,
     recent_rounds,
     simulate_sweep,
     zone_starts,
@@ -26,6 +27,7 @@ from services.camera.sim.camera import SimCamera, SimCameraConfig
 from services.worldmodel.config import TrainConfig
 from services.worldmodel.evaluate import evaluate, kind_figures
 from shared.models import build_world_model
+from shared.models.config import ConfigError
 from shared.pose import Pose, apply_action
 from shared.scene import LEARNABLE_KINDS, ZONE_KINDS
 from tests.support.tiny_models import one_thread, tiny_config  # noqa: F401  (fixture)
@@ -82,7 +84,10 @@ def test_cell_kinds_split_each_view_into_the_encoders_cells(world):
         np.testing.assert_allclose(cells[kind].mean(axis=1), views[kind], atol=1e-6)
     assert cells["periodic"][0].max() > cells["periodic"][0].min()  # the dial fills some cells
     with pytest.raises(ValueError, match="multiple"):
-        cell_kinds(world, data, grid=5)
+        cell_kinds(world, data, grid=5, px=64)
+    twelve = cell_kinds(world, data, grid=12)  # a grid that does not divide 64: a 72 px mask
+    assert twelve["periodic"].shape == (len(data), 144)
+    np.testing.assert_allclose(sum(twelve.values()), np.ones((len(data), 144)), atol=1e-6)
 
 
 def test_cycles_resume_one_state_and_score_the_held_out_set_after_each(world):
@@ -163,3 +168,28 @@ def test_each_cycle_trains_on_the_newest_rounds_of_every_sweep_so_far(world):
     newest = recent_rounds(both, 3)
     assert len(newest.data) == 9 and len(newest.actions) == 9
     assert newest.data.times.tolist() == both.data.times[3:].tolist()
+
+
+def test_config_overrides_set_typed_fields_and_refuse_bad_ones():
+    base = tiny_config()
+    cfg = override_config(base, ["encoder.img_size=48", "predictor.depth=3", "predictor.warp=false",
+                                 "predictor.time_scale_s=2.5"])
+    assert (cfg.encoder.img_size, cfg.predictor.depth) == (48, 3)
+    assert cfg.predictor.warp is False and cfg.predictor.time_scale_s == 2.5
+    assert override_config(base, []) == base
+    for bad in ("encoder.img_size", "encoder.nope=1", "decoder.dim=4", "predictor.warp=maybe",
+                "predictor.depth=deep", "name.x=1"):
+        with pytest.raises(ValueError):
+            override_config(base, [bad])
+    with pytest.raises(ConfigError, match="multiple of patch_size"):
+        override_config(base, [f"encoder.img_size={base.encoder.patch_size * 3 + 1}"])
+
+
+def test_the_bench_command_line_applies_overrides_and_rejects_bad_ones(capsys):
+    args = parse_args(["--out", "x.json", "--wm-set", "encoder.img_size=96",
+                       "--wm-set", "predictor.depth=6"])
+    wm, _ = run_configs(args, 60.0)
+    assert (wm.encoder.img_size, wm.encoder.grid, wm.predictor.depth) == (96, 12, 6)
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--wm-set", "encoder.img_size=97"])
+    assert "--wm-set" in capsys.readouterr().err
