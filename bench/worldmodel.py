@@ -166,11 +166,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="target-encoder EMA momentum at lifetime step 0 (default: the preset's)")
     parser.add_argument("--ema-end", type=float, default=None,
                         help="EMA momentum at the schedule's end (default: the preset's)")
-    parser.add_argument("--time-features", type=int, default=None,
-                        help="predictor dt features (0: no time input, the ablation; default: preset)")
     parser.add_argument("--wm-set", action="append", default=[], metavar="PART.FIELD=VALUE",
                         help="override a world-model config field (repeatable), e.g. "
-                             "encoder.img_size=96 or predictor.depth=6: capacity experiments")
+                             "encoder.img_size=96, predictor.depth=6, or predictor.time_features=0 "
+                             "(no time input, the dt ablation)")
     parser.add_argument("--zone-share", type=float, default=0.0,
                         help="share of each cycle's rounds that start near a learnable zone (0..1; "
                              "0: a random camera, the learnability check)")
@@ -218,9 +217,6 @@ def action_top1(model: WorldModel, held: Sweep) -> float:
 def run_configs(args: argparse.Namespace, hfov_deg: float) -> tuple[WorldModelConfig, TrainConfig]:
     """The bench's configs with the command line's overrides applied."""
     wm_cfg, tr_cfg = bench_configs(args.all_surprise, hfov_deg)
-    if args.time_features is not None:
-        wm_cfg = wm_cfg.replace(predictor=dataclasses.replace(wm_cfg.predictor,
-                                                              time_features=args.time_features))
     wm_cfg = override_config(wm_cfg, args.wm_set)
     # Steps bound each cycle; the wall-clock cap is a safety limit only (a busy machine must not
     # change the figures), reported in "caps_fired" when it cuts a cycle short.
