@@ -79,52 +79,78 @@ def cycle_sweep_seed(seed: int, cycle: int) -> int:
     return 1_000_000 + 1000 * seed + cycle
 
 
+@dataclasses.dataclass(frozen=True)
+class HoldSet:
+    """Rounds in which the camera holds still near each zone (`simulate_sweep(hold=True)`) and
+    each frame's per-cell kind fractions: transitions that show only what changes in time."""
+
+    sweep: Sweep
+    cells: dict[str, np.ndarray]
+
+
 def kind_entry(model: WorldModel, held: Sweep, kinds: dict[str, np.ndarray],
-               cells: dict[str, np.ndarray] | None) -> dict:
+               cells: dict[str, np.ndarray] | None, hold: HoldSet | None = None) -> dict:
     """The one-step ratio and the per-kind ratios on `held`: by view fractions (`kinds`) and, with
-    `cells`, by each state cell's own kind fractions ("ratio_by_kind_cells")."""
+    `cells`, by each state cell's own kind fractions ("ratio_by_kind_cells"). With `hold`, the
+    per-cell ratios on its still transitions ("hold_ratio_by_kind_cells": does the model predict
+    time's change?) and their copy error per kind over the moves' mean per-cell copy error
+    ("hold_change_by_kind_cells": do the target states see the change at all? near 0 on static
+    cells; as large on noise cells as a move's change)."""
     states = encode_dataset(model, held.data)
     fig = kind_figures(model, held.data, kinds, states=states)
     out = {"one_step_ratio": fig["one_step_ratio"], "ratio_by_kind": fig["ratio_by_kind"]}
     if cells is not None:
-        out["ratio_by_kind_cells"] = kind_figures(model, held.data, cells, states=states)["ratio_by_kind"]
+        by_cell = kind_figures(model, held.data, cells, states=states)
+        out["ratio_by_kind_cells"] = by_cell["ratio_by_kind"]
+        if hold is not None:
+            still = kind_figures(model, hold.sweep.data, hold.cells)
+            # Kinds partition every cell, so the weighted sum over kinds is the mean over cells.
+            move_copy = sum((by_cell["copy_error_by_kind"][k] or 0.0) * by_cell["kind_weight"][k]
+                            for k in cells) / max(sum(by_cell["kind_weight"].values()), 1e-12)
+            out["hold_ratio_by_kind_cells"] = still["ratio_by_kind"]
+            out["hold_change_by_kind_cells"] = {
+                k: None if v is None else v / move_copy for k, v in still["copy_error_by_kind"].items()}
     return out
 
 
 def cycle_sweep(world: SimWorld, rounds: int, moves: int, *, seed: int, cycle: int, size: int,
-                zone_share: float = 0.0) -> Sweep:
+                zone_share: float = 0.0, hold_share: float = 0.0) -> Sweep:
     """Cycle `cycle`'s training sweep: `rounds` rounds from random poses, of which a share
     `zone_share` start near the site's learnable zones instead (periodic, movers, detail: what a
-    camera that seeks them, and not the noise, would see; 0 is the random camera)."""
+    camera that seeks them, and not the noise, would see; 0 is the random camera), and a share
+    `hold_share` of the moves hold still (the noop; a camera that dwells)."""
     s = cycle_sweep_seed(seed, cycle)
     t0 = (cycle - 1) * CYCLE_SPAN_S
     near = round(zone_share * rounds)
     if not near:
-        return simulate_sweep(world, rounds, moves, seed=s, size=size, t0=t0)
+        return simulate_sweep(world, rounds, moves, seed=s, size=size, t0=t0, hold_share=hold_share)
     rng = random.Random(s)
     zones = zone_starts(world, near, s, kinds=LEARNABLE_KINDS)
     starts = rng.sample(zones, near) + [random_pose(rng, BENCH_RANGES) for _ in range(rounds - near)]
     rng.shuffle(starts)
-    return simulate_sweep(world, 0, moves, seed=s, size=size, t0=t0, starts=starts)
+    return simulate_sweep(world, 0, moves, seed=s, size=size, t0=t0, starts=starts,
+                          hold_share=hold_share)
 
 
 def run_cycles(model: WorldModel, world: SimWorld, cfg: TrainConfig, held: Sweep,
                kinds: dict[str, np.ndarray], *, cells: dict[str, np.ndarray] | None = None,
                cycles: int, rounds: int, moves: int, seed: int,
-               max_rounds: int = 60, progress: Progress | None = None, zone_share: float = 0.0
+               max_rounds: int = 60, progress: Progress | None = None, zone_share: float = 0.0,
+               hold_share: float = 0.0, hold: HoldSet | None = None
                ) -> tuple[TrainState | None, list[dict], list[dict]]:
     """K cycles of (a new sweep, `cfg.steps` steps resuming one TrainState on the newest
     `max_rounds` rounds of every sweep so far, as the training phase loads its frames; then
     per-kind ratios on `held`, whose frames' kind fractions are `kinds`). Returns (the state,
     learnability entries (`kind_entry`), per-cycle training summaries); the learnability list
-    starts with cycle 0, the untrained model (the warp alone)."""
+    starts with cycle 0, the untrained model (the warp alone); `hold` adds its figures to each."""
     size = model.cfg.encoder.img_size
     state: TrainState | None = None
-    learn = [{"cycle": 0, "lifetime_steps": 0, **kind_entry(model, held, kinds, cells)}]
+    learn = [{"cycle": 0, "lifetime_steps": 0, **kind_entry(model, held, kinds, cells, hold)}]
     fits = []
     seen: Sweep | None = None
     for c in range(1, cycles + 1):
-        sweep = cycle_sweep(world, rounds, moves, seed=seed, cycle=c, size=size, zone_share=zone_share)
+        sweep = cycle_sweep(world, rounds, moves, seed=seed, cycle=c, size=size, zone_share=zone_share,
+                            hold_share=hold_share)
         seen = recent_rounds(sweep if seen is None else concat_sweeps(seen, sweep), max_rounds)
         result = fit(model, seen.data, cfg, state=state, progress=progress)
         state = result.state
@@ -133,7 +159,8 @@ def run_cycles(model: WorldModel, world: SimWorld, cfg: TrainConfig, held: Sweep
                      "seconds": round(result.seconds, 1),
                      "transitions_per_s": round(result.transitions_per_s, 1),
                      "final_loss": result.final_loss})
-        learn.append({"cycle": c, "lifetime_steps": state.step, **kind_entry(model, held, kinds, cells)})
+        learn.append({"cycle": c, "lifetime_steps": state.step,
+                      **kind_entry(model, held, kinds, cells, hold)})
         print(f"cycle {c}: {result.steps} steps in {result.seconds:.0f} s, one-step ratio "
               f"{learn[-1]['one_step_ratio']:.3f}", file=sys.stderr, flush=True)
     return state, learn, fits
@@ -173,6 +200,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--zone-share", type=float, default=0.0,
                         help="share of each cycle's rounds that start near a learnable zone (0..1; "
                              "0: a random camera, the learnability check)")
+    parser.add_argument("--hold-share", type=float, default=0.0,
+                        help="share of the cycles' moves that hold still (the noop; 0..1; 0: the "
+                             "random camera's 1 in 21)")
     parser.add_argument("--all-surprise", action="store_true",
                         help="also train the grad_norm head and the bootstrap ensemble")
     args = parser.parse_args(argv)
@@ -180,6 +210,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--cycles and --steps must be at least 1")
     if not 0.0 <= args.zone_share <= 1.0:
         parser.error("--zone-share must be within 0..1")
+    if not 0.0 <= args.hold_share <= 1.0:
+        parser.error("--hold-share must be within 0..1")
     try:
         override_config(bench_configs()[0], args.wm_set)
     except ValueError as exc:  # ConfigError included
@@ -245,6 +277,9 @@ def main(argv: list[str] | None = None) -> dict:
     kinds = frame_kinds(world, kind_set.data)
     grid = wm_cfg.encoder.img_size // wm_cfg.encoder.patch_size
     cells = cell_kinds(world, kind_set.data, grid)
+    still = simulate_sweep(world, 0, args.zone_moves, seed=6000 + args.seed, size=size, t0=ZONE_T0,
+                           starts=zone_starts(world, args.zone_rounds, 6000 + args.seed), hold_share=1.0)
+    hold = HoldSet(still, cell_kinds(world, still.data, grid))
     probe_fit = simulate_sweep(world, args.probe_rounds, args.probe_moves, seed=3000 + args.seed,
                                size=size, t0=PROBE_FIT_T0)
     probe_test = simulate_sweep(world, args.probe_rounds, args.probe_moves, seed=4000 + args.seed,
@@ -254,7 +289,9 @@ def main(argv: list[str] | None = None) -> dict:
     state, learn, fits = run_cycles(model, world, tr_cfg, kind_set, kinds, cells=cells,
                                     cycles=args.cycles,
                                     rounds=args.rounds, moves=args.moves, seed=args.seed,
-                                    max_rounds=args.max_rounds, zone_share=args.zone_share)
+                                    max_rounds=args.max_rounds, zone_share=args.zone_share,
+                                    hold_share=args.hold_share,
+                                    hold=hold)
     eval_start = time.monotonic()
     metrics = evaluate(model, held.data, probe_fit=probe_fit.data, probe_test=probe_test.data,
                        action_scale=BENCH_SCALE)
@@ -286,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
                       "action_scale": dataclasses.asdict(BENCH_SCALE),
                       "ranges": dataclasses.asdict(BENCH_RANGES),
                       "rounds": args.rounds, "moves": args.moves, "panorama": args.panorama,
-                      "zone_share": args.zone_share},
+                      "zone_share": args.zone_share, "hold_share": args.hold_share},
            "machine": machine(load_start),
            "seconds": {"evaluation": round(time.monotonic() - eval_start, 1),
                        "training": round(sum(f["seconds"] for f in fits), 1),

@@ -17,7 +17,7 @@ from services.worldmodel.config import TrainConfig
 from services.worldmodel.data import FrameDataset
 from shared.models import SurpriseConfig, WorldModelConfig
 from shared.models.config import EnsembleConfig
-from shared.pose import N_ACTIONS, ActionScale, Pose, PoseRanges, apply_action, random_pose
+from shared.pose import N_ACTIONS, NOOP, ActionScale, Pose, PoseRanges, apply_action, random_pose
 from shared.scene import ZONE_KINDS
 
 # Moves twice the original's degrees: its short moves (0.2 deg) are below one pixel of a 64 px
@@ -45,9 +45,14 @@ def make_world(seed: int, panorama: str | None, **config) -> SimWorld:
 
 def simulate_sweep(world: SimWorld, rounds: int, moves: int, seed: int, size: int, t0: float = 0.0,
                    ranges: PoseRanges = BENCH_RANGES, scale: ActionScale = BENCH_SCALE,
-                   starts: list[Pose] | None = None) -> Sweep:
+                   starts: list[Pose] | None = None, hold_share: float = 0.0) -> Sweep:
     """`rounds` rounds of a random absolute pose (or of `starts`, one round each) then `moves`
-    random actions, each frame a snapshot of a SimCamera whose clock starts at t0."""
+    random actions, each frame a snapshot of a SimCamera whose clock starts at t0. Each move is
+    the noop with probability `hold_share` instead (1: every move; the camera holds still while
+    its clock runs, so the transition shows only what changed in time); at 0 no draw is spent on
+    it, so the sweeps stay those of a plain random camera."""
+    if not 0.0 <= hold_share <= 1.0:
+        raise ValueError(f"hold_share must be within 0..1, got {hold_share}")
     rng = random.Random(seed)
     camera = SimCamera(world, SimCameraConfig(start_time_s=t0))
     frames, poses, ids, times, actions = [], [], [], [], []
@@ -59,7 +64,8 @@ def simulate_sweep(world: SimWorld, rounds: int, moves: int, seed: int, size: in
         for k in range(moves + 1):
             action = NO_ACTION
             if k:
-                action = rng.randrange(N_ACTIONS)
+                held = hold_share >= 1.0 or (hold_share > 0.0 and rng.random() < hold_share)
+                action = NOOP if held else rng.randrange(N_ACTIONS)
                 pose = camera.move_absolute(apply_action(pose, action, ranges, scale))
             image, pose, t = camera.snapshot(size, size)
             frames.append(image)

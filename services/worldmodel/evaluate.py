@@ -36,7 +36,7 @@ from shared.models.surprise import per_transition_error
 from shared.models.world_model import WorldModel, normalise_poses
 from shared.pose import ActionScale
 
-__all__ = ["cell_errors", "encode_dataset", "evaluate", "kind_figures", "one_step_errors",
+__all__ = ["cell_errors", "encode_dataset", "evaluate", "kind_figures", "mean_by_kind", "one_step_errors",
            "pixel_probe_figures", "pooled_features", "probe_figures", "rollout_errors", "spearman",
            "transitions"]
 
@@ -111,13 +111,16 @@ def one_step_errors(model: WorldModel, states: torch.Tensor, poses: torch.Tensor
 
 def kind_figures(model: WorldModel, held_out: FrameDataset, frame_kinds: dict[str, np.ndarray],
                  states: torch.Tensor | None = None) -> dict:
-    """{"one_step_ratio", "ratio_by_kind", "kind_weight"} on the held-out one-step transitions.
+    """{"one_step_ratio", "ratio_by_kind", "copy_error_by_kind", "kind_weight"} on the held-out
+    one-step transitions.
 
     `frame_kinds` gives, per kind, each held-out frame's fraction of the view that shows it, as
     (N,) for whole views (a transition's weight is its target frame's, so its whole error counts
     in proportion) or (N, cells) per state cell in token order (each cell's own error counts with
     its own fraction: the stratum then holds only the cells showing the kind, not the static
-    scenery around them). `kind_weight` sums the weights (views' or cells' worth per kind)."""
+    scenery around them). `copy_error_by_kind` is the copy baseline's weighted mean error per kind
+    (how much the target states change there: on transitions that hold still, whether the states
+    see a zone's motion at all); `kind_weight` sums the weights (views' or cells' worth per kind)."""
     s = encode_dataset(model, held_out) if states is None else states
     p = normalise_poses(np.asarray(held_out.poses, dtype=np.float64), held_out.ranges)
     src, dst = transitions(held_out)
@@ -132,7 +135,17 @@ def kind_figures(model: WorldModel, held_out: FrameDataset, frame_kinds: dict[st
         by_kind_c = cell_errors(s[src], s[dst])
     return {"one_step_ratio": float(m.mean() / c.mean()),
             "ratio_by_kind": ratio_by_kind(by_kind_m, by_kind_c, weights),
+            "copy_error_by_kind": mean_by_kind(by_kind_c, weights),
             "kind_weight": {k: round(float(w.sum()), 2) for k, w in weights.items()}}
+
+
+def mean_by_kind(err: np.ndarray, weights: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """Per kind, sum(w * err) / sum(w) (None for a kind with no weight)."""
+    out: dict[str, float | None] = {}
+    for kind, w in weights.items():
+        total = float(w.sum())
+        out[kind] = float((w * err).sum()) / total if total > 0 else None
+    return out
 
 
 def cell_errors(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from bench.worldmodel import cycle_sweep, headline, parse_args, run_configs, run_cycles
+from bench.worldmodel import (
+    HoldSet,
+    cycle_sweep,
+    headline,
+    kind_entry,
+    parse_args,
+    run_configs,
+    run_cycles,
+)
 from bench.worldmodel_sim import (
     BENCH_RANGES,
     BENCH_SCALE,
@@ -28,7 +36,7 @@ from services.worldmodel.config import TrainConfig
 from services.worldmodel.evaluate import evaluate, kind_figures
 from shared.models import build_world_model
 from shared.models.config import ConfigError
-from shared.pose import Pose, apply_action
+from shared.pose import NOOP, Pose, apply_action
 from shared.scene import LEARNABLE_KINDS, ZONE_KINDS
 from tests.support.tiny_models import one_thread, tiny_config  # noqa: F401  (fixture)
 
@@ -193,3 +201,55 @@ def test_the_bench_command_line_applies_overrides_and_rejects_bad_ones(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--out", "x.json", "--wm-set", "encoder.img_size=97"])
     assert "--wm-set" in capsys.readouterr().err
+
+
+def test_a_held_sweep_keeps_the_pose_while_the_clock_runs(world):
+    sweep = simulate_sweep(world, 2, 3, seed=4, size=SIZE, t0=100.0, hold_share=1.0)
+    data, actions = sweep.data, sweep.actions
+    camera = SimCamera(world, SimCameraConfig())
+    for r in data.rounds():
+        assert (actions[r[1:]] == NOOP).all()
+        assert (data.poses[r] == data.poses[r[0]]).all()
+        steps = np.diff(data.times[r])
+        a = Pose(*data.poses[r[0]])
+        np.testing.assert_allclose(steps, camera.settle_time(a, a) + camera.config.snapshot_s)
+
+
+def test_held_transitions_show_the_noise_changing_and_the_detail_not(world):
+    """The hold figures on an untrained tiny model: what the target states see change in time
+    with the camera still: the screen of static changes at every instant, the board never."""
+    torch.manual_seed(0)
+    model = build_world_model(tiny_config(img_size=SIZE))
+    held = simulate_sweep(world, 2, 3, seed=9, size=SIZE, t0=9000.0)
+    grid = SIZE // 8
+    starts = zone_starts(world, 2, seed=3, kinds=("noise", "detail"))
+    still = simulate_sweep(world, 0, 3, seed=3, size=SIZE, t0=500.0, starts=starts, hold_share=1.0)
+    entry = kind_entry(model, held, frame_kinds(world, held.data), cell_kinds(world, held.data, grid),
+                       HoldSet(still, cell_kinds(world, still.data, grid)))
+    change = entry["hold_change_by_kind_cells"]
+    assert set(change) == set(ZONE_KINDS) == set(entry["hold_ratio_by_kind_cells"])
+    assert change["noise"] > 0.1 and change["detail"] < 0.01 * change["noise"]
+
+
+def test_kind_figures_report_the_copy_baselines_error_per_kind(world):
+    torch.manual_seed(0)
+    model = build_world_model(tiny_config(img_size=SIZE))
+    held = simulate_sweep(world, 2, 3, seed=9, size=SIZE, t0=9000.0)
+    ones = np.ones(len(held.data))
+    fig = kind_figures(model, held.data, {"all": ones, "none": 0 * ones})
+    assert fig["copy_error_by_kind"]["none"] is None
+    copy = evaluate(model, held.data)["one_step_copy_error"]
+    assert fig["copy_error_by_kind"]["all"] == pytest.approx(copy, rel=1e-5)
+
+
+def test_a_hold_share_makes_that_share_of_moves_the_noop(world):
+    plain = simulate_sweep(world, 4, 10, seed=2, size=SIZE)
+    assert np.array_equal(plain.actions, simulate_sweep(world, 4, 10, seed=2, size=SIZE,
+                                                        hold_share=0.0).actions)
+    some = simulate_sweep(world, 4, 10, seed=2, size=SIZE, hold_share=0.5).actions
+    moves = some[some != NO_ACTION]
+    assert 0.3 < (moves == NOOP).mean() < 0.8
+    with pytest.raises(ValueError, match="hold_share"):
+        simulate_sweep(world, 1, 1, seed=2, size=SIZE, hold_share=1.5)
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--hold-share", "-0.1"])
