@@ -81,7 +81,7 @@ def cycle_sweep_seed(seed: int, cycle: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class HoldSet:
-    """Rounds in which the camera holds still near each zone (`simulate_sweep(hold=True)`) and
+    """Rounds in which the camera holds still near each zone (`simulate_sweep(hold_share=1.0)`) and
     each frame's per-cell kind fractions: transitions that show only what changes in time."""
 
     sweep: Sweep
@@ -104,9 +104,7 @@ def kind_entry(model: WorldModel, held: Sweep, kinds: dict[str, np.ndarray],
         out["ratio_by_kind_cells"] = by_cell["ratio_by_kind"]
         if hold is not None:
             still = kind_figures(model, hold.sweep.data, hold.cells)
-            # Kinds partition every cell, so the weighted sum over kinds is the mean over cells.
-            move_copy = sum((by_cell["copy_error_by_kind"][k] or 0.0) * by_cell["kind_weight"][k]
-                            for k in cells) / max(sum(by_cell["kind_weight"].values()), 1e-12)
+            move_copy = by_cell["copy_error"]  # the mean over transitions, cells and channels
             out["hold_ratio_by_kind_cells"] = still["ratio_by_kind"]
             out["hold_change_by_kind_cells"] = {
                 k: None if v is None else v / move_copy for k, v in still["copy_error_by_kind"].items()}

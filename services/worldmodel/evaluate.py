@@ -111,8 +111,8 @@ def one_step_errors(model: WorldModel, states: torch.Tensor, poses: torch.Tensor
 
 def kind_figures(model: WorldModel, held_out: FrameDataset, frame_kinds: dict[str, np.ndarray],
                  states: torch.Tensor | None = None) -> dict:
-    """{"one_step_ratio", "ratio_by_kind", "copy_error_by_kind", "kind_weight"} on the held-out
-    one-step transitions.
+    """{"one_step_ratio", "copy_error", "ratio_by_kind", "copy_error_by_kind", "kind_weight"} on
+    the held-out one-step transitions (`copy_error`: the copy baseline's mean error).
 
     `frame_kinds` gives, per kind, each held-out frame's fraction of the view that shows it, as
     (N,) for whole views (a transition's weight is its target frame's, so its whole error counts
@@ -133,7 +133,7 @@ def kind_figures(model: WorldModel, held_out: FrameDataset, frame_kinds: dict[st
             raise ValueError(f"per-cell kind fractions must be (frames, {cells}) for this model")
         by_kind_m = cell_errors(pred, s[dst])
         by_kind_c = cell_errors(s[src], s[dst])
-    return {"one_step_ratio": float(m.mean() / c.mean()),
+    return {"one_step_ratio": float(m.mean() / c.mean()), "copy_error": float(c.mean()),
             "ratio_by_kind": ratio_by_kind(by_kind_m, by_kind_c, weights),
             "copy_error_by_kind": mean_by_kind(by_kind_c, weights),
             "kind_weight": {k: round(float(w.sum()), 2) for k, w in weights.items()}}

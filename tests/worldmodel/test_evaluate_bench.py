@@ -240,6 +240,7 @@ def test_kind_figures_report_the_copy_baselines_error_per_kind(world):
     assert fig["copy_error_by_kind"]["none"] is None
     copy = evaluate(model, held.data)["one_step_copy_error"]
     assert fig["copy_error_by_kind"]["all"] == pytest.approx(copy, rel=1e-5)
+    assert fig["copy_error"] == pytest.approx(copy, rel=1e-5)
 
 
 def test_a_hold_share_makes_that_share_of_moves_the_noop(world):
