@@ -64,7 +64,7 @@ def simulate_sweep(world: SimWorld, rounds: int, moves: int, seed: int, size: in
         for k in range(moves + 1):
             action = NO_ACTION
             if k:
-                held = hold_share >= 1.0 or (hold_share > 0.0 and rng.random() < hold_share)
+                held = hold_share > 0.0 and rng.random() < hold_share
                 action = NOOP if held else rng.randrange(N_ACTIONS)
                 pose = camera.move_absolute(apply_action(pose, action, ranges, scale))
             image, pose, t = camera.snapshot(size, size)
